@@ -1,0 +1,127 @@
+"""Text outputs of rescoring: Kaldi ``text`` files and ``nbest.jsonl``.
+
+``onebest.txt`` has one line per utterance, ``uttid w1 w2 ...`` (lattice
+words, never LM tokens), sorted by utterance id as Kaldi expects.
+``nbest.jsonl`` has one JSON object per hypothesis::
+
+    {"uttid": "dev-0001", "rank": 1, "words": ["a", "b"],
+     "am": -120.5, "ngram": -14.2, "nnlm": -9.8, "total": -131.1}
+
+where ``total`` is the combined score the hypotheses are ranked by (see
+``rescorer.rescoring.combine``).
+"""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Sequence, TextIO, Union
+
+from rescorer.errors import InputFormatError
+from rescorer.outputs.atomic import atomic_write_text
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One scored word sequence of an utterance.
+
+    Attributes:
+      uttid:
+        Utterance id.
+      rank:
+        1 for the best hypothesis, then 2, 3, ...
+      words:
+        Lattice words of the hypothesis, fillers and epsilons removed.
+      am:
+        Unscaled acoustic score (sum over the path's arcs).
+      ngram:
+        Unscaled old n-gram score (sum over the path's arcs).
+      nnlm:
+        Neural LM log-probability of the word sequence, end of sentence
+        included.
+      total:
+        The combined score: scales, word penalty and OOV penalty applied.
+    """
+
+    uttid: str
+    rank: int
+    words: List[str]
+    am: float
+    ngram: float
+    nnlm: float
+    total: float
+
+    def to_json(self) -> str:
+        """One line of ``nbest.jsonl`` (no trailing newline)."""
+        return json.dumps(
+            {
+                "uttid": self.uttid,
+                "rank": self.rank,
+                "words": list(self.words),
+                "am": self.am,
+                "ngram": self.ngram,
+                "nnlm": self.nnlm,
+                "total": self.total,
+            },
+            ensure_ascii=False,
+        )
+
+
+def format_kaldi_text(transcripts: Dict[str, Sequence[str]]) -> str:
+    """Kaldi ``text`` lines ``uttid w1 w2 ...``, sorted by utterance id.
+
+    An empty word sequence gives the line ``uttid`` alone, as Kaldi writes it.
+    """
+    lines = []
+    for uttid in sorted(transcripts):
+        lines.append(" ".join([uttid, *transcripts[uttid]]) + "\n")
+    return "".join(lines)
+
+
+def write_kaldi_text(path: Union[str, Path], transcripts: Dict[str, Sequence[str]]) -> None:
+    """Write ``transcripts`` as a Kaldi ``text`` file atomically."""
+    atomic_write_text(path, format_kaldi_text(transcripts))
+
+
+def print_kaldi_text(stream: TextIO, transcripts: Dict[str, Sequence[str]]) -> None:
+    """Write ``transcripts`` as Kaldi ``text`` lines to an open stream (stdout)."""
+    stream.write(format_kaldi_text(transcripts))
+    stream.flush()
+
+
+def write_nbest_jsonl(path: Union[str, Path], hypotheses: Iterable[Hypothesis]) -> None:
+    """Write hypotheses to ``nbest.jsonl`` atomically, sorted by (uttid, rank)."""
+    ordered = sorted(hypotheses, key=lambda hypothesis: (hypothesis.uttid, hypothesis.rank))
+    atomic_write_text(path, "".join(hypothesis.to_json() + "\n" for hypothesis in ordered))
+
+
+def read_kaldi_text(path: Union[str, Path]) -> Dict[str, List[str]]:
+    """Read a Kaldi ``text`` file: ``uttid w1 w2 ...`` per line.
+
+    Blank lines are skipped; a line with an id alone is an empty transcript.
+
+    Raises:
+      InputFormatError: the file is missing, not UTF-8, or repeats an id
+        (the message names the file and line).
+    """
+    path = Path(path)
+    transcripts: Dict[str, List[str]] = {}
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as error:
+        raise InputFormatError(f"cannot read Kaldi text ({error.strerror})", path=path) from error
+    number = 0
+    with handle:
+        try:
+            for number, line in enumerate(handle, start=1):
+                fields = line.split()
+                if not fields:
+                    continue
+                if fields[0] in transcripts:
+                    raise InputFormatError(
+                        f"utterance id {fields[0]!r} appears twice", path=path, where=f"line {number}"
+                    )
+                transcripts[fields[0]] = fields[1:]
+        except UnicodeDecodeError as error:
+            raise InputFormatError(
+                f"not UTF-8 text ({error.reason})", path=path, where=f"line {number + 1}"
+            ) from error
+    return transcripts
