@@ -1,0 +1,91 @@
+"""Score combination: per-arc components and the scales that weigh them.
+
+The score of a path (or hypothesis) is::
+
+    total = am_scale * am + ngram_scale * ngram + lm_scale * nnlm + word_penalty * num_words
+
+where ``am`` and ``ngram`` are the lattice's own parts (for SLF, ``ngram``
+already includes the header's ``lmscale``), ``nnlm`` the neural LM
+log-probability (natural log, end of sentence included, plus ``--oov-penalty``
+for each out-of-vocabulary word) and ``num_words`` the lattice words.
+The first pass is ``am_scale * am + ngram_scale * ngram`` alone.
+"""
+from dataclasses import dataclass, replace
+from typing import Dict
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Scales:
+    """The weights of the combination (see the module docstring)."""
+
+    am: float = 1.0
+    ngram: float = 0.5
+    lm: float = 0.5
+    word_penalty: float = 0.0
+
+    def with_lm(self, lm: float) -> "Scales":
+        """The same scales with another LM scale (a ``--grid`` point)."""
+        return replace(self, lm=lm)
+
+    def first_pass(self) -> "Scales":
+        """The first-pass combination: acoustic and n-gram parts only."""
+        return Scales(am=self.am, ngram=self.ngram, lm=0.0, word_penalty=0.0)
+
+
+@dataclass(frozen=True)
+class ArcComponents:
+    """Unscaled score parts of every arc of a (possibly expanded) lattice.
+
+    Attributes:
+      am:
+        1-D float32 tensor of shape (A,), acoustic scores.
+      ngram:
+        1-D float32 tensor of shape (A,), old n-gram scores.
+      nnlm:
+        1-D float32 tensor of shape (A,), neural LM log-probabilities of the
+        arc's tokens (and of the end of sentence on arcs into the final state).
+      num_words:
+        1-D float32 tensor of shape (A,), lattice words on each arc.
+    """
+
+    am: Tensor
+    ngram: Tensor
+    nnlm: Tensor
+    num_words: Tensor
+
+    def total(self, scales: Scales) -> Tensor:
+        """1-D float32 tensor of shape (A,), the combined score of each arc."""
+        return (
+            scales.am * self.am
+            + scales.ngram * self.ngram
+            + scales.lm * self.nnlm
+            + scales.word_penalty * self.num_words
+        )
+
+    def path_sums(self, arc_ids: Tensor) -> Dict[str, float]:
+        """Sums of each component over a path, in float64.
+
+        Args:
+          arc_ids:
+            1-D int64 tensor, the arcs of the path.
+
+        Returns:
+          ``{"am", "ngram", "nnlm", "num_words"}`` -> float.
+        """
+        return {
+            name: float(getattr(self, name).index_select(0, arc_ids).to(torch.float64).sum())
+            for name in ("am", "ngram", "nnlm", "num_words")
+        }
+
+
+def combine_sums(sums: Dict[str, float], scales: Scales) -> float:
+    """The total of a hypothesis from its summed components (float64 arithmetic)."""
+    return (
+        scales.am * sums["am"]
+        + scales.ngram * sums["ngram"]
+        + scales.lm * sums["nnlm"]
+        + scales.word_penalty * sums["num_words"]
+    )

@@ -1,0 +1,145 @@
+"""Batched neural-LM scoring of (history, next token) queries.
+
+Every lattice of a batch brings its histories (rows of LM tokens) and its
+queries (a history index and a next token). The histories of the whole batch
+are deduplicated, run through ``model.next_token_log_probs`` in chunks of
+``chunk_rows`` unique histories (bounding memory at chunk_rows x V floats),
+and each query picks its log-probability from its history's row::
+
+    lattice 0: histories h0 h1     queries (h0,a) (h1,b) (h1,</s>)
+    lattice 1: histories h0' h1'   queries (h0',c) ...
+           \\___ unique rows u0 u1 u2 ... ___/  -> next_token_log_probs -> gather
+"""
+from dataclasses import dataclass
+from typing import List, Sequence
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """The LM queries of one lattice (or one set of sentences).
+
+    Attributes:
+      histories:
+        2-D int64 tensor of shape (N, W), left-aligned token histories; row n
+        holds ``histories[n, :lengths[n]]``, the rest is padding (any id).
+      lengths:
+        1-D int64 tensor of shape (N,), 1 <= lengths[n] <= W.
+      query_history:
+        1-D int64 tensor of shape (Q,), the history row of each query.
+      query_token:
+        1-D int64 tensor of shape (Q,), the next token of each query.
+    """
+
+    histories: Tensor
+    lengths: Tensor
+    query_history: Tensor
+    query_token: Tensor
+
+
+@dataclass(frozen=True)
+class ScoreStats:
+    """What one batched scoring pass did.
+
+    Attributes:
+      histories:
+        Histories before deduplication (sum over requests).
+      unique_histories:
+        Distinct histories actually run through the model.
+      queries:
+        (history, token) pairs scored.
+    """
+
+    histories: int
+    unique_histories: int
+    queries: int
+
+
+def unique_histories(requests: Sequence[ScoreRequest]) -> "tuple[Tensor, Tensor, Tensor]":
+    """Deduplicate the histories of all requests.
+
+    Returns:
+      ``(rows, lengths, inverse)``: rows is a 2-D int64 tensor (U, W) of
+      distinct histories (padding set to 0), lengths (U,) int64, and inverse a
+      1-D int64 tensor mapping every history of the concatenated requests to
+      its row.
+    """
+    width = max(int(request.histories.shape[1]) for request in requests)
+    padded = [
+        torch.nn.functional.pad(request.histories, (0, width - int(request.histories.shape[1])))
+        for request in requests
+    ]
+    histories = torch.cat(padded, dim=0)  # (N, W)
+    lengths = torch.cat([request.lengths for request in requests])  # (N,)
+    columns = torch.arange(width)  # (W,)
+    histories = histories.masked_fill(columns >= lengths.unsqueeze(1), 0)  # canonical padding
+    keys = torch.cat([lengths.unsqueeze(1), histories], dim=1)  # (N, W+1): length tells apart
+    unique_keys, inverse = torch.unique(keys, dim=0, return_inverse=True)  # (U, W+1), (N,)
+    return unique_keys[:, 1:].contiguous(), unique_keys[:, 0].contiguous(), inverse
+
+
+def score_requests(
+    model: torch.nn.Module,
+    requests: Sequence[ScoreRequest],
+    chunk_rows: int = 1024,
+) -> "tuple[List[Tensor], ScoreStats]":
+    """Log-probabilities of the queries of every request, in one batched pass.
+
+    Args:
+      model:
+        A ``FixedPointLM`` in eval mode (its device is used).
+      requests:
+        One ``ScoreRequest`` per lattice; requests without histories are allowed.
+      chunk_rows:
+        Unique histories per ``next_token_log_probs`` call.
+
+    Returns:
+      A list with one 1-D float32 CPU tensor of shape (Q,) per request, the
+      natural-log probability of each query, and the pass's ``ScoreStats``.
+    """
+    sizes = [int(request.histories.shape[0]) for request in requests]
+    counts = [int(request.query_token.numel()) for request in requests]
+    nonempty = [request for request, size in zip(requests, sizes) if size > 0]
+    if not nonempty:
+        return [torch.zeros(count) for count in counts], ScoreStats(0, 0, 0)
+    rows, lengths, inverse = unique_histories(nonempty)
+    starts = torch.tensor([0] + sizes[:-1], dtype=torch.int64).cumsum(0).tolist()
+    query_rows = torch.cat(
+        [inverse[start + request.query_history] for request, start in zip(requests, starts)]
+    )  # (Q,) unique row of each query
+    query_tokens = torch.cat([request.query_token for request in requests])  # (Q,)
+    scores = _gather_scores(model, rows, lengths, query_rows, query_tokens, chunk_rows)
+    stats = ScoreStats(sum(sizes), int(rows.shape[0]), int(query_tokens.numel()))
+    return list(torch.split(scores, counts)), stats
+
+
+def _gather_scores(
+    model: torch.nn.Module,
+    rows: Tensor,
+    lengths: Tensor,
+    query_rows: Tensor,
+    query_tokens: Tensor,
+    chunk_rows: int,
+) -> Tensor:
+    """Run unique histories through the model chunk by chunk and pick the queries.
+
+    Returns:
+      1-D float32 CPU tensor of shape (Q,).
+    """
+    device = next(model.parameters()).device
+    order = torch.argsort(query_rows)  # queries grouped by history row
+    sorted_rows = query_rows[order]
+    scores = torch.empty(query_rows.numel(), dtype=torch.float32)
+    with torch.inference_mode():
+        for start in range(0, int(rows.shape[0]), chunk_rows):
+            end = min(start + chunk_rows, int(rows.shape[0]))
+            log_probs = model.next_token_log_probs(
+                rows[start:end].to(device), lengths[start:end].to(device)
+            )  # (n, V)
+            first, last = torch.searchsorted(sorted_rows, torch.tensor([start, end])).tolist()
+            picked = order[first:last]
+            local_rows = (query_rows[picked] - start).to(device)
+            scores[picked] = log_probs[local_rows, query_tokens[picked].to(device)].float().cpu()
+    return scores

@@ -1,0 +1,101 @@
+"""Lattice words to LM tokens, arc by arc.
+
+A word becomes one token for a word-level LM (``<unk>`` when out of
+vocabulary; PTB clitics split, "wasn't" -> "was n't") or its pieces for a
+sentencepiece LM (``Vocabulary.encode_word``). An arc carrying several words
+gets the concatenation of their tokens, so arcs have any number of tokens,
+ragged ``[arc][token]``.
+
+Each word id is encoded once per ``ArcTokenizer`` (cache), then arcs are
+mapped with tensor gathers.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from rescorer.data.vocab import Vocabulary
+from rescorer.lattice.fsavec import Lattice, splits_from_counts
+from rescorer.lattice.symbols import SymbolTable
+
+
+@dataclass(frozen=True)
+class ArcTokens:
+    """The LM tokens of every arc of one lattice, ragged ``[arc][token]``.
+
+    Attributes:
+      splits:
+        1-D int64 tensor of shape (A+1,), row splits: the tokens of arc a are
+        ``tokens[splits[a]:splits[a+1]]``.
+      tokens:
+        1-D int64 tensor of shape (splits[-1],), LM token ids in word order.
+      oov_counts:
+        1-D int64 tensor of shape (A,), out-of-vocabulary words on each arc.
+    """
+
+    splits: Tensor
+    tokens: Tensor
+    oov_counts: Tensor
+
+
+class ArcTokenizer:
+    """Encodes lattice words with an LM vocabulary, caching per word id.
+
+    Args:
+      vocabulary:
+        The LM's vocabulary.
+      symbols:
+        The lattice's word symbol table (``--words`` or the SLF reader's).
+    """
+
+    def __init__(self, vocabulary: Vocabulary, symbols: SymbolTable) -> None:
+        self.vocabulary = vocabulary
+        self.symbols = symbols
+        self._cache: Dict[int, Tuple[List[int], bool]] = {}
+
+    def word_tokens(
+        self, word_id: int, path: Optional[Union[str, Path]] = None, utt_id: Optional[str] = None
+    ) -> Tuple[List[int], bool]:
+        """The LM tokens of one word id and whether the word is out of vocabulary.
+
+        Raises:
+          SymbolError: ``word_id`` is not in the symbol table (names path/utterance).
+        """
+        cached = self._cache.get(word_id)
+        if cached is None:
+            word = self.symbols.word(word_id, path=path, utt_id=utt_id)
+            cached = (list(self.vocabulary.encode_word(word)), bool(self.vocabulary.is_oov(word)))
+            self._cache[word_id] = cached
+        return cached
+
+    def encode(self, lattice: Lattice, path: Optional[Union[str, Path]] = None) -> ArcTokens:
+        """The tokens of every arc of ``lattice``.
+
+        Raises:
+          SymbolError: a word id of the lattice is not in the symbol table.
+        """
+        unique_ids, inverse = torch.unique(lattice.word_ids, return_inverse=True)  # (W,), (occ,)
+        encoded = [self.word_tokens(int(word_id), path, lattice.utt_id) for word_id in unique_ids.tolist()]
+        unique_counts = torch.tensor([len(tokens) for tokens, _ in encoded], dtype=torch.int64)  # (W,)
+        unique_oov = torch.tensor([oov for _, oov in encoded], dtype=torch.int64)  # (W,)
+        unique_tokens = torch.tensor(
+            [token for tokens, _ in encoded for token in tokens], dtype=torch.int64
+        )  # (sum of unique_counts,)
+        unique_splits = splits_from_counts(unique_counts)  # (W+1,)
+
+        occurrence_counts = unique_counts[inverse]  # (occ,) tokens of each word occurrence
+        occurrence_splits = splits_from_counts(occurrence_counts)  # (occ+1,)
+        total = int(occurrence_splits[-1])
+        # Token j of the flat output comes from occurrence o = owner[j], at offset
+        # j - occurrence_splits[o] inside that word's unique token list.
+        owner = torch.repeat_interleave(torch.arange(occurrence_counts.numel()), occurrence_counts)
+        offset = torch.arange(total) - occurrence_splits[owner]
+        tokens = unique_tokens[unique_splits[inverse[owner]] + offset]  # (total,)
+
+        # Arcs own consecutive word occurrences: sum counts per arc via cumulative sums.
+        arc_splits = occurrence_splits[lattice.word_splits]  # (A+1,)
+        oov_cumulative = splits_from_counts(unique_oov[inverse])  # (occ+1,)
+        oov_counts = oov_cumulative[lattice.word_splits[1:]] - oov_cumulative[lattice.word_splits[:-1]]
+        return ArcTokens(splits=arc_splits, tokens=tokens, oov_counts=oov_counts)
