@@ -1,0 +1,131 @@
+"""Ragged-array and segment operations shared by the lattice algorithms.
+
+Everything here is a vectorised building block over flat tensors plus row splits
+(k2's ``RaggedTensor`` layout without k2): expanding ``[row][item]`` ranges,
+selecting rows of a ragged array, and per-segment max / log-sum-exp / min.
+"""
+from typing import Tuple
+
+import torch
+from torch import Tensor
+
+
+def expand_ranges(starts: Tensor, counts: Tensor) -> Tensor:
+    """Concatenate the integer ranges ``starts[i] .. starts[i] + counts[i] - 1``.
+
+    Args:
+      starts:
+        1-D int64 tensor of shape (N,), first value of each range.
+      counts:
+        1-D int64 tensor of shape (N,), length of each range (>= 0).
+
+    Returns:
+      1-D int64 tensor of shape (counts.sum(),), the ranges one after another.
+    """
+    total = int(counts.sum())
+    if total == 0:
+        return torch.zeros(0, dtype=torch.int64)
+    ends = torch.cumsum(counts, dim=0)
+    offsets = torch.repeat_interleave(starts - (ends - counts), counts)  # (total,)
+    return offsets + torch.arange(total, dtype=torch.int64)
+
+
+def group_by(keys: Tensor, num_groups: int) -> Tuple[Tensor, Tensor]:
+    """A CSR index: items sorted by key, with row splits per key value.
+
+    Args:
+      keys:
+        1-D int64 tensor of shape (N,), values in ``0 .. num_groups-1``.
+      num_groups:
+        The number of key values G.
+
+    Returns:
+      ``(order, splits)``: 1-D int64 (N,) item ids sorted stably by key, and
+      1-D int64 (G+1,) splits, so group g is ``order[splits[g]:splits[g+1]]``.
+    """
+    order = torch.sort(keys, stable=True).indices
+    splits = torch.zeros(num_groups + 1, dtype=torch.int64)
+    torch.cumsum(torch.bincount(keys, minlength=num_groups), dim=0, out=splits[1:])
+    return order, splits
+
+
+def select_rows(splits: Tensor, values: Tensor, rows: Tensor) -> Tuple[Tensor, Tensor]:
+    """Rows ``rows`` of the ragged array ``(splits, values)``, in that order.
+
+    Args:
+      splits:
+        1-D int64 tensor of shape (R+1,), row splits.
+      values:
+        1-D tensor of shape (splits[-1],), the items.
+      rows:
+        1-D int64 tensor of shape (N,), rows to take (repeats allowed).
+
+    Returns:
+      ``(new_splits, new_values)``: (N+1,) splits and the concatenated items.
+    """
+    counts = splits[1:][rows] - splits[:-1][rows]  # (N,)
+    new_splits = torch.zeros(rows.numel() + 1, dtype=torch.int64)
+    torch.cumsum(counts, dim=0, out=new_splits[1:])
+    return new_splits, values[expand_ranges(splits[:-1][rows], counts)]
+
+
+def segment_max(values: Tensor, segments: Tensor, num_segments: int) -> Tensor:
+    """Per-segment maximum; empty segments give -inf.
+
+    Args:
+      values:
+        1-D float tensor of shape (N,).
+      segments:
+        1-D int64 tensor of shape (N,), the segment of each value.
+      num_segments:
+        Number of segments G.
+
+    Returns:
+      1-D float tensor of shape (G,).
+    """
+    result = torch.full((num_segments,), float("-inf"), dtype=values.dtype)
+    return result.scatter_reduce(0, segments, values, "amax", include_self=True)
+
+
+def segment_logsumexp(values: Tensor, segments: Tensor, num_segments: int) -> Tensor:
+    """Per-segment log-sum-exp, stable, with -inf for empty or all -inf segments.
+
+    Args:
+      values:
+        1-D float tensor of shape (N,).
+      segments:
+        1-D int64 tensor of shape (N,), the segment of each value.
+      num_segments:
+        Number of segments G.
+
+    Returns:
+      1-D float tensor of shape (G,).
+    """
+    maxima = segment_max(values, segments, num_segments)
+    shift = torch.where(torch.isinf(maxima), torch.zeros_like(maxima), maxima)  # (G,)
+    sums = torch.zeros(num_segments, dtype=values.dtype)
+    sums = sums.scatter_add(0, segments, torch.exp(values - shift[segments]))
+    return shift + torch.log(sums)
+
+
+def segment_argmax(values: Tensor, segments: Tensor, maxima: Tensor, ids: Tensor) -> Tensor:
+    """For each segment, the smallest id among the items that reach its maximum.
+
+    Args:
+      values:
+        1-D float tensor of shape (N,).
+      segments:
+        1-D int64 tensor of shape (N,), the segment of each value.
+      maxima:
+        1-D float tensor of shape (G,), ``segment_max(values, segments, G)``.
+      ids:
+        1-D int64 tensor of shape (N,), the id reported for each item.
+
+    Returns:
+      1-D int64 tensor of shape (G,), -1 for empty segments.
+    """
+    none = torch.iinfo(torch.int64).max
+    candidates = torch.where(values == maxima[segments], ids, torch.full_like(ids, none))
+    best = torch.full((maxima.numel(),), none, dtype=torch.int64)
+    best = best.scatter_reduce(0, segments, candidates, "amin", include_self=True)
+    return torch.where(best == none, torch.full_like(best, -1), best)
