@@ -16,12 +16,30 @@ Example (words by hand, ids from a symbol table with 1 = "a", 2 = "b")::
 """
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
-from rescorer.errors import InputFormatError
+from rescorer.errors import InputFormatError, RescorerError
+
+
+@dataclass(frozen=True)
+class LatticeFailure:
+    """A lattice (or a whole file) that could not be read; the caller skips it.
+
+    Attributes:
+      path:
+        The file.
+      utt_id:
+        The utterance, or None when the whole file failed.
+      error:
+        The user-facing error, whose message names file and utterance.
+    """
+
+    path: Path
+    utt_id: Optional[str]
+    error: RescorerError
 
 
 @dataclass(frozen=True)
@@ -155,7 +173,7 @@ def splits_from_counts(counts: Tensor) -> Tensor:
     return splits
 
 
-def words_from_labels(labels: Tensor) -> "tuple[Tensor, Tensor]":
+def words_from_labels(labels: Tensor) -> Tuple[Tensor, Tensor]:
     """One word per arc where the label is a word (> 0), none on 0 and -1.
 
     Args:

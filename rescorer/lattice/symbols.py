@@ -6,6 +6,9 @@ Parsed from the open file so every error names the file and line (k2's
 from pathlib import Path
 from typing import Dict, Iterator, Optional, Union
 
+import torch
+from torch import Tensor
+
 from rescorer.errors import SymbolError
 from rescorer.outputs.atomic import atomic_write_text
 
@@ -114,6 +117,23 @@ class SymbolTable:
             raise SymbolError(f"word id {int(word_id)} is not in {source} "
                               f"(ids go up to {self.max_id}; wrong --words?)",
                               path=path, utt_id=utt_id) from None
+
+    def check_ids(self, word_ids: Tensor, *, path: Optional[Union[str, Path]] = None,
+                  utt_id: Optional[str] = None) -> None:
+        """Raise ``SymbolError`` unless every id in ``word_ids`` is in the table.
+
+        Args:
+          word_ids:
+            1-D integer tensor of any length, word ids of a lattice.
+        """
+        if word_ids.numel() == 0:
+            return
+        known = torch.zeros(self.max_id + 2, dtype=torch.bool)
+        known[torch.tensor(sorted(self._words), dtype=torch.int64)] = True
+        clipped = word_ids.to(torch.int64).clamp(min=-1, max=self.max_id + 1)
+        unknown = ~known[clipped]  # -1 maps to the sentinel at max_id + 1
+        if bool(unknown.any()):
+            self.word(int(word_ids[unknown.nonzero()[0, 0]]), path=path, utt_id=utt_id)
 
     def add(self, word: str) -> int:
         """The id of ``word``, adding it with id ``max_id + 1`` if it is new."""

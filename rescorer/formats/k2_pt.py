@@ -1,0 +1,297 @@
+"""k2 lattices saved as ``torch.save(fsa.as_dict())``, read and written without k2.
+
+Layout of the dict (checked against k2 1.23.4, see tests/interop/):
+
+- ``arcs``: int32. For an FsaVec a 1-D tensor
+  ``[num_fsas, 0, row_splits1 (num_fsas+1 cumulative state counts),
+  row_splits12 (num_fsas+1 cumulative arc counts), arc_0 (4 values), arc_1, ...]``;
+  for a single Fsa a 2-D tensor of shape (A, 4). Columns: src, dst, label and the
+  score's float32 bits. States are local to each FSA; the highest-numbered state is
+  the single final state, entered exactly by the label -1 arcs.
+- ``aux_labels`` (optional): int32 (A,), or k2's ragged ``[arc][word]`` tensor
+  pickled as ``_k2.ragged.RaggedTensor`` with state ``(row_splits, 'row_ids1', values)``.
+- ``lm_scores`` (optional): float32 (A,), the n-gram part of the scores.
+- ``utt_ids`` (optional, ours): list of str, one per FSA. k2's ``Fsa.from_dict``
+  keeps it as a non-tensor attribute.
+- Other entries (``labels_version``, ``nnlm_scores``, ``tokens`` ...) are ignored.
+
+Mapping: words = aux_labels if present else labels (0 and -1 never words);
+am = scores - lm_scores (or scores); ngram = lm_scores (or 0).
+"""
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from rescorer.errors import InputFormatError, SymbolError
+from rescorer.formats.torch_pickle import load_torch_dict
+from rescorer.lattice.fsavec import Lattice, LatticeFailure, splits_from_counts, words_from_labels
+from rescorer.lattice.symbols import SymbolTable
+from rescorer.outputs.atomic import atomic_save
+
+PathLike = Union[str, Path]
+
+
+def read_k2(path: PathLike, symbols: Optional[SymbolTable] = None) -> List[Lattice]:
+    """Read every lattice of a k2 ``.pt`` file; raise on the first problem.
+
+    Args:
+      path:
+        The file written by ``torch.save(fsa.as_dict())`` (Fsa or FsaVec).
+      symbols:
+        If given, every word id must be in it (else ``SymbolError``).
+
+    Returns:
+      The lattices in file order.
+    """
+    lattices = []
+    for item in iter_k2(path, symbols):
+        if isinstance(item, LatticeFailure):
+            raise item.error
+        lattices.append(item)
+    return lattices
+
+
+def iter_k2(path: PathLike, symbols: Optional[SymbolTable] = None
+            ) -> Iterator[Union[Lattice, LatticeFailure]]:
+    """Yield each lattice of a k2 file, or a ``LatticeFailure`` for a bad one.
+
+    Raises:
+      InputFormatError: the file as a whole cannot be read (truncated, not a dict,
+        malformed ``arcs``); per-utterance problems are yielded instead.
+    """
+    content = load_torch_dict(path)
+    arcs = _arcs_tensor(content, path)
+    if arcs.dim() == 2:
+        state_splits = torch.tensor([0, int(arcs[:, :2].max()) + 1 if arcs.numel() else 0])
+        arc_splits = torch.tensor([0, arcs.shape[0]])
+        arc_rows = arcs
+    else:
+        state_splits, arc_splits, arc_rows = _split_fsa_vec(arcs, path)
+    num_fsas = state_splits.numel() - 1
+    utt_ids = _utt_ids(content, num_fsas, path)
+    columns = _arc_columns(content, arc_rows, path)
+    for index, utt_id in enumerate(utt_ids):
+        try:
+            lattice = _one_lattice(columns, utt_id, state_splits, arc_splits, index, path)
+            lattice.validate(path)
+            if symbols is not None:
+                symbols.check_ids(lattice.word_ids, path=path, utt_id=utt_id)
+        except (InputFormatError, SymbolError) as error:
+            yield LatticeFailure(Path(path), utt_id, error)
+            continue
+        yield lattice
+
+
+def _arcs_tensor(content: dict, path: PathLike) -> Tensor:
+    """The ``arcs`` entry, checked for dtype and rank."""
+    arcs = content.get("arcs")
+    if not isinstance(arcs, Tensor) or arcs.dtype != torch.int32 or arcs.dim() not in (1, 2):
+        described = type(arcs).__name__ if not isinstance(arcs, Tensor) else \
+            f"{arcs.dtype} tensor of rank {arcs.dim()}"
+        raise InputFormatError(f"not a k2 lattice file: 'arcs' is {described} "
+                               "(expected an int32 tensor of rank 1 or 2)", path=path)
+    if arcs.dim() == 2 and arcs.shape[1] != 4:
+        raise InputFormatError(f"'arcs' has shape {tuple(arcs.shape)} (expected (A, 4))", path=path)
+    return arcs
+
+
+def _split_fsa_vec(arcs: Tensor, path: PathLike) -> Tuple[Tensor, Tensor, Tensor]:
+    """Header of a 1-D FsaVec ``arcs``: (state_splits, arc_splits, arc rows (A, 4))."""
+    def fail(problem: str) -> None:
+        raise InputFormatError(f"malformed FsaVec 'arcs': {problem}", path=path)
+
+    if arcs.numel() < 4:
+        fail(f"{arcs.numel()} values (expected a header of at least 4)")
+    num_fsas = int(arcs[0])
+    header = 2 + 2 * (num_fsas + 1)
+    if num_fsas < 0 or arcs.numel() < header:
+        fail(f"{num_fsas} FSAs need a header of {header} values (got {arcs.numel()} in all)")
+    state_splits = arcs[2:3 + num_fsas].to(torch.int64)
+    arc_splits = arcs[3 + num_fsas:header].to(torch.int64)
+    for name, splits in (("row_splits1", state_splits), ("row_splits12", arc_splits)):
+        if int(splits[0]) != 0 or bool((splits[1:] < splits[:-1]).any()):
+            fail(f"{name} {splits.tolist()[:10]} is not non-decreasing from 0")
+    num_arcs = int(arc_splits[-1])
+    if arcs.numel() != header + 4 * num_arcs:
+        fail(f"{arcs.numel() - header} arc values (expected 4 x {num_arcs}; truncated?)")
+    return state_splits, arc_splits, arcs[header:].view(num_arcs, 4)
+
+
+def _utt_ids(content: dict, num_fsas: int, path: PathLike) -> List[str]:
+    """The ``utt_ids`` entry, or ``STEM-INDEX`` (``STEM`` for one FSA) when absent."""
+    utt_ids = content.get("utt_ids")
+    if utt_ids is None:
+        stem = Path(path).name.split(".")[0]
+        return [stem] if num_fsas == 1 else [f"{stem}-{index}" for index in range(num_fsas)]
+    if not isinstance(utt_ids, (list, tuple)) or not all(isinstance(u, str) for u in utt_ids):
+        raise InputFormatError("'utt_ids' is not a list of str", path=path)
+    if len(utt_ids) != num_fsas:
+        raise InputFormatError(f"'utt_ids' has {len(utt_ids)} entries (expected one per "
+                               f"FSA, {num_fsas})", path=path)
+    return list(utt_ids)
+
+
+def _float_attribute(content: dict, name: str, num_arcs: int, path: PathLike) -> Optional[Tensor]:
+    """An optional float32 per-arc attribute, checked for shape."""
+    value = content.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, Tensor) or not value.is_floating_point() or \
+            tuple(value.shape) != (num_arcs,):
+        shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+        raise InputFormatError(f"'{name}' is {shape} (expected a float tensor of shape "
+                               f"({num_arcs},))", path=path)
+    return value.to(torch.float32)
+
+
+def _arc_columns(content: dict, arc_rows: Tensor, path: PathLike) -> Dict[str, Tensor]:
+    """Per-arc columns of the whole file (all FSAs): src, dst, labels, word splits/ids, scores."""
+    num_arcs = arc_rows.shape[0]
+    scores = _float_attribute(content, "scores", num_arcs, path)
+    if scores is None:
+        scores = arc_rows[:, 3].contiguous().view(torch.float32)
+    lm_scores = _float_attribute(content, "lm_scores", num_arcs, path)
+    labels = arc_rows[:, 2].to(torch.int64)
+    word_splits, word_ids = _words(content.get("aux_labels"), labels, path)
+    return {
+        "src": arc_rows[:, 0].to(torch.int64),
+        "dst": arc_rows[:, 1].to(torch.int64),
+        "labels": labels,
+        "word_splits": word_splits,
+        "word_ids": word_ids,
+        "am_scores": scores if lm_scores is None else scores - lm_scores,
+        "ngram_scores": torch.zeros_like(scores) if lm_scores is None else lm_scores,
+    }
+
+
+def _words(aux_labels: object, labels: Tensor, path: PathLike) -> Tuple[Tensor, Tensor]:
+    """Ragged ``[arc][word]`` (splits, ids) from aux_labels (tensor or ragged) or labels."""
+    num_arcs = labels.numel()
+    if aux_labels is None:
+        return words_from_labels(labels)
+    if isinstance(aux_labels, Tensor):
+        if aux_labels.dtype not in (torch.int32, torch.int64) or \
+                tuple(aux_labels.shape) != (num_arcs,):
+            raise InputFormatError(f"'aux_labels' is a {aux_labels.dtype} tensor of shape "
+                                   f"{tuple(aux_labels.shape)} (expected int32 ({num_arcs},))",
+                                   path=path)
+        return words_from_labels(aux_labels)
+    row_splits, values = _ragged_parts(aux_labels, num_arcs, path)
+    arc_of_value = torch.repeat_interleave(
+        torch.arange(num_arcs), row_splits[1:] - row_splits[:-1])
+    is_word = values > 0  # drop epsilon 0 and the final -1
+    counts = torch.zeros(num_arcs, dtype=torch.int64).index_add_(
+        0, arc_of_value, is_word.to(torch.int64))
+    return splits_from_counts(counts), values[is_word]
+
+
+def _ragged_parts(aux_labels: object, num_arcs: int, path: PathLike) -> Tuple[Tensor, Tensor]:
+    """(row_splits int64 (A+1,), values int64) of a 2-axis ragged aux_labels stand-in."""
+    state = getattr(aux_labels, "state", None)
+    if not isinstance(state, tuple) or len(state) != 3 or not all(
+        isinstance(part, Tensor) for part in (state[0], state[2])
+    ):
+        raise InputFormatError("'aux_labels' is neither an int tensor nor a 2-axis k2 "
+                               f"RaggedTensor (got {type(aux_labels).__name__})", path=path)
+    row_splits, values = state[0].to(torch.int64), state[2].to(torch.int64)
+    if row_splits.numel() != num_arcs + 1 or int(row_splits[0]) != 0 or \
+            int(row_splits[-1]) != values.numel() or bool((row_splits[1:] < row_splits[:-1]).any()):
+        raise InputFormatError(f"ragged 'aux_labels' has row splits of length "
+                               f"{row_splits.numel()} over {values.numel()} values (expected "
+                               f"{num_arcs + 1} non-decreasing splits, one row per arc)", path=path)
+    return row_splits, values
+
+
+def _one_lattice(columns: Dict[str, Tensor], utt_id: str, state_splits: Tensor,
+                 arc_splits: Tensor, index: int, path: PathLike) -> Lattice:
+    """Cut FSA ``index`` out of the file-wide columns."""
+    first, last = int(arc_splits[index]), int(arc_splits[index + 1])
+    word_first = int(columns["word_splits"][first])
+    word_last = int(columns["word_splits"][last])
+    return Lattice(
+        utt_id=utt_id,
+        num_states=int(state_splits[index + 1] - state_splits[index]),
+        src=columns["src"][first:last],
+        dst=columns["dst"][first:last],
+        labels=columns["labels"][first:last],
+        word_splits=columns["word_splits"][first:last + 1] - word_first,
+        word_ids=columns["word_ids"][word_first:word_last],
+        am_scores=columns["am_scores"][first:last],
+        ngram_scores=columns["ngram_scores"][first:last],
+    )
+
+
+def lattices_to_k2_dict(lattices: Sequence[Lattice],
+                        extra_scores: Optional[Dict[str, Sequence[Tensor]]] = None) -> dict:
+    """The ``FsaVec.as_dict()`` layout of ``lattices`` (plus ``utt_ids`` and extras).
+
+    Args:
+      lattices:
+        The lattices, one FSA each, in order.
+      extra_scores:
+        Optional float attributes by name (e.g. ``nnlm_scores``), one 1-D float32
+        tensor of shape (A,) per lattice.
+
+    Returns:
+      A dict that ``k2.Fsa.from_dict`` accepts: ``arcs`` (1-D int32), ``lm_scores``,
+      ``aux_labels`` (int32, only when words differ from labels), ``utt_ids``, extras.
+    """
+    num_states = torch.tensor([lattice.num_states for lattice in lattices], dtype=torch.int64)
+    num_arcs = torch.tensor([lattice.num_arcs for lattice in lattices], dtype=torch.int64)
+    labels = _cat([lattice.labels for lattice in lattices], torch.int64)
+    am = _cat([lattice.am_scores for lattice in lattices], torch.float32)
+    ngram = _cat([lattice.ngram_scores for lattice in lattices], torch.float32)
+    arc_rows = torch.stack([
+        _cat([lattice.src for lattice in lattices], torch.int64).to(torch.int32),
+        _cat([lattice.dst for lattice in lattices], torch.int64).to(torch.int32),
+        labels.to(torch.int32),
+        (am + ngram).view(torch.int32),
+    ], dim=1)  # (A, 4)
+    header = torch.cat([
+        torch.tensor([len(lattices), 0]),
+        splits_from_counts(num_states),
+        splits_from_counts(num_arcs),
+    ]).to(torch.int32)
+    content = {
+        "arcs": torch.cat([header, arc_rows.reshape(-1)]),
+        "lm_scores": ngram,
+        "utt_ids": [lattice.utt_id for lattice in lattices],
+    }
+    aux_labels = _aux_labels(lattices, labels)
+    if aux_labels is not None:
+        content["aux_labels"] = aux_labels
+    for name, values in (extra_scores or {}).items():
+        content[name] = _cat(list(values), torch.float32)
+    return content
+
+
+def _aux_labels(lattices: Sequence[Lattice], labels: Tensor) -> Optional[Tensor]:
+    """int32 (A,) aux_labels when some arc's word differs from its label, else None."""
+    splits = [lattice.word_splits for lattice in lattices]
+    counts = _cat([s[1:] - s[:-1] for s in splits], torch.int64)
+    if bool((counts > 1).any()):
+        lattice = next(l for l in lattices if bool((l.words_per_arc > 1).any()))
+        raise InputFormatError("arcs with several words cannot be written as int32 "
+                               "aux_labels (write a format with words on links, e.g. slf)",
+                               utt_id=lattice.utt_id)
+    words = torch.zeros_like(labels)
+    words[labels == -1] = -1
+    has_word = counts == 1
+    words[has_word] = _cat([lattice.word_ids for lattice in lattices], torch.int64)
+    return None if torch.equal(words, labels) else words.to(torch.int32)
+
+
+def _cat(tensors: List[Tensor], dtype: torch.dtype) -> Tensor:
+    """Concatenate 1-D tensors (an empty list gives an empty tensor)."""
+    if not tensors:
+        return torch.zeros(0, dtype=dtype)
+    return torch.cat([tensor.to(dtype) for tensor in tensors])
+
+
+def write_k2(path: PathLike, lattices: Sequence[Lattice],
+             extra_scores: Optional[Dict[str, Sequence[Tensor]]] = None) -> None:
+    """Write ``lattices`` as one FsaVec file, atomically (see ``lattices_to_k2_dict``)."""
+    content = lattices_to_k2_dict(lattices, extra_scores)
+    atomic_save(path, lambda handle: torch.save(content, handle))

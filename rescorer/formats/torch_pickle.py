@@ -1,0 +1,146 @@
+"""Safe loading of ``torch.save``-d dicts that may hold k2's pickled ragged tensors.
+
+``torch.load(weights_only=True)`` is tried first. k2 pickles a ragged
+``aux_labels`` as the global ``_k2.ragged.RaggedTensor``, which weights-only
+loading refuses, so such files are loaded again through a restricted unpickler
+that reads the zip records itself, maps only that class to ``RaggedStandIn``,
+rebuilds tensors with plain views and refuses every other global.
+"""
+import inspect
+import io
+import pickle
+import zipfile
+from pathlib import Path
+from typing import IO, Any, Union
+
+import torch
+
+from rescorer.errors import InputFormatError
+
+_K2_RAGGED_GLOBALS = {("_k2.ragged", "RaggedTensor"), ("k2.ragged", "RaggedTensor")}
+# torch's legacy storage class names in a zip checkpoint's persistent ids.
+_STORAGE_DTYPES = {
+    "DoubleStorage": torch.float64, "FloatStorage": torch.float32, "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
+    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool,
+}
+
+_HAS_WEIGHTS_ONLY = "weights_only" in inspect.signature(torch.load).parameters
+
+
+class RaggedStandIn:
+    """What k2's ``RaggedTensor`` unpickles to without k2: its pickled state.
+
+    Attributes:
+      state:
+        k2's state tuple; for 2 axes ``(row_splits, 'row_ids1', values)``, both 1-D
+        int32 tensors (row_splits has one entry more than there are rows).
+    """
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+def _rebuild_tensor(storage: torch.Tensor, offset: int, size: Any, stride: Any,
+                    *unused: Any) -> torch.Tensor:
+    """Stand-in for ``torch._utils._rebuild_tensor_v2``: a view of a flat storage tensor."""
+    return storage.as_strided(tuple(size), tuple(stride), offset)
+
+
+def _ordered_dict(*args: Any) -> dict:
+    """Stand-in for ``collections.OrderedDict`` (only backward-hook dicts use it)."""
+    return dict(*args)
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Reads a zip checkpoint's ``data.pkl``, allowing only tensor rebuilding and k2's ragged.
+
+    Args:
+      handle:
+        The pickle stream.
+      archive:
+        The open zip file, for the storage records.
+      prefix:
+        The record-name prefix (``archive/`` for ``foo/data.pkl``).
+    """
+
+    def __init__(self, handle: IO[bytes], archive: zipfile.ZipFile, prefix: str) -> None:
+        super().__init__(handle, encoding="utf-8")
+        self.archive = archive
+        self.prefix = prefix
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _K2_RAGGED_GLOBALS:
+            return RaggedStandIn
+        if module == "torch._utils" and name in ("_rebuild_tensor", "_rebuild_tensor_v2"):
+            return _rebuild_tensor
+        if (module, name) == ("collections", "OrderedDict"):
+            return _ordered_dict
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _STORAGE_DTYPES[name]
+        raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
+
+    def persistent_load(self, pid: Any) -> torch.Tensor:
+        """A storage record as a flat tensor of its dtype."""
+        if not (isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage"
+                and isinstance(pid[1], torch.dtype)):
+            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r:.80}")
+        data = bytearray(self.archive.read(f"{self.prefix}data/{pid[2]}"))
+        if not data:
+            return torch.zeros(0, dtype=pid[1])
+        return torch.frombuffer(data, dtype=pid[1])
+
+
+def _load_restricted(path: Union[str, Path]) -> Any:
+    """Load a zip-format ``torch.save`` file with ``_RestrictedUnpickler``."""
+    with zipfile.ZipFile(path) as archive:
+        pickles = [name for name in archive.namelist() if name.endswith("data.pkl")]
+        if len(pickles) != 1:
+            raise pickle.UnpicklingError(f"expected one data.pkl record, found {len(pickles)}")
+        prefix = pickles[0][: -len("data.pkl")]
+        with archive.open(pickles[0]) as handle:
+            return _RestrictedUnpickler(io.BytesIO(handle.read()), archive, prefix).load()
+
+
+_LOAD_ERRORS = (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError,
+                pickle.UnpicklingError, zipfile.BadZipFile, UnicodeDecodeError)
+
+
+def load_torch_dict(path: Union[str, Path]) -> dict:
+    """Load a dict saved with ``torch.save`` without running arbitrary code.
+
+    Raises:
+      InputFormatError: the file is missing, truncated, corrupt, holds a global
+        outside the allow-list, or is not a dict.
+    """
+    try:
+        content = _load(path)
+    except _LOAD_ERRORS as error:
+        raise InputFormatError(f"cannot load as a torch file ({type(error).__name__}: "
+                               f"{_first_line(error)}; truncated or corrupt?)", path=path) from error
+    if not isinstance(content, dict):
+        raise InputFormatError(f"expected a dict saved with torch.save, got "
+                               f"{type(content).__name__}", path=path)
+    return content
+
+
+def _load(path: Union[str, Path]) -> Any:
+    """weights_only first; our restricted zip loader when that refuses k2's ragged class.
+
+    (torch 1.13's ``torch.load`` ignores ``pickle_module`` unless weights_only, so
+    the restricted path reads the zip records itself.)
+    """
+    if _HAS_WEIGHTS_ONLY:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as error:
+            if "RaggedTensor" not in str(error):
+                raise
+    return _load_restricted(path)
+
+
+def _first_line(error: BaseException) -> str:
+    """The first line of an exception's message, shortened."""
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else "no message"
