@@ -1,0 +1,116 @@
+"""Checkpoints: dicts of tensors and plain types, written atomically.
+
+Two files per training run:
+  * ``model.pt``: the best model, self-contained (config, vocabulary, weights)::
+
+        {"format": "fprescore-lm", "version": 1, "config": asdict(ModelConfig),
+         "vocab": Vocabulary.to_state(), "model": state_dict}
+
+  * ``last.pt``: the same keys plus ``"training"`` (optimizer, schedule, RNG
+    states, epoch, history) to resume after an interruption.
+
+Both load with ``torch.load(weights_only=True)``: no arbitrary pickle.
+"""
+import dataclasses
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, Dict, Tuple, Union
+
+import torch
+
+from rescorer.data.vocab import Vocabulary
+from rescorer.errors import CheckpointError, ConfigError
+from rescorer.model.config import ModelConfig
+from rescorer.model.lm import FixedPointLM
+from rescorer.outputs.atomic import atomic_save
+
+FORMAT = "fprescore-lm"
+VERSION = 1
+PathLike = Union[str, Path]
+
+
+def model_payload(model: FixedPointLM, vocab: Vocabulary) -> Dict[str, Any]:
+    """The self-contained model checkpoint dict (weights cloned to CPU)."""
+    weights = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": dataclasses.asdict(model.config),
+        "vocab": vocab.to_state(),
+        "model": weights,
+    }
+
+
+def save_checkpoint(path: PathLike, payload: Dict[str, Any]) -> None:
+    """Write ``payload`` with ``torch.save`` via a temporary file and a rename."""
+    atomic_save(path, lambda handle: torch.save(payload, handle))
+
+
+def read_checkpoint(path: PathLike) -> Dict[str, Any]:
+    """Load a checkpoint dict with ``weights_only=True`` and check its format.
+
+    Raises:
+      CheckpointError: naming ``path`` if it is missing, truncated, corrupt,
+        not a dict of tensors/plain types, or not an fprescore LM checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError("checkpoint not found (expected a file written by `fprescore train`)", path=path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, zipfile.BadZipFile, OSError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"cannot read checkpoint, truncated or corrupt ({first_line})", path=path) from error
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"not an fprescore LM checkpoint (expected format {FORMAT!r}, got {found!r})", path=path)
+    if payload.get("version") != VERSION:
+        raise CheckpointError(f"unsupported version (expected {VERSION}, got {payload.get('version')!r})", path=path)
+    for key in ("config", "vocab", "model"):
+        if not isinstance(payload.get(key), dict):
+            raise CheckpointError(f"checkpoint lacks its {key!r} entry", path=path)
+    return payload
+
+
+def model_from_payload(payload: Dict[str, Any], path: PathLike) -> Tuple[FixedPointLM, Vocabulary]:
+    """Rebuild the model (CPU, eval mode) and vocabulary of a checkpoint dict.
+
+    Raises:
+      CheckpointError: naming ``path`` if config, vocabulary or weights do not fit.
+    """
+    try:
+        config = ModelConfig(**payload["config"])
+        vocab = Vocabulary.from_state(payload["vocab"])
+    except (TypeError, KeyError, ConfigError) as error:
+        raise CheckpointError(f"invalid model config or vocabulary ({error})", path=path) from error
+    if vocab.size != config.vocab_size:
+        raise CheckpointError(
+            f"vocabulary does not fit the model (expected {config.vocab_size} tokens, got {vocab.size})", path=path
+        )
+    model = FixedPointLM(config)
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as error:
+        raise CheckpointError(f"weights do not fit the config ({str(error).splitlines()[0]})", path=path) from error
+    model.eval()
+    return model, vocab
+
+
+def load_model(path: PathLike, device: Union[str, torch.device] = "cpu") -> Tuple[FixedPointLM, Vocabulary]:
+    """Load ``model.pt`` (or ``last.pt``) for scoring.
+
+    Args:
+      path:
+        A checkpoint written by ``fprescore train``.
+      device:
+        Where to put the model.
+
+    Returns:
+      (model in eval mode on ``device``, its vocabulary).
+
+    Raises:
+      CheckpointError: naming the file if missing, truncated, corrupt or of the wrong format.
+    """
+    model, vocab = model_from_payload(read_checkpoint(path), path)
+    return model.to(device), vocab
