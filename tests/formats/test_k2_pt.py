@@ -1,0 +1,208 @@
+"""k2 as_dict files without k2: hand-built layouts, round trips, ragged aux_labels, bad input."""
+import os
+import sys
+import types
+
+import pytest
+import torch
+
+from rescorer.errors import InputFormatError, SymbolError
+from rescorer.formats.k2_pt import iter_k2, lattices_to_k2_dict, read_k2, write_k2
+from rescorer.lattice.fsavec import LatticeFailure
+from rescorer.lattice.symbols import SymbolTable
+
+
+def float_bits(values):
+    return torch.tensor(values, dtype=torch.float32).view(torch.int32).tolist()
+
+
+def two_fsa_dict():
+    """FsaVec of two FSAs, written out by hand in k2's 1-D layout.
+
+    FSA 0 (utt "a"): 0 -5-> 1 -(-1)-> 2, scores -1.5, 0.25; lm_scores -0.5, 0
+       -> am = [-1.0, 0.25], ngram = [-0.5, 0], words [[5], []]
+    FSA 1 (utt "b"): 0 -0-> 1, 0 -7-> 1, 1 -(-1)-> 2, scores -1, -2, -3; lm 0, -1, 0
+       -> am = [-1, -1, -3], ngram = [0, -1, 0], words [[], [7], []]
+    """
+    header = [2, 0, 0, 3, 6, 0, 2, 5]  # num_fsas, 0, row_splits1, row_splits12
+    arcs = []
+    for (src, dst, label), bits in zip(
+        [(0, 1, 5), (1, 2, -1), (0, 1, 0), (0, 1, 7), (1, 2, -1)],
+        float_bits([-1.5, 0.25, -1.0, -2.0, -3.0]),
+    ):
+        arcs += [src, dst, label, bits]
+    return {
+        "arcs": torch.tensor(header + arcs, dtype=torch.int32),
+        "lm_scores": torch.tensor([-0.5, 0.0, 0.0, -1.0, 0.0]),
+        "utt_ids": ["a", "b"],
+        "labels_version": 0,
+    }
+
+
+def save(tmp_path, content, name="lats.pt"):
+    path = tmp_path / name
+    torch.save(content, path)
+    return path
+
+
+def test_reads_hand_built_fsa_vec(tmp_path):
+    first, second = read_k2(save(tmp_path, two_fsa_dict()))
+    assert (first.utt_id, first.num_states, second.utt_id, second.num_states) == ("a", 3, "b", 3)
+    assert first.src.tolist() == [0, 1] and first.dst.tolist() == [1, 2]
+    assert first.labels.tolist() == [5, -1]
+    assert first.word_splits.tolist() == [0, 1, 1] and first.word_ids.tolist() == [5]
+    assert first.am_scores.tolist() == [-1.0, 0.25] and first.ngram_scores.tolist() == [-0.5, 0.0]
+    assert second.src.tolist() == [0, 0, 1] and second.labels.tolist() == [0, 7, -1]
+    assert second.word_splits.tolist() == [0, 0, 1, 1] and second.word_ids.tolist() == [7]
+    assert second.am_scores.tolist() == [-1.0, -1.0, -3.0]
+    assert second.ngram_scores.tolist() == [0.0, -1.0, 0.0]
+
+
+def test_single_fsa_with_int_aux_labels_and_no_lm_scores(tmp_path):
+    # 0 -3/aux 9-> 1 -(-1)-> 2; no lm_scores: am = scores, ngram = 0; utt id = file stem
+    arcs = torch.tensor([[0, 1, 3, float_bits([-2.0])[0]], [1, 2, -1, 0]], dtype=torch.int32)
+    path = save(tmp_path, {"arcs": arcs, "aux_labels": torch.tensor([9, -1], dtype=torch.int32)},
+                "utt42.pt")
+    (lattice,) = read_k2(path)
+    assert lattice.utt_id == "utt42" and lattice.num_states == 3
+    assert lattice.word_ids.tolist() == [9] and lattice.labels.tolist() == [3, -1]
+    assert lattice.am_scores.tolist() == [-2.0, 0.0] and lattice.ngram_scores.tolist() == [0.0, 0.0]
+
+
+def test_writer_produces_the_same_layout_and_round_trips(tmp_path):
+    lattices = read_k2(save(tmp_path, two_fsa_dict()))
+    content = lattices_to_k2_dict(lattices, {"nnlm_scores": [torch.tensor([1.0, 2.0]),
+                                                             torch.tensor([3.0, 4.0, 5.0])]})
+    expected = two_fsa_dict()
+    assert torch.equal(content["arcs"], expected["arcs"])  # scores = am + ngram exactly
+    assert torch.equal(content["lm_scores"], expected["lm_scores"])
+    assert content["utt_ids"] == ["a", "b"] and "aux_labels" not in content  # words == labels
+    assert content["nnlm_scores"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    out = tmp_path / "sub" / "out.pt"
+    write_k2(out, lattices)
+    for original, copy in zip(lattices, read_k2(out)):
+        for field in ("src", "dst", "labels", "word_splits", "word_ids", "am_scores", "ngram_scores"):
+            assert torch.equal(getattr(original, field), getattr(copy, field)), field
+    assert [p.name for p in out.parent.iterdir()] == ["out.pt"]  # no temporary left
+
+
+def test_writer_adds_aux_labels_when_words_differ_from_labels(tmp_path):
+    content = two_fsa_dict()
+    content["aux_labels"] = torch.tensor([8, -1, 0, 4, -1], dtype=torch.int32)
+    lattices = read_k2(save(tmp_path, content))
+    assert [l.word_ids.tolist() for l in lattices] == [[8], [4]]
+    written = lattices_to_k2_dict(lattices)
+    assert written["aux_labels"].tolist() == [8, -1, 0, 4, -1]
+
+
+class FakeRaggedTensor:
+    """Pickles like k2's ``_k2.ragged.RaggedTensor`` (same global name, same state)."""
+
+    def __init__(self, row_splits, values):
+        self.parts = (torch.tensor(row_splits, dtype=torch.int32), "row_ids1",
+                      torch.tensor(values, dtype=torch.int32))
+
+    def __getstate__(self):
+        return self.parts
+
+
+@pytest.fixture
+def fake_k2(monkeypatch):
+    """A stand-in ``_k2.ragged`` module so that torch.save writes k2's global name."""
+    package, ragged = types.ModuleType("_k2"), types.ModuleType("_k2.ragged")
+    FakeRaggedTensor.__module__, FakeRaggedTensor.__qualname__ = "_k2.ragged", "RaggedTensor"
+    ragged.RaggedTensor = FakeRaggedTensor
+    package.ragged = ragged
+    monkeypatch.setitem(sys.modules, "_k2", package)
+    monkeypatch.setitem(sys.modules, "_k2.ragged", ragged)
+    yield FakeRaggedTensor
+    FakeRaggedTensor.__module__, FakeRaggedTensor.__qualname__ = __name__, "FakeRaggedTensor"
+
+
+def test_ragged_aux_labels_are_read_without_k2(tmp_path, fake_k2):
+    # arcs: [a: 2 words 11 12] [b: none] [c: 13, -1 dropped] [d: -1]
+    content = two_fsa_dict()
+    content["aux_labels"] = fake_k2([0, 2, 2, 4, 5, 5], [11, 12, 13, -1, -1])
+    path = save(tmp_path, content)
+    del sys.modules["_k2.ragged"], sys.modules["_k2"]  # reading must not need the module
+    first, second = read_k2(path)
+    assert first.word_splits.tolist() == [0, 2, 2] and first.word_ids.tolist() == [11, 12]
+    assert second.word_splits.tolist() == [0, 1, 1, 1] and second.word_ids.tolist() == [13]
+    with pytest.raises(InputFormatError, match="utterance a: arcs with several words"):
+        lattices_to_k2_dict([first])
+
+
+def test_other_globals_are_refused_even_next_to_ragged(tmp_path, fake_k2):
+    content = two_fsa_dict()
+    content["aux_labels"] = fake_k2([0, 1, 1, 1, 2, 2], [5, 7])
+    content["zz_evil"] = types.SimpleNamespace(x=1)
+    path = save(tmp_path, content)
+    with pytest.raises(InputFormatError, match=r"lats.pt: cannot load.*refusing to load global types"):
+        read_k2(path)
+
+
+def test_evil_global_alone_is_refused(tmp_path):
+    path = save(tmp_path, {"arcs": two_fsa_dict()["arcs"], "x": os.getcwd})
+    with pytest.raises(InputFormatError, match="lats.pt: cannot load as a torch file"):
+        read_k2(path)
+
+
+@pytest.mark.parametrize("cut", [10, 200, -30])
+def test_truncated_file_names_it(tmp_path, cut):
+    path = save(tmp_path, two_fsa_dict())
+    data = path.read_bytes()
+    path.write_bytes(data[:cut])
+    with pytest.raises(InputFormatError, match=f"{path}: cannot load as a torch file"):
+        read_k2(path)
+
+
+def test_garbage_and_non_dict(tmp_path):
+    garbage = tmp_path / "g.pt"
+    garbage.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(InputFormatError, match="g.pt: cannot load"):
+        read_k2(garbage)
+    with pytest.raises(InputFormatError, match="expected a dict saved with torch.save, got list"):
+        read_k2(save(tmp_path, [1, 2]))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d.update(arcs=d["arcs"].float()), "'arcs' is torch.float32 tensor of rank 1"),
+        (lambda d: d.update(arcs=d["arcs"][:-3]), "17 arc values (expected 4 x 5; truncated?)"),
+        (lambda d: d["arcs"].__setitem__(0, 99), "99 FSAs need a header of 202 values (got 28 in all)"),
+        (lambda d: d["arcs"].__setitem__(4, 1), "row_splits1 [0, 3, 1] is not non-decreasing"),
+        (lambda d: d.update(utt_ids=["a"]), "'utt_ids' has 1 entries (expected one per FSA, 2)"),
+        (lambda d: d.update(lm_scores=torch.zeros(4)), "'lm_scores' is (4,)"),
+        (lambda d: d.update(aux_labels=torch.zeros(2)), "'aux_labels' is a torch.float32 tensor"),
+    ],
+)
+def test_malformed_files_raise_with_the_problem(tmp_path, change, message):
+    content = two_fsa_dict()
+    change(content)
+    with pytest.raises(InputFormatError) as caught:
+        read_k2(save(tmp_path, content))
+    assert str(caught.value).startswith(str(tmp_path / "lats.pt"))
+    assert message in str(caught.value)
+
+
+def test_one_bad_fsa_is_a_failure_and_the_other_is_read(tmp_path):
+    content = two_fsa_dict()
+    content["arcs"][8 + 2] = 4  # FSA "a": first arc's label 5 -> 4, fine
+    content["arcs"][8 + 4 + 2] = 3  # FSA "a": the arc into the final state loses its -1
+    items = list(iter_k2(save(tmp_path, content)))
+    assert isinstance(items[0], LatticeFailure) and items[0].utt_id == "a"
+    assert "utterance a: arc 1 has label 3 and destination 2" in str(items[0].error)
+    assert items[1].utt_id == "b"
+
+
+def test_symbols_must_cover_the_word_ids(tmp_path):
+    path = save(tmp_path, two_fsa_dict())
+    table = SymbolTable()
+    for word in "abcdefg":
+        table.add(word)  # ids 1..7 cover 5 and 7
+    assert len(read_k2(path, table)) == 2
+    small = SymbolTable()
+    small.add("x")
+    with pytest.raises(SymbolError, match="lats.pt: utterance a: word id 5 is not in the symbol table"):
+        read_k2(path, small)
