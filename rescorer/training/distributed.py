@@ -50,6 +50,11 @@ class DistributedContext:
             dist.barrier()
 
 
+def launched_rank() -> int:
+    """This process's rank as set by torchrun (0 without torchrun)."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def init_distributed(device_type: str) -> DistributedContext:
     """Join the torchrun process group if launched by torchrun.
 
