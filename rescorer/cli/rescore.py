@@ -1,6 +1,154 @@
-"""PLACEHOLDER: replaced by the module's owner."""
+"""``fprescore rescore``: rescore lattices exactly with a fixed-point LM.
+
+Thin: builds a ``RescoreConfig``, runs ``rescorer.rescoring.pipeline`` with a
+rich progress bar on stderr, and prints the summary, failure and WER tables
+on stderr. Only ``--out -`` writes to stdout (the 1-best, nothing else).
+"""
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from rescorer.cli.common import err_console, guarded
+from rescorer.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL
+
+SCORES = "Score combination"
+SEARCH = "Pruning, expansion and search"
+COMPUTE = "Compute"
+EVALUATE = "References and WER"
+OUTPUT = "Outputs and failures"
 
 
-def rescore_command() -> None:
-    """Not implemented yet."""
-    raise SystemExit("not implemented yet")
+class UtteranceProgress:
+    """A rich progress display on stderr counting rescored and failed utterances."""
+
+    def __enter__(self) -> "UtteranceProgress":
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("rescoring"), BarColumn(),
+            TextColumn("{task.completed} done, {task.fields[failed]} failed"),
+            TimeElapsedColumn(), console=err_console, transient=True,
+        )
+        self.progress.__enter__()
+        self.task = self.progress.add_task("rescoring", total=None, failed=0)
+        self.failed = 0
+        return self
+
+    def utterance_done(self, utt_id: Optional[str], ok: bool) -> None:
+        """Advance the bar by one utterance."""
+        if ok:
+            self.progress.advance(self.task)
+        else:
+            self.failed += 1
+            self.progress.update(self.task, failed=self.failed)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.progress.__exit__(*exc_info)
+
+
+@guarded
+def rescore_command(
+    lattices: Annotated[List[Path], typer.Argument(
+        help="Lattice files or folders: k2 .pt, HTK SLF (.slf, .lat, gzipped ok) or Kaldi text; "
+             "the format is detected from the content.", show_default=False)],
+    model: Annotated[Path, typer.Option(
+        "--model", "-m", help="LM checkpoint written by `fprescore train`.", show_default=False)],
+    out: Annotated[str, typer.Option(
+        "--out", "-o", help="Output folder (onebest.txt, nbest.jsonl, ...); '-' prints only the "
+                            "1-best, Kaldi text, to stdout.", show_default=False)],
+    words: Annotated[Optional[Path], typer.Option(
+        "--words", "-w", help="words.txt symbol table; required for k2 and Kaldi text lattices, "
+                              "optional for SLF (words are spelled out there).")] = None,
+    am_scale: Annotated[float, typer.Option(
+        "--am-scale", help="Weight of the lattice's acoustic score.", rich_help_panel=SCORES)] = 1.0,
+    ngram_scale: Annotated[float, typer.Option(
+        "--ngram-scale", help="Weight of the lattice's old n-gram score (for SLF it already includes "
+                              "the header's lmscale).", rich_help_panel=SCORES)] = 0.5,
+    lm_scale: Annotated[float, typer.Option(
+        "--lm-scale", help="Weight of the neural LM log-probability (natural log). With SLF lattices "
+                           "whose header has lmscale s, values near 0.5*s are a start; tune with --grid.",
+        rich_help_panel=SCORES)] = 0.5,
+    word_penalty: Annotated[float, typer.Option(
+        "--word-penalty", help="Added per lattice word (negative values favour fewer words).",
+        rich_help_panel=SCORES)] = 0.0,
+    oov_penalty: Annotated[float, typer.Option(
+        "--oov-penalty", help="Added to the neural LM log-prob of each word the LM only knows as "
+                              "<unk>.", rich_help_panel=SCORES)] = 0.0,
+    mode: Annotated[str, typer.Option(
+        "--mode", help="'lattice': exact expansion of the lattice to the LM's history window; "
+                       "'nbest': rescore the first-pass n-best list with full sentences.",
+        rich_help_panel=SEARCH)] = "lattice",
+    nbest: Annotated[int, typer.Option(
+        "--nbest", help="Hypotheses per utterance in nbest.jsonl (and the list size in --mode nbest).",
+        rich_help_panel=SEARCH)] = 10,
+    beam: Annotated[Optional[float], typer.Option(
+        "--beam", help="Prune arcs further than this from the best first-pass path "
+                       "(am/ngram/word-penalty scores, Kaldi lattice-prune) before expansion; "
+                       "0 or less disables pruning.", rich_help_panel=SEARCH)] = None,
+    max_arcs: Annotated[int, typer.Option(
+        "--max-arcs", help="Most arcs an expanded lattice may have; above it the beam is halved "
+                           "(up to 4 times) and the utterance fails if it still does not fit.",
+        rich_help_panel=SEARCH)] = 500_000,
+    history_approx: Annotated[Optional[int], typer.Option(
+        "--history-approx", help="Lattice mode with an unbounded-history (sequential) model: expand "
+                                 "with this many tokens of history and score truncated histories "
+                                 "(an n-gram approximation). Required for such models.",
+        rich_help_panel=SEARCH)] = None,
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", help="Lattices whose LM queries are scored in one batched pass.",
+        rich_help_panel=COMPUTE)] = 16,
+    chunk_rows: Annotated[int, typer.Option(
+        "--chunk-rows", help="Unique histories per model call (memory: rows x vocabulary floats).",
+        rich_help_panel=COMPUTE)] = 1024,
+    device: Annotated[str, typer.Option(
+        "--device", help="auto (CUDA when available), cpu or cuda.", rich_help_panel=COMPUTE)] = "auto",
+    refs: Annotated[Optional[Path], typer.Option(
+        "--refs", help="Reference transcripts, Kaldi text (uttid w1 w2 ...), for WER.",
+        rich_help_panel=EVALUATE)] = None,
+    cuts: Annotated[Optional[Path], typer.Option(
+        "--cuts", help="References from a lhotse CutSet (supervision texts joined per cut id).",
+        rich_help_panel=EVALUATE)] = None,
+    grid: Annotated[Optional[str], typer.Option(
+        "--grid", help="Sweep the LM scale, start:stop:step (stop included) or a comma list; "
+                       "prints WER per scale and writes outputs at the best one. Needs references.",
+        rich_help_panel=EVALUATE)] = None,
+    ignore_case: Annotated[bool, typer.Option(
+        "--ignore-case", help="Compare words case-insensitively in WER (default: exact, as Kaldi's "
+                              "compute-wer).", rich_help_panel=EVALUATE)] = False,
+    write_lattices: Annotated[bool, typer.Option(
+        "--write-lattices", help="Also write lattices.pt: the expanded lattices with nnlm_scores (k2 "
+                                 "FsaVec dict layout).", rich_help_panel=OUTPUT)] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Stop at the first failed utterance instead of skipping it.",
+        rich_help_panel=OUTPUT)] = False,
+) -> None:
+    """Rescore lattices with a fixed-point LM: exact expansion, batched scoring, 1-best and n-best.
+
+    total = am_scale*am + ngram_scale*ngram + lm_scale*nnlm + word_penalty*words.
+    Exit codes: 0 all utterances rescored, 3 some failed (listed on stderr),
+    1 all failed or a global error (model, options, references).
+    """
+    from rescorer.outputs.tables import report_tables  # Lazy: keeps `--help` fast.
+    from rescorer.rescoring.combine import Scales
+    from rescorer.rescoring.config import RescoreConfig, parse_grid
+    from rescorer.rescoring.pipeline import run_rescore
+
+    config = RescoreConfig(
+        lattices=list(lattices), model=model, out=out, words=words,
+        scales=Scales(am=am_scale, ngram=ngram_scale, lm=lm_scale, word_penalty=word_penalty),
+        oov_penalty=oov_penalty, beam=beam if beam is not None and beam > 0 else None,
+        max_arcs=max_arcs, batch_size=batch_size, chunk_rows=chunk_rows, device=device,
+        nbest=nbest, mode=mode, history_approx=history_approx,
+        grid=None if grid is None else parse_grid(grid), refs=refs, cuts=cuts,
+        ignore_case=ignore_case, strict=strict, write_lattices=write_lattices,
+    )
+    with UtteranceProgress() as progress:
+        report = run_rescore(config, progress)
+    for table in report_tables(report):
+        err_console.print(table)
+    for output in report.outputs:
+        err_console.print(f"wrote {output}")
+    if report.failures and not report.results:
+        raise typer.Exit(EXIT_ERROR)
+    raise typer.Exit(EXIT_PARTIAL if report.failures else EXIT_OK)

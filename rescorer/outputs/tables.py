@@ -1,0 +1,87 @@
+"""Rich tables of a rescoring run: summary, failures, WER rows and the grid."""
+from typing import List
+
+from rich.table import Table
+
+from rescorer.rescoring.report import RescoreReport
+
+
+def summary_table(report: RescoreReport) -> Table:
+    """Utterances, lattice sizes along the pipeline, histories and timings."""
+    totals = report.totals()
+    table = Table(title="Rescoring summary", show_header=True, header_style="bold")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    ok, failed = len(report.results), len(report.failures)
+    table.add_row("utterances rescored / failed", f"{ok} / {failed}")
+    table.add_row("arcs read", f"{totals['arcs']:,}")
+    table.add_row("arcs after pruning", f"{totals['pruned_arcs']:,}")
+    if totals["expanded_arcs"]:
+        table.add_row("arcs after expansion", f"{totals['expanded_arcs']:,}")
+        factor = totals["expanded_arcs"] / max(totals["pruned_arcs"], 1)
+        table.add_row("expansion factor (expanded / pruned arcs)", f"{factor:.2f}")
+    table.add_row("LM histories (per utterance, summed)", f"{totals['histories']:,}")
+    table.add_row("LM histories run (deduplicated per batch)", f"{report.unique_histories:,}")
+    table.add_row("LM queries", f"{totals['queries']:,}")
+    tightened = sum(1 for stats in report.results.values() if stats.tightened)
+    table.add_row("utterances whose beam was tightened", f"{tightened}")
+    timings = report.timings
+    table.add_row(
+        "time: read / expand / score / search / total (s)",
+        f"{timings.read:.2f} / {timings.expand:.2f} / {timings.score:.2f} / "
+        f"{timings.search:.2f} / {timings.total:.2f}",
+    )
+    if ok and timings.total > 0:
+        table.add_row("lattices per second", f"{ok / timings.total:.1f}")
+    for note in report.notes:
+        table.add_row("note", note)
+    return table
+
+
+def failures_table(report: RescoreReport) -> Table:
+    """One row per skipped utterance or file."""
+    table = Table(title=f"Failed utterances ({len(report.failures)})", header_style="bold red")
+    table.add_column("file", overflow="fold")
+    table.add_column("utterance")
+    table.add_column("problem", overflow="fold")
+    for failure in report.failures:
+        table.add_row(str(failure.path or "-"), failure.utt_id or "(whole file)", failure.message)
+    return table
+
+
+def wer_table(report: RescoreReport) -> Table:
+    """First pass, oracle and rescored WER."""
+    table = Table(title="WER", header_style="bold")
+    for name in ("system", "WER %", "errors", "ins", "del", "sub", "ref words", "utts"):
+        table.add_column(name, justify="left" if name == "system" else "right")
+    for label, stats in report.wer_rows:
+        detail = ("-", "-", "-") if label == "lattice oracle" else (
+            str(stats.insertions), str(stats.deletions), str(stats.substitutions))
+        table.add_row(label, f"{stats.wer:.2f}", str(stats.errors), *detail,
+                      str(stats.ref_words), str(stats.utterances))
+    return table
+
+
+def grid_table(report: RescoreReport) -> Table:
+    """WER per swept LM scale, the best one marked."""
+    table = Table(title="LM scale sweep (--grid)", header_style="bold")
+    table.add_column("lm_scale", justify="right")
+    table.add_column("WER %", justify="right")
+    table.add_column("errors", justify="right")
+    table.add_column("")
+    for scale, stats in report.grid:
+        mark = "best" if scale == report.best_scale else ""
+        table.add_row(f"{scale:g}", f"{stats.wer:.2f}", str(stats.errors), mark)
+    return table
+
+
+def report_tables(report: RescoreReport) -> List[Table]:
+    """Every table that applies to ``report``, in display order."""
+    tables = [summary_table(report)]
+    if report.failures:
+        tables.append(failures_table(report))
+    if report.grid:
+        tables.append(grid_table(report))
+    if report.wer_rows:
+        tables.append(wer_table(report))
+    return tables

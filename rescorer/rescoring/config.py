@@ -1,0 +1,141 @@
+"""The settings of one ``fprescore rescore`` run, checked once up front."""
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+from rescorer.errors import ConfigError
+from rescorer.rescoring.combine import Scales
+
+MODES = ("lattice", "nbest")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class RescoreConfig:
+    """Everything ``rescore`` needs; the CLI builds it from its options.
+
+    Attributes:
+      lattices:
+        Lattice files or folders (any supported format, detected).
+      model:
+        The LM checkpoint.
+      out:
+        Output folder, or "-" to print the 1-best to stdout only.
+      words:
+        ``words.txt`` (needed for k2 and Kaldi text lattices).
+      scales:
+        The combination weights (``rescorer.rescoring.combine``).
+      oov_penalty:
+        Added to the neural LM log-probability for each out-of-vocabulary word.
+      beam:
+        Prune arcs outside this beam (first-pass scores, forward-backward)
+        before expansion; None keeps every arc.
+      max_arcs:
+        Most arcs an expanded lattice may have; above it the beam tightens.
+      beam_tries:
+        How many times the beam may be halved before the utterance fails.
+      batch_size:
+        Lattices whose LM queries are scored together.
+      chunk_rows:
+        Unique histories per model call (memory bound: chunk_rows x V floats).
+      device:
+        "auto" (CUDA when available), "cpu" or "cuda".
+      nbest:
+        Hypotheses per utterance in ``nbest.jsonl`` (and the list size of
+        ``mode="nbest"``).
+      mode:
+        "lattice" (exact expansion) or "nbest" (rescore the first-pass n-best).
+      history_approx:
+        Expansion window for models without a bounded history (sequential
+        solver): histories are truncated to this many tokens.
+      grid:
+        LM scales to sweep (needs references); None for no sweep.
+      refs / cuts:
+        Reference transcripts (Kaldi text / lhotse cuts) for WER.
+      ignore_case:
+        Compare words case-insensitively in WER.
+      strict:
+        Stop at the first failed utterance.
+      write_lattices:
+        Also write the rescored expanded lattices (k2 ``lattices.pt``).
+    """
+
+    lattices: List[Path]
+    model: Path
+    out: str
+    words: Optional[Path] = None
+    scales: Scales = field(default_factory=Scales)
+    oov_penalty: float = 0.0
+    beam: Optional[float] = None
+    max_arcs: int = 500_000
+    beam_tries: int = 4
+    batch_size: int = 16
+    chunk_rows: int = 1024
+    device: str = "auto"
+    nbest: int = 10
+    mode: str = "lattice"
+    history_approx: Optional[int] = None
+    grid: Optional[List[float]] = None
+    refs: Optional[Path] = None
+    cuts: Optional[Path] = None
+    ignore_case: bool = False
+    strict: bool = False
+    write_lattices: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.lattices:
+            raise ConfigError("no lattice files given")
+        if self.mode not in MODES:
+            raise ConfigError(f"unknown --mode (expected one of {MODES}, got {self.mode!r})")
+        if self.device not in DEVICES:
+            raise ConfigError(f"unknown --device (expected one of {DEVICES}, got {self.device!r})")
+        for name in ("max_arcs", "batch_size", "chunk_rows", "nbest"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(self, name)})")
+        if self.beam is not None and not self.beam > 0:
+            raise ConfigError(f"--beam must be > 0 (got {self.beam})")
+        if self.beam_tries < 0:
+            raise ConfigError(f"beam_tries must be >= 0 (got {self.beam_tries})")
+        if self.history_approx is not None and self.history_approx < 1:
+            raise ConfigError(f"--history-approx must be >= 1 (got {self.history_approx})")
+        if self.grid is not None and self.refs is None and self.cuts is None:
+            raise ConfigError("--grid needs references to pick a scale (give --refs or --cuts)")
+        if self.refs is not None and self.cuts is not None:
+            raise ConfigError("give either --refs or --cuts, not both")
+        if self.out == "-" and self.write_lattices:
+            raise ConfigError("--write-lattices needs an output folder (got --out -)")
+
+    @property
+    def to_stdout(self) -> bool:
+        """True when the 1-best goes to stdout (``--out -``)."""
+        return self.out == "-"
+
+
+def parse_grid(text: str) -> List[float]:
+    """LM scales from ``start:stop:step`` (stop included) or a comma list.
+
+    Examples:
+      ``"0:1:0.25"`` -> [0.0, 0.25, 0.5, 0.75, 1.0]; ``"0.3,0.5"`` -> [0.3, 0.5].
+
+    Raises:
+      ConfigError: malformed, a non-positive step, stop < start, or over 1000 points.
+    """
+    try:
+        if ":" not in text:
+            values = [float(part) for part in text.split(",") if part.strip()]
+        else:
+            start, stop, step = (float(part) for part in text.split(":"))
+            if not step > 0 or stop < start:
+                raise ConfigError(f"--grid {text!r}: need step > 0 and stop >= start")
+            count = int(math.floor((stop - start) / step + 1e-9)) + 1
+            if count > 1000:
+                raise ConfigError(f"--grid {text!r} has {count} points (at most 1000)")
+            values = [round(start + index * step, 10) for index in range(count)]
+    except ValueError as error:
+        raise ConfigError(
+            f"--grid {text!r} is not start:stop:step or a comma list of numbers"
+        ) from error
+    if not values:
+        raise ConfigError(f"--grid {text!r} has no values")
+    return values

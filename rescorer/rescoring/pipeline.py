@@ -1,0 +1,200 @@
+"""``fprescore rescore`` end to end: read, expand, score in batches, search, write.
+
+One batch of ``--batch-size`` lattices goes through::
+
+    lattice -> tokens -> prune + expand (lattice mode) | first-pass n-best (n-best mode)
+            -> ScoreRequest ----------------------------------------------+
+    all requests of the batch -> score_requests (dedupe, chunked model calls)
+            -> per-arc nnlm scores -> ScoredLattice | ScoredList -> ResultCollector
+
+A bad utterance raises a ``RescorerError`` that is recorded as a ``Failure``
+and skipped (``--strict``: re-raised). Global problems (model, options,
+references) raise before any lattice is read.
+"""
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Protocol, Tuple
+
+import torch
+
+from rescorer.data.vocab import Vocabulary
+from rescorer.errors import ConfigError, RescorerError
+from rescorer.lattice.fsavec import Lattice, LatticeFailure
+from rescorer.lattice.symbols import SymbolTable
+from rescorer.outputs.wer import load_references
+from rescorer.rescoring.collect import ResultCollector
+from rescorer.rescoring.config import RescoreConfig
+from rescorer.rescoring.inputs import iter_inputs
+from rescorer.rescoring.report import Failure, RescoreReport
+from rescorer.rescoring.scoring import score_requests
+from rescorer.rescoring.tokens import ArcTokenizer
+from rescorer.rescoring.utterance import UtteranceJob, finish_job, start_job
+from rescorer.training.checkpoint import load_model
+
+
+class ProgressHook(Protocol):
+    """Receives progress events (the CLI draws a bar; tests pass None)."""
+
+    def utterance_done(self, utt_id: Optional[str], ok: bool) -> None:
+        """One utterance finished (ok) or failed."""
+
+
+@dataclass
+class RescoreContext:
+    """What is loaded once per run.
+
+    Attributes:
+      model:
+        The LM in eval mode on its device.
+      vocabulary:
+        The LM's vocabulary.
+      window:
+        History window of the expansion (lattice mode), or the sentence
+        history limit of n-best mode (None = whole sentence).
+      symbols:
+        ``--words``, or None (SLF files bring their own words).
+      references:
+        Utterance id -> reference words, or None.
+    """
+
+    model: torch.nn.Module
+    vocabulary: Vocabulary
+    window: Optional[int]
+    symbols: Optional[SymbolTable]
+    references: Optional[Dict[str, List[str]]]
+
+    def __post_init__(self) -> None:
+        self._tokenizers: Dict[int, ArcTokenizer] = {}
+
+    def tokenizer(self, symbols: SymbolTable) -> ArcTokenizer:
+        """The (cached) tokenizer for a symbol table."""
+        key = id(symbols)
+        if key not in self._tokenizers:
+            self._tokenizers[key] = ArcTokenizer(self.vocabulary, symbols)
+        return self._tokenizers[key]
+
+
+def resolve_device(device: str) -> str:
+    """"auto" -> "cuda" when available else "cpu"; "cuda" must be available."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda, but CUDA is not available (use --device cpu or auto)")
+    return device
+
+
+def history_window(model_window: Optional[int], config: RescoreConfig) -> Optional[int]:
+    """The expansion window: the model's K, capped by --history-approx.
+
+    Raises:
+      ConfigError: lattice mode with an unbounded-history model and no --history-approx.
+    """
+    if config.mode == "nbest":
+        return model_window  # whole sentences: exact for every solver
+    if model_window is None and config.history_approx is None:
+        raise ConfigError(
+            "the model has unbounded history (sequential solver), so lattice mode cannot be "
+            "exact: give --history-approx N to expand with N tokens of history (an n-gram "
+            "approximation), or use --mode nbest"
+        )
+    if config.history_approx is None:
+        return model_window
+    return config.history_approx if model_window is None else min(model_window, config.history_approx)
+
+
+def load_context(config: RescoreConfig) -> RescoreContext:
+    """Load references, the model and the symbol table; check the options against them."""
+    references = load_references(config.refs, config.cuts)
+    model, vocabulary = load_model(config.model, resolve_device(config.device))
+    window = history_window(model.history_window, config)
+    symbols = None if config.words is None else SymbolTable.from_file(config.words)
+    return RescoreContext(model, vocabulary, window, symbols, references)
+
+
+def run_rescore(config: RescoreConfig, progress: Optional[ProgressHook] = None) -> RescoreReport:
+    """Rescore every lattice of ``config.lattices`` and write the outputs.
+
+    Returns:
+      The ``RescoreReport`` (statistics, failures, WER rows, grid).
+
+    Raises:
+      RescorerError: a global problem, or the first failure under ``--strict``.
+    """
+    started = time.perf_counter()
+    context = load_context(config)
+    report = RescoreReport()
+    collector = ResultCollector(config, context.references)
+    batch: List[Tuple[Path, Lattice, SymbolTable]] = []
+    read_started = time.perf_counter()
+    for item in iter_inputs(config.lattices, context.symbols):
+        report.timings.read += time.perf_counter() - read_started
+        if isinstance(item, LatticeFailure):
+            _fail(report, config, progress, item.path, item.utt_id, item.error)
+        else:
+            batch.append(item)
+            if len(batch) == config.batch_size:
+                _run_batch(batch, context, config, report, collector, progress)
+                batch = []
+        read_started = time.perf_counter()
+    report.timings.read += time.perf_counter() - read_started
+    _run_batch(batch, context, config, report, collector, progress)
+    if report.results:
+        collector.finish(report)
+    report.timings.total = time.perf_counter() - started
+    return report
+
+
+def _run_batch(
+    batch: List[Tuple[Path, Lattice, SymbolTable]],
+    context: RescoreContext,
+    config: RescoreConfig,
+    report: RescoreReport,
+    collector: ResultCollector,
+    progress: Optional[ProgressHook],
+) -> None:
+    """Prepare, score together, and search every lattice of one batch."""
+    jobs: List[UtteranceJob] = []
+    for path, lattice, symbols in batch:
+        began = time.perf_counter()
+        try:
+            jobs.append(start_job(path, lattice, symbols, context, config))
+        except RescorerError as error:
+            _fail(report, config, progress, path, lattice.utt_id, error)
+        report.timings.expand += time.perf_counter() - began
+    if not jobs:
+        return
+    began = time.perf_counter()
+    scores, stats = score_requests(context.model, [job.request for job in jobs], config.chunk_rows)
+    report.unique_histories += stats.unique_histories
+    report.timings.score += time.perf_counter() - began
+    for job, query_scores in zip(jobs, scores):
+        began = time.perf_counter()
+        try:
+            report.results[job.utt_id] = finish_job(job, query_scores, context, config, collector)
+        except RescorerError as error:
+            _fail(report, config, progress, job.path, job.utt_id, error)
+        else:
+            if progress is not None:
+                progress.utterance_done(job.utt_id, True)
+        report.timings.search += time.perf_counter() - began
+
+
+def _fail(
+    report: RescoreReport,
+    config: RescoreConfig,
+    progress: Optional[ProgressHook],
+    path: Optional[Path],
+    utt_id: Optional[str],
+    error: RescorerError,
+) -> None:
+    """Record a skipped utterance; re-raise under --strict."""
+    if error.path is None and path is not None:
+        error.path = str(path)
+    if error.utt_id is None:
+        error.utt_id = utt_id
+    if config.strict:
+        raise error
+    report.failures.append(Failure(path, utt_id, str(error)))
+    if progress is not None:
+        progress.utterance_done(utt_id, False)
