@@ -1,0 +1,88 @@
+"""Distinct n-best and lattice oracle against brute force over all paths."""
+import random
+
+import kaldialign
+import pytest
+
+from lattice_builders import all_paths, make_lattice, path_score, path_words, random_lattice
+from rescorer.algorithms.nbest import nbest_distinct
+from rescorer.algorithms.oracle import oracle_errors
+from rescorer.errors import LatticeError
+
+# 0 -a:-1---> 1 -b:-1----> 3 -final:0-> 4    paths: 0 2 6  a b  -2.0
+# 0 -a:-2.1-> 2 -<eps>:0-> 3                         0 4 6  a e  -1.5  <- best
+#             1 -e:-0.5--> 3                         0 5 6  a    -2.25
+#             1 -<eps>:-1.25-> 3                     1 3 6  a    -2.1  <- best "a"
+# distinct, best first: [a e] -1.5, [a b] -2.0, [a] -2.1 (arcs 1 3 6)
+NBEST_ARCS = [
+    (0, 1, [1], -1.0),  # 0: a
+    (0, 2, [1], -2.1),  # 1: a
+    (1, 3, [2], -1.0),  # 2: b
+    (2, 3, [], 0.0),  # 3: eps
+    (1, 3, [5], -0.5),  # 4: e
+    (1, 3, [], -1.25),  # 5: eps
+    (3, 4, [], 0.0),  # 6: final
+]
+
+
+def test_hand_lattice_nbest():
+    lattice, scores = make_lattice(NBEST_ARCS)
+    hypotheses = nbest_distinct(lattice, scores, 10)
+    assert [(h.word_ids, h.score) for h in hypotheses] == [
+        ((1, 5), -1.5), ((1, 2), -2.0), ((1,), pytest.approx(-2.1, abs=1e-6))]
+    assert [h.arc_ids.tolist() for h in hypotheses] == [[0, 4, 6], [0, 2, 6], [1, 3, 6]]
+    assert len(nbest_distinct(lattice, scores, 2)) == 2
+
+
+def test_random_dags_nbest_against_brute_force():
+    rng = random.Random(7)
+    for _ in range(300):
+        lattice, scores = random_lattice(rng, vocab=3)
+        best = {}
+        for path in all_paths(lattice):
+            words, score = path_words(lattice, path), path_score(path, scores)
+            best[words] = max(best.get(words, float("-inf")), score)
+        expected = sorted(best.values(), reverse=True)
+        n = rng.randint(1, 8)
+        hypotheses = nbest_distinct(lattice, scores, n)
+        assert [h.score for h in hypotheses] == pytest.approx(expected[:n], abs=1e-9)
+        assert len({h.word_ids for h in hypotheses}) == len(hypotheses)
+        for h in hypotheses:
+            assert h.score == pytest.approx(best[h.word_ids], abs=1e-9)
+            assert path_words(lattice, h.arc_ids.tolist()) == h.word_ids
+            assert path_score(h.arc_ids.tolist(), scores) == pytest.approx(h.score, abs=1e-9)
+
+
+def test_nbest_pop_limit_raises():
+    rng = random.Random(3)
+    lattice, scores = random_lattice(rng)
+    with pytest.raises(LatticeError, match="more than 1 search items") as info:
+        nbest_distinct(lattice, scores, 5, max_pops=1)
+    assert info.value.utt_id == lattice.utt_id
+
+
+def test_hand_lattice_oracle():
+    # Paths: "a e", "a b", "a"; reference "a b c": best "a b", 1 deletion.
+    lattice, _ = make_lattice(NBEST_ARCS)
+    errors, arcs = oracle_errors(lattice, [1, 2, 3])
+    assert errors == 1
+    assert arcs.tolist() == [0, 2, 6]
+    assert oracle_errors(lattice, [])[0] == 1  # "a" is one insertion
+    assert oracle_errors(lattice, [7, 7, 7, 7])[0] == 4
+
+
+def _edit_distance(hypothesis, reference):
+    return kaldialign.edit_distance(list(reference), list(hypothesis))["total"]
+
+
+def test_random_dags_oracle_against_brute_force():
+    rng = random.Random(11)
+    for _ in range(300):
+        lattice, _ = random_lattice(rng, vocab=3)
+        reference = [rng.randint(1, 4) for _ in range(rng.randint(0, 6))]
+        distances = {}
+        for path in all_paths(lattice):
+            distances[tuple(path)] = _edit_distance(path_words(lattice, path), reference)
+        errors, arcs = oracle_errors(lattice, reference)
+        assert errors == min(distances.values())
+        assert distances[tuple(arcs.tolist())] == errors
