@@ -102,12 +102,7 @@ def nbest_distinct(
         levels = topological_levels(lattice)
     scores = arc_scores.to(torch.float64)
     heuristic = backward_scores(lattice, scores, levels=levels).tolist()
-    order, splits = group_by(lattice.src, lattice.num_states)
-    order_list, splits_list = order.tolist(), splits.tolist()
-    dst, score_list = lattice.dst.tolist(), scores.tolist()
-    word_bounds, all_words = lattice.word_splits.tolist(), lattice.word_ids.tolist()
-    arc_words = [tuple(all_words[word_bounds[a]:word_bounds[a + 1]])
-                 for a in range(lattice.num_arcs)]
+    out_arcs, dst, score_list, arc_words = _arc_tables(lattice, scores)
     final = lattice.num_states - 1
     prefixes = _Prefixes()
     back: List[Tuple[int, int]] = [(-1, -1)]  # search node -> (parent node, arc)
@@ -127,7 +122,7 @@ def nbest_distinct(
         if state == final:
             results.append(Hypothesis(score, _arcs_of(back, node), prefixes.words(prefix)))
             continue
-        for arc in order_list[splits_list[state]:splits_list[state + 1]]:
+        for arc in out_arcs[state]:
             target = dst[arc]
             if heuristic[target] == float("-inf"):
                 continue  # dead end
@@ -139,6 +134,16 @@ def nbest_distinct(
             heapq.heappush(heap, (-(new_score + heuristic[target]), next(tie), target,
                                   new_prefix, new_score, len(back) - 1))
     return results
+
+
+def _arc_tables(lattice: Lattice, scores: Tensor):
+    """Python lists for the search loop: out-arcs per state, dst, score, words per arc."""
+    order, splits = group_by(lattice.src, lattice.num_states)
+    order_list, splits_list = order.tolist(), splits.tolist()
+    out_arcs = [order_list[splits_list[s]:splits_list[s + 1]] for s in range(lattice.num_states)]
+    bounds, words = lattice.word_splits.tolist(), lattice.word_ids.tolist()
+    arc_words = [tuple(words[bounds[a]:bounds[a + 1]]) for a in range(lattice.num_arcs)]
+    return out_arcs, lattice.dst.tolist(), scores.tolist(), arc_words
 
 
 def _arcs_of(back: List[Tuple[int, int]], node: int) -> Tensor:
