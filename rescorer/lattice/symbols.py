@@ -27,11 +27,14 @@ class SymbolTable:
         The source file or None for a table built in memory.
       grown:
         True once ``add`` has added a word that was not there before.
+      frozen:
+        True for a table read from a file: readers look words up instead of adding.
     """
 
     def __init__(self, path: Optional[Union[str, Path]] = None) -> None:
         self.path = None if path is None else Path(path)
         self.grown = False
+        self.frozen = False
         self._ids: Dict[str, int] = {EPSILON: 0}
         self._words: Dict[int, str] = {0: EPSILON}
 
@@ -59,6 +62,7 @@ class SymbolTable:
         if table._words.get(0, EPSILON) != EPSILON or table._ids.get(EPSILON, 0) != 0:
             raise SymbolError(f"id 0 must be {EPSILON} (got {table._words.get(0)!r} for id 0, "
                               f"id {table._ids.get(EPSILON)} for {EPSILON})", path=path)
+        table.frozen = True
         table._ids.setdefault(EPSILON, 0)
         table._words.setdefault(0, EPSILON)
         return table
@@ -117,6 +121,13 @@ class SymbolTable:
             raise SymbolError(f"word id {int(word_id)} is not in {source} "
                               f"(ids go up to {self.max_id}; wrong --words?)",
                               path=path, utt_id=utt_id) from None
+
+    def lookup(self, word: str, *, path: Optional[Union[str, Path]] = None,
+               utt_id: Optional[str] = None) -> int:
+        """``id(word)`` for a frozen table (unknown words are errors), else ``add(word)``."""
+        if self.frozen:
+            return self.id(word, path=path, utt_id=utt_id)
+        return self.add(word)
 
     def check_ids(self, word_ids: Tensor, *, path: Optional[Union[str, Path]] = None,
                   utt_id: Optional[str] = None) -> None:

@@ -1,0 +1,224 @@
+"""HTK Standard Lattice Format (``.slf``/``.lat``, optionally gzipped), read and written.
+
+Reading (one lattice per file):
+
+- Words may sit on nodes (``W=`` on ``I=`` lines) or on links (``W=`` on ``J=``
+  lines; a link's own word wins). As in HTK, a node's word ends at that node, so
+  the link S->E carries W(E) when the link has no word of its own. Words in
+  ``FILLER_WORDS``, ``++...++`` and ``[...]`` words become epsilon.
+- Scores: am = acscale * a; ngram = lmscale * l + wdpenalty, the penalty only on
+  links whose word is real or which enter the end node. This reproduces the
+  decoder's path score for pocketsphinx lattices (asr-dev README); HTK's habit of
+  adding it on every link is not followed. ``base=`` (log base) rescales a and l
+  to natural logs. Missing header values: lmscale 1, wdpenalty 0, acscale 1.
+- Start/end nodes come from ``start=``/``end=`` or, by default, the only node
+  without incoming / outgoing links. State 0 is the start node; a real word on it
+  gets its own arc from a new start state. If every link into the end node is
+  epsilon and none leaves it, those links become the -1 arcs and the end node the
+  final state; otherwise a super-final state is added, entered by -1 arcs with
+  score 0 from the end node.
+
+Writing puts words on links (``W=!NULL`` for none) with ``a`` = am, ``l`` = ngram,
+``lmscale=1.0`` and ``wdpenalty=0.0``, so reading back is exact (floats printed
+with repr); an arc with several words becomes a chain through extra nodes.
+"""
+import gzip
+import io
+import re
+from pathlib import Path
+from typing import IO, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from rescorer.errors import InputFormatError
+from rescorer.formats.slf_graph import SlfGraph, graph_to_lattice
+from rescorer.lattice.fsavec import Lattice
+from rescorer.lattice.symbols import SymbolTable
+from rescorer.outputs.atomic import atomic_write_text
+
+PathLike = Union[str, Path]
+
+# Words that are epsilon in every lattice (plus ++...++ and [...] fillers).
+FILLER_WORDS = frozenset(
+    ["!NULL", "!ENTER", "!EXIT", "<s>", "</s>", "<sil>", "!SENT_START", "!SENT_END"]
+)
+_FIELD = re.compile(r'([A-Za-z]+)=("(?:[^"\\]|\\.)*"|\S*)')
+_ALIASES = {"NODE": "I", "LINK": "J", "WORD": "W", "START": "S", "END": "E",
+            "acoustic": "a", "language": "l", "NODES": "N", "LINKS": "L"}
+
+
+def is_filler(word: str) -> bool:
+    """True for words that never reach the LM (``FILLER_WORDS``, ``++x++``, ``[x]``)."""
+    return (word in FILLER_WORDS or (word.startswith("++") and word.endswith("++"))
+            or (len(word) > 1 and word.startswith("[") and word.endswith("]")))
+
+
+def open_text(path: PathLike) -> IO[str]:
+    """Open a text file, gunzipping when it starts with the gzip magic bytes."""
+    with open(path, "rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    if gzipped:
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def read_slf(path: PathLike, symbols: Optional[SymbolTable] = None
+             ) -> Tuple[List[Lattice], SymbolTable]:
+    """Read one SLF lattice.
+
+    Args:
+      path:
+        The ``.slf``/``.lat`` file, plain or gzipped.
+      symbols:
+        A table read from --words (frozen: unknown words are a ``SymbolError``) or
+        a growing table shared across files; None starts a new growing table.
+
+    Returns:
+      ``([lattice], symbols)``.
+
+    Raises:
+      InputFormatError: bad syntax, numbers, counts or structure (with the line).
+      SymbolError: a word is missing from a frozen table.
+    """
+    symbols = SymbolTable() if symbols is None else symbols
+    try:
+        with open_text(path) as handle:
+            graph = parse_slf(handle, path)
+    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as error:
+        raise InputFormatError(f"cannot read ({type(error).__name__}: {error}; truncated or "
+                               "corrupt?)", path=path) from error
+    lattice = graph_to_lattice(graph, symbols, is_filler, path)
+    lattice.validate(path)
+    return [lattice], symbols
+
+
+def _fields(line: str, path: PathLike, line_number: int) -> Dict[str, str]:
+    """``key=value`` pairs of one line (aliases mapped to the short keys)."""
+    if '"' not in line:  # fast path: plain key=value tokens
+        fields = {}
+        for token in line.split():
+            key, equals, value = token.partition("=")
+            if not equals:
+                raise InputFormatError(f"expected key=value, got {token[:40]!r}", path=path,
+                                       where=f"line {line_number}")
+            fields[_ALIASES.get(key, key)] = value
+        return fields
+    fields = {}
+    for token in _FIELD.finditer(line):
+        key, value = token.group(1), token.group(2)
+        if value.startswith('"') and value.endswith('"') and len(value) >= 2:
+            value = value[1:-1]
+        fields[_ALIASES.get(key, key)] = value
+    if not fields:
+        raise InputFormatError(f"expected key=value fields, got {line.strip()[:60]!r}",
+                               path=path, where=f"line {line_number}")
+    return fields
+
+
+def _number(fields: Dict[str, str], key: str, kind: type, default, path: PathLike,
+            line_number: int, utt_id: Optional[str]):
+    """``fields[key]`` as int/float (``default`` when absent), with a located error."""
+    text = fields.get(key)
+    if text is None:
+        if default is None:
+            raise InputFormatError(f"missing {key}=", path=path, utt_id=utt_id,
+                                   where=f"line {line_number}")
+        return default
+    try:
+        return kind(text)
+    except ValueError:
+        raise InputFormatError(f"bad {key}={text!r} (expected {'an integer' if kind is int else 'a number'})",
+                               path=path, utt_id=utt_id, where=f"line {line_number}") from None
+
+
+def parse_slf(handle: IO[str], path: PathLike) -> SlfGraph:
+    """Parse the text of one SLF lattice into an ``SlfGraph`` (nodes, links, header)."""
+    graph = SlfGraph(utt_id=Path(path).name.split(".")[0])
+    counts_line = 0
+    for line_number, line in enumerate(handle, start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        fields = _fields(stripped, path, line_number)
+        if "I" in fields:
+            _node(graph, fields, path, line_number)
+        elif "J" in fields:
+            _link(graph, fields, path, line_number)
+        else:
+            if "N" in fields or "L" in fields:
+                counts_line = line_number
+            _header(graph, fields, path, line_number)
+    graph.check_counts(path, counts_line)
+    return graph
+
+
+def _header(graph: SlfGraph, fields: Dict[str, str], path: PathLike, line_number: int) -> None:
+    """Apply one header line (unknown keys such as lmname= are ignored)."""
+    if graph.links_word is not None or graph.node_lines:
+        raise InputFormatError(f"header field {next(iter(fields))}= after the node/link lines",
+                               path=path, utt_id=graph.utt_id, where=f"line {line_number}")
+    if "UTTERANCE" in fields:
+        graph.utt_id = fields["UTTERANCE"]
+    number = lambda key, kind, default: _number(fields, key, kind, default, path, line_number,
+                                                graph.utt_id)
+    graph.lmscale = number("lmscale", float, graph.lmscale)
+    graph.wdpenalty = number("wdpenalty", float, graph.wdpenalty)
+    graph.acscale = number("acscale", float, graph.acscale)
+    graph.base = number("base", float, graph.base)
+    graph.start = number("start", int, graph.start if graph.start is not None else -1)
+    graph.end = number("end", int, graph.end if graph.end is not None else -1)
+    graph.start = None if graph.start == -1 else graph.start
+    graph.end = None if graph.end == -1 else graph.end
+    graph.num_nodes = number("N", int, graph.num_nodes if graph.num_nodes is not None else -1)
+    graph.num_links = number("L", int, graph.num_links if graph.num_links is not None else -1)
+    graph.num_nodes = None if graph.num_nodes == -1 else graph.num_nodes
+    graph.num_links = None if graph.num_links == -1 else graph.num_links
+
+
+def _node(graph: SlfGraph, fields: Dict[str, str], path: PathLike, line_number: int) -> None:
+    """Record one ``I=`` line."""
+    node = _number(fields, "I", int, None, path, line_number, graph.utt_id)
+    graph.add_node(node, fields.get("W"), path, line_number)
+
+
+def _link(graph: SlfGraph, fields: Dict[str, str], path: PathLike, line_number: int) -> None:
+    """Record one ``J=`` line."""
+    number = lambda key, kind, default: _number(fields, key, kind, default, path, line_number,
+                                                graph.utt_id)
+    graph.add_link(number("S", int, None), number("E", int, None), fields.get("W"),
+                   number("a", float, 0.0), number("l", float, 0.0), path, line_number)
+
+
+def lattice_to_slf(lattice: Lattice, symbols: SymbolTable) -> str:
+    """SLF text of ``lattice`` with words on links (see the module docstring)."""
+    words = [symbols.word(w, utt_id=lattice.utt_id) for w in lattice.word_ids.tolist()]
+    splits = lattice.word_splits.tolist()
+    lines: List[str] = []
+    next_node = lattice.num_states
+    for arc, (src, dst, am, ngram) in enumerate(zip(
+        lattice.src.tolist(), lattice.dst.tolist(),
+        lattice.am_scores.tolist(), lattice.ngram_scores.tolist(),
+    )):
+        arc_words = words[splits[arc]:splits[arc + 1]] or ["!NULL"]
+        hops = [src] + list(range(next_node, next_node + len(arc_words) - 1)) + [dst]
+        next_node += len(arc_words) - 1
+        for hop, word in enumerate(arc_words):
+            a, l = (am, ngram) if hop == 0 else (0.0, 0.0)
+            lines.append(f"J={len(lines)}\tS={hops[hop]}\tE={hops[hop + 1]}\tW={word}"
+                         f"\ta={a!r}\tl={l!r}")
+    header = [
+        "VERSION=1.0", f"UTTERANCE={_quote(lattice.utt_id)}", "lmscale=1.0", "wdpenalty=0.0",
+        "start=0", f"end={lattice.num_states - 1}", f"N={next_node}\tL={len(lines)}",
+    ]
+    nodes = [f"I={node}" for node in range(next_node)]
+    return "\n".join(header + nodes + lines) + "\n"
+
+
+def _quote(text: str) -> str:
+    """Quote a header value that contains white space."""
+    return f'"{text}"' if any(c.isspace() for c in text) else text
+
+
+def write_slf(path: PathLike, lattice: Lattice, symbols: SymbolTable) -> None:
+    """Write ``lattice`` as plain-text SLF to ``path`` atomically."""
+    atomic_write_text(path, lattice_to_slf(lattice, symbols))

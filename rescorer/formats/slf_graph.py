@@ -1,0 +1,176 @@
+"""The parsed content of one SLF file and its conversion to a ``Lattice``.
+
+``slf.py`` parses lines into an ``SlfGraph``; ``graph_to_lattice`` applies the
+score and word conventions documented in ``slf.py`` with tensor operations.
+"""
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Union
+
+import torch
+from torch import Tensor
+
+from rescorer.errors import InputFormatError
+from rescorer.lattice.fsavec import Lattice, splits_from_counts
+from rescorer.lattice.symbols import SymbolTable
+
+PathLike = Union[str, Path]
+
+
+@dataclass
+class SlfGraph:
+    """Nodes, links and header values of one SLF lattice, as read."""
+
+    utt_id: str
+    lmscale: float = 1.0
+    wdpenalty: float = 0.0
+    acscale: float = 1.0
+    base: float = math.e
+    start: Optional[int] = None
+    end: Optional[int] = None
+    num_nodes: Optional[int] = None  # N= header
+    num_links: Optional[int] = None  # L= header
+    node_words: Dict[int, Optional[str]] = field(default_factory=dict)
+    node_lines: Dict[int, int] = field(default_factory=dict)
+    link_src: List[int] = field(default_factory=list)
+    link_dst: List[int] = field(default_factory=list)
+    link_words: List[Optional[str]] = field(default_factory=list)
+    link_am: List[float] = field(default_factory=list)
+    link_lm: List[float] = field(default_factory=list)
+    link_lines: List[int] = field(default_factory=list)
+    links_word: Optional[bool] = None  # set once a link line is seen
+
+    def add_node(self, node: int, word: Optional[str], path: PathLike, line_number: int) -> None:
+        """Record node ``node`` with its optional word."""
+        if node in self.node_lines:
+            raise InputFormatError(f"node {node} defined twice (first on line "
+                                   f"{self.node_lines[node]})", path=path, utt_id=self.utt_id,
+                                   where=f"line {line_number}")
+        if node < 0 or (self.num_nodes is not None and node >= self.num_nodes):
+            raise InputFormatError(f"node id {node} out of range (expected 0..{self._top()})",
+                                   path=path, utt_id=self.utt_id, where=f"line {line_number}")
+        self.node_words[node] = word
+        self.node_lines[node] = line_number
+
+    def add_link(self, src: int, dst: int, word: Optional[str], am: float, lm: float,
+                 path: PathLike, line_number: int) -> None:
+        """Record one link S->E with its optional word and raw a=, l= values."""
+        for node in (src, dst):
+            if node < 0 or (self.num_nodes is not None and node >= self.num_nodes):
+                raise InputFormatError(f"link node {node} out of range (expected "
+                                       f"0..{self._top()})", path=path, utt_id=self.utt_id,
+                                       where=f"line {line_number}")
+        self.links_word = True
+        self.link_src.append(src)
+        self.link_dst.append(dst)
+        self.link_words.append(word)
+        self.link_am.append(am)
+        self.link_lm.append(lm)
+        self.link_lines.append(line_number)
+
+    def _top(self) -> str:
+        return "N-1" if self.num_nodes is None else str(self.num_nodes - 1)
+
+    def check_counts(self, path: PathLike, counts_line: int) -> None:
+        """N= and L= must match the node and link lines (each node needs an I= line)."""
+        where = f"line {counts_line}" if counts_line else None
+        if self.num_nodes is not None and len(self.node_lines) not in (0, self.num_nodes):
+            raise InputFormatError(f"N={self.num_nodes} but {len(self.node_lines)} node lines",
+                                   path=path, utt_id=self.utt_id, where=where)
+        if self.num_links is not None and len(self.link_src) != self.num_links:
+            raise InputFormatError(f"L={self.num_links} but {len(self.link_src)} link lines",
+                                   path=path, utt_id=self.utt_id, where=where)
+        if not self.link_src:
+            raise InputFormatError("the lattice has no links", path=path, utt_id=self.utt_id)
+
+
+def _terminal(graph: SlfGraph, nodes: Tensor, header: Optional[int], side: str,
+              num_nodes: int, path: PathLike) -> int:
+    """The start (end) node: the header value or the only node without in (out) links."""
+    if header is not None:
+        if not 0 <= header < num_nodes:
+            raise InputFormatError(f"{side}={header} out of range (expected 0..{num_nodes - 1})",
+                                   path=path, utt_id=graph.utt_id)
+        return header
+    has = torch.zeros(num_nodes, dtype=torch.bool)
+    has[nodes] = True
+    candidates = (~has).nonzero().flatten().tolist()
+    if len(candidates) != 1:
+        kind = "incoming" if side == "start" else "outgoing"
+        raise InputFormatError(f"cannot tell the {side} node: {len(candidates)} nodes without "
+                               f"{kind} links {candidates[:5]} (add a {side}= header)",
+                               path=path, utt_id=graph.utt_id)
+    return candidates[0]
+
+
+def graph_to_lattice(graph: SlfGraph, symbols: SymbolTable,
+                     is_filler: Callable[[str], bool], path: PathLike) -> Lattice:
+    """Apply the SLF conventions (see ``slf.py``) and build the ``Lattice``."""
+    num_nodes = graph.num_nodes if graph.num_nodes is not None else 1 + max(
+        max(graph.link_src), max(graph.link_dst), max(graph.node_words, default=0))
+    src, dst = torch.tensor(graph.link_src), torch.tensor(graph.link_dst)
+    start = _terminal(graph, dst, graph.start, "start", num_nodes, path)
+    end = _terminal(graph, src, graph.end, "end", num_nodes, path)
+    if start == end:
+        raise InputFormatError(f"start and end are the same node {start}", path=path,
+                               utt_id=graph.utt_id)
+    if not graph.base > 0 or graph.base == 1:
+        raise InputFormatError(f"unsupported base={graph.base} (expected a log base > 0, != 1)",
+                               path=path, utt_id=graph.utt_id)
+    to_ln = math.log(graph.base) if graph.base != math.e else 1.0
+    word_of = lambda word: 0 if word is None or is_filler(word) else symbols.lookup(
+        word, path=path, utt_id=graph.utt_id)
+    words = torch.tensor([
+        word_of(word if word is not None else graph.node_words.get(end_node))
+        for word, end_node in zip(graph.link_words, graph.link_dst)
+    ], dtype=torch.int64)
+    is_word = words > 0
+    into_end = dst == end
+    am = torch.tensor(graph.link_am, dtype=torch.float64) * (graph.acscale * to_ln)
+    ngram = torch.tensor(graph.link_lm, dtype=torch.float64) * (graph.lmscale * to_ln) + \
+        graph.wdpenalty * (is_word | into_end).to(torch.float64)
+    start_word = word_of(graph.node_words.get(start))
+    collapse = not bool((src == end).any()) and not bool(is_word[into_end].any())
+    # New state numbers: [extra start], start node, other nodes, end node, [super-final].
+    offset = 1 if start_word else 0
+    others = torch.ones(num_nodes, dtype=torch.bool)
+    others[[start, end]] = False
+    state_of_node = torch.empty(num_nodes, dtype=torch.int64)
+    state_of_node[start] = offset
+    state_of_node[others] = torch.arange(offset + 1, offset + num_nodes - 1)
+    state_of_node[end] = offset + num_nodes - 1
+    num_states = offset + num_nodes + (0 if collapse else 1)
+    labels = torch.where(into_end, torch.full_like(words, -1), words) if collapse else words
+    parts = {"src": state_of_node[src], "dst": state_of_node[dst], "labels": labels,
+             "words": words, "am": am, "ngram": ngram}
+    if start_word:
+        parts = _prepend_arc(parts, 0, offset, start_word, graph.wdpenalty)
+    if not collapse:
+        parts = _append_arc(parts, offset + num_nodes - 1, num_states - 1)
+    return Lattice(
+        utt_id=graph.utt_id,
+        num_states=num_states,
+        src=parts["src"],
+        dst=parts["dst"],
+        labels=parts["labels"],
+        word_splits=splits_from_counts((parts["words"] > 0).to(torch.int64)),
+        word_ids=parts["words"][parts["words"] > 0],
+        am_scores=parts["am"].to(torch.float32),
+        ngram_scores=parts["ngram"].to(torch.float32),
+    )
+
+
+def _prepend_arc(parts: Dict[str, Tensor], src: int, dst: int, word: int,
+                 wdpenalty: float) -> Dict[str, Tensor]:
+    """Add the arc that carries the start node's word, first."""
+    head = {"src": src, "dst": dst, "labels": word, "words": word, "am": 0.0, "ngram": wdpenalty}
+    return {key: torch.cat([torch.tensor([head[key]], dtype=value.dtype), value])
+            for key, value in parts.items()}
+
+
+def _append_arc(parts: Dict[str, Tensor], src: int, dst: int) -> Dict[str, Tensor]:
+    """Add the -1 arc (score 0, no word) from the end node to the super-final state."""
+    tail = {"src": src, "dst": dst, "labels": -1, "words": 0, "am": 0.0, "ngram": 0.0}
+    return {key: torch.cat([value, torch.tensor([tail[key]], dtype=value.dtype)])
+            for key, value in parts.items()}
