@@ -1,8 +1,7 @@
-"""Builders shared by the rescoring tests: a tiny lattice, words, a tiny random LM."""
+"""Builders shared by the rescoring and rescore-CLI tests: a tiny lattice, words, a tiny random LM."""
 from pathlib import Path
 from typing import List, Optional
 
-import pytest
 import torch
 
 from rescorer.data.vocab import Vocabulary, WordVocabulary
@@ -41,15 +40,18 @@ ARCS = [  # (src, dst, word, am, ngram)
 FIRST_PASS_BEST = ["a", "c", "a"]
 
 
-def symbol_table() -> SymbolTable:
+def symbol_table(words=WORDS) -> SymbolTable:
     table = SymbolTable()
-    for word in WORDS:
+    for word in words:
         table.add(word)
     return table
 
 
-def tiny_lattice(utt_id: str = "utt1", arcs=ARCS) -> Lattice:
-    table = symbol_table()
+def tiny_lattice(utt_id: str = "utt1", arcs=ARCS, words=WORDS) -> Lattice:
+    """The lattice drawn above; ``words`` renames a..e (for subword tests)."""
+    table = symbol_table(words)
+    rename = dict(zip(WORDS, words))
+    arcs = [(src, dst, rename.get(word, word), am, ngram) for src, dst, word, am, ngram in arcs]
     labels, words = [], []
     for _, _, word, _, _ in arcs:
         if word == -1:
@@ -92,29 +94,13 @@ def save_model(path: Path, model: FixedPointLM, vocabulary: Vocabulary) -> Path:
 
 
 def sentence_log_prob(model: FixedPointLM, vocabulary: Vocabulary, words: List[str]) -> float:
-    """log P(words <eos>) with full histories: the training-time definition."""
+    """log P(words <eos>) as training computes it: forward() over the sentence, reset at <bos>."""
     tokens = [token for word in words for token in vocabulary.encode_word(word)]
-    inputs = [vocabulary.bos_id] + tokens
-    targets = tokens + [vocabulary.eos_id]
-    width = len(inputs)
-    histories = torch.zeros(width, width, dtype=torch.int64)
-    for position in range(width):
-        histories[position, : position + 1] = torch.tensor(inputs[: position + 1])
-    lengths = torch.arange(1, width + 1)
-    log_probs = model.next_token_log_probs(histories, lengths)
-    return float(log_probs[torch.arange(width), torch.tensor(targets)].double().sum())
-
-
-@pytest.fixture
-def workspace(tmp_path):
-    """A k2 lattice file with two utterances, words.txt and a K=2 word LM."""
-    lattices = tmp_path / "lats.pt"
-    second = [arc if arc[2] != "c" or arc[0] != 1 else (1, 2, "c", -1.0, -2.5) for arc in ARCS]
-    write_k2(lattices, [tiny_lattice("utt1"), tiny_lattice("utt2", second)])
-    words = tmp_path / "words.txt"
-    symbol_table().write(words)
-    vocabulary = WordVocabulary(LM_WORDS)
-    model = tiny_model(vocabulary.size, iterations=2)
-    checkpoint = save_model(tmp_path / "model.pt", model, vocabulary)
-    return {"lattices": lattices, "words": words, "model": checkpoint, "tmp": tmp_path,
-            "lm": model, "vocabulary": vocabulary}
+    inputs = torch.tensor([[vocabulary.bos_id] + tokens])  # (1, T+1)
+    targets = torch.tensor(tokens + [vocabulary.eos_id])  # (T+1,)
+    resets = torch.zeros_like(inputs, dtype=torch.bool)
+    resets[0, 0] = True
+    with torch.no_grad():
+        logits, _ = model(inputs, resets)  # (1, T+1, V)
+    log_probs = torch.log_softmax(logits[0].double(), dim=-1)
+    return float(log_probs[torch.arange(targets.numel()), targets].sum())

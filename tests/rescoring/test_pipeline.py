@@ -1,0 +1,184 @@
+"""End-to-end rescoring on the tiny lattice with tiny random LMs (numbers, not smoke)."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from rescorer.algorithms.best_path import best_path
+from rescorer.data.vocab import SentencePieceVocabulary, WordVocabulary
+from rescorer.errors import ConfigError, ExpansionLimitError
+from rescorer.formats.k2_pt import read_k2, write_k2
+from rescorer.rescoring.combine import Scales
+from rescorer.rescoring.config import RescoreConfig
+from rescorer.rescoring.pipeline import run_rescore
+
+from rescoring_builders import (FIRST_PASS_BEST, LM_WORDS, save_model, sentence_log_prob, symbol_table,
+                       tiny_lattice, tiny_model)
+
+ALL_SEQUENCES = 24  # 2 first words x (4 middles) x (2 + 1 endings) distinct word sequences
+
+
+def read_nbest(out: Path):
+    return [json.loads(line) for line in (out / "nbest.jsonl").read_text().splitlines()]
+
+
+def setup(tmp_path, iterations=2, vocabulary=None, words=None, solver="jacobi", lattices=None):
+    kwargs = {} if words is None else {"words": words}
+    lattice_file = tmp_path / "lats.pt"
+    write_k2(lattice_file, lattices or [tiny_lattice("utt1", **kwargs)])
+    words_file = tmp_path / "words.txt"
+    symbol_table(*([] if words is None else [words])).write(words_file)
+    vocabulary = vocabulary or WordVocabulary(LM_WORDS)
+    model = tiny_model(vocabulary.size, iterations=iterations, solver=solver)
+    checkpoint = save_model(tmp_path / "model.pt", model, vocabulary)
+    return lattice_file, words_file, checkpoint, model, vocabulary
+
+
+def config(tmp_path, lattice_file, words_file, checkpoint, **overrides):
+    settings = dict(lattices=[lattice_file], model=checkpoint, out=str(tmp_path / "out"),
+                    words=words_file, nbest=100, scales=Scales(am=1.0, ngram=0.5, lm=0.7))
+    settings.update(overrides)
+    return RescoreConfig(**settings)
+
+
+@pytest.mark.parametrize("iterations", [1, 2, 4])
+def test_every_hypothesis_nnlm_is_the_training_sentence_log_prob(tmp_path, iterations):
+    files = setup(tmp_path, iterations=iterations)
+    model, vocabulary = files[3], files[4]
+    report = run_rescore(config(tmp_path, *files[:3]))
+    assert list(report.results) == ["utt1"] and not report.failures
+    hypotheses = read_nbest(tmp_path / "out")
+    assert len(hypotheses) == ALL_SEQUENCES
+    assert len({tuple(h["words"]) for h in hypotheses}) == ALL_SEQUENCES
+    for hypothesis in hypotheses:
+        expected = sentence_log_prob(model, vocabulary, hypothesis["words"])
+        assert hypothesis["nnlm"] == pytest.approx(expected, abs=1e-4), hypothesis["words"]
+
+
+def test_sentencepiece_lm_scores_pieces_exactly(tmp_path):
+    words = ["alpha", "beta", "gamma", "delta", "epsilonic"]
+    sentences = [["alphabet", "betamax", "gammaray", "deltas"], ["alpha", "delta", "betas"]] * 20
+    vocabulary = SentencePieceVocabulary.train(sentences, vocab_size=24)
+    files = setup(tmp_path, iterations=2, vocabulary=vocabulary, words=words)
+    multi_piece = [w for w in words if len(vocabulary.encode_word(w)) > 1]
+    assert len(multi_piece) >= 2  # arcs really carry several tokens ("gamma" is on 2 arcs)
+    run_rescore(config(tmp_path, *files[:3]))
+    hypotheses = read_nbest(tmp_path / "out")
+    assert len(hypotheses) == ALL_SEQUENCES
+    for hypothesis in hypotheses:
+        expected = sentence_log_prob(files[3], vocabulary, hypothesis["words"])
+        assert hypothesis["nnlm"] == pytest.approx(expected, abs=1e-4), hypothesis["words"]
+
+
+def test_nbest_totals_recompute_from_components_and_are_ranked(tmp_path):
+    files = setup(tmp_path)
+    scales = Scales(am=0.9, ngram=0.4, lm=1.3, word_penalty=-0.25)
+    run_rescore(config(tmp_path, *files[:3], scales=scales, nbest=7))
+    hypotheses = read_nbest(tmp_path / "out")
+    assert [h["rank"] for h in hypotheses] == list(range(1, 8))
+    for h in hypotheses:
+        recomputed = 0.9 * h["am"] + 0.4 * h["ngram"] + 1.3 * h["nnlm"] - 0.25 * len(h["words"])
+        assert h["total"] == pytest.approx(recomputed, abs=1e-9)
+    totals = [h["total"] for h in hypotheses]
+    assert totals == sorted(totals, reverse=True)
+    onebest = (tmp_path / "out" / "onebest.txt").read_text()
+    assert onebest == "utt1 " + " ".join(hypotheses[0]["words"]) + "\n"
+
+
+def test_identity_scales_give_the_lattice_own_best_path(tmp_path):
+    files = setup(tmp_path)
+    scales = Scales(am=1.0, ngram=1.0, lm=0.0, word_penalty=0.0)
+    run_rescore(config(tmp_path, *files[:3], scales=scales, nbest=1))
+    lattice = tiny_lattice("utt1")
+    score, _ = best_path(lattice, lattice.am_scores + lattice.ngram_scores)
+    (best,) = read_nbest(tmp_path / "out")
+    assert best["words"] == FIRST_PASS_BEST
+    assert best["am"] + best["ngram"] == pytest.approx(score, abs=1e-6)
+    assert score == pytest.approx(-4.8, abs=1e-6)  # a(-1.5) c(-1.5) a(-1.4) final(-0.4)
+    assert (tmp_path / "out" / "onebest.txt").read_text() == "utt1 a c a\n"
+
+
+def test_lattice_mode_and_nbest_mode_agree_on_every_nnlm_score(tmp_path):
+    files = setup(tmp_path, iterations=2)
+    run_rescore(config(tmp_path, *files[:3], out=str(tmp_path / "lattice")))
+    run_rescore(config(tmp_path, *files[:3], out=str(tmp_path / "nbest"), mode="nbest"))
+    lattice_mode = {tuple(h["words"]): h for h in read_nbest(tmp_path / "lattice")}
+    nbest_mode = {tuple(h["words"]): h for h in read_nbest(tmp_path / "nbest")}
+    assert set(lattice_mode) == set(nbest_mode) and len(nbest_mode) == ALL_SEQUENCES
+    for words, hypothesis in nbest_mode.items():
+        assert hypothesis["nnlm"] == pytest.approx(lattice_mode[words]["nnlm"], abs=1e-4)
+        assert hypothesis["am"] == pytest.approx(lattice_mode[words]["am"], abs=1e-6)
+        assert hypothesis["total"] == pytest.approx(lattice_mode[words]["total"], abs=1e-4)
+
+
+def test_grid_picks_the_scale_with_fewest_errors(tmp_path):
+    files = setup(tmp_path)
+    run_rescore(config(tmp_path, *files[:3], out=str(tmp_path / "all")))
+    hypotheses = read_nbest(tmp_path / "all")
+    grid = [0.0, 0.5, 1.0, 2.0, 4.0, 8.0]
+
+    def best_words(scale):
+        return max(hypotheses, key=lambda h: h["am"] + 0.5 * h["ngram"] + scale * h["nnlm"])["words"]
+
+    # Reference = the 1-best at scale 1, so that scale wins and others lose.
+    reference = best_words(1.0)
+    errors = [sum(a != b for a, b in zip(best_words(s), reference))
+              + abs(len(best_words(s)) - len(reference)) for s in grid]
+    assert min(errors) == 0 and max(errors) > 0  # the case really discriminates
+    refs = tmp_path / "text"
+    refs.write_text("utt1 " + " ".join(reference) + "\n")
+    report = run_rescore(config(tmp_path, *files[:3], grid=grid, refs=refs, nbest=3))
+    wers = [stats.errors for _, stats in report.grid]
+    assert [scale for scale, _ in report.grid] == grid
+    assert wers[grid.index(1.0)] == 0 and max(wers) > 0
+    assert report.best_scale == grid[wers.index(0)]
+    assert (tmp_path / "out" / "onebest.txt").read_text().split()[1:] == best_words(report.best_scale)
+    labels = [label for label, _ in report.wer_rows]
+    assert labels[0] == "first pass 1-best" and labels[-1].startswith("rescored")
+    assert report.wer_rows[-1][1].errors == 0
+
+
+def test_written_lattices_carry_nnlm_scores_of_the_best_path(tmp_path):
+    files = setup(tmp_path)
+    run_rescore(config(tmp_path, *files[:3], write_lattices=True, nbest=1))
+    content = torch.load(tmp_path / "out" / "lattices.pt")
+    (expanded,) = read_k2(tmp_path / "out" / "lattices.pt")
+    nnlm = content["nnlm_scores"]
+    assert nnlm.shape == (expanded.num_arcs,)
+    total = expanded.am_scores + 0.5 * expanded.ngram_scores + 0.7 * nnlm
+    _, arc_ids = best_path(expanded, total)
+    (best,) = read_nbest(tmp_path / "out")
+    assert float(nnlm[arc_ids].double().sum()) == pytest.approx(best["nnlm"], abs=1e-5)
+
+
+def test_sequential_model_needs_history_approx_in_lattice_mode(tmp_path):
+    files = setup(tmp_path, solver="sequential")
+    with pytest.raises(ConfigError, match="--history-approx"):
+        run_rescore(config(tmp_path, *files[:3]))
+    assert not (tmp_path / "out").exists()
+    run_rescore(config(tmp_path, *files[:3], mode="nbest", out=str(tmp_path / "exact")))
+    exact = {tuple(h["words"]): h["nnlm"] for h in read_nbest(tmp_path / "exact")}
+    for h in read_nbest(tmp_path / "exact"):
+        assert h["nnlm"] == pytest.approx(sentence_log_prob(files[3], files[4], h["words"]), abs=1e-4)
+    # Histories of 4 inputs hold every sentence here (<bos> a c a -> <eos>): exact.
+    report = run_rescore(config(tmp_path, *files[:3], history_approx=4))
+    assert list(report.results) == ["utt1"]
+    for h in read_nbest(tmp_path / "out"):
+        assert h["nnlm"] == pytest.approx(exact[tuple(h["words"])], abs=1e-4)
+    # 2 inputs: an approximation that differs on the longer sentences.
+    run_rescore(config(tmp_path, *files[:3], history_approx=2))
+    differences = [abs(h["nnlm"] - exact[tuple(h["words"])]) for h in read_nbest(tmp_path / "out")]
+    assert max(differences) > 1e-2
+
+
+def test_expansion_limit_tightens_the_beam_then_fails(tmp_path):
+    files = setup(tmp_path)
+    report = run_rescore(config(tmp_path, *files[:3], max_arcs=20, beam=8.0))
+    assert report.results["utt1"].tightened >= 1
+    assert report.results["utt1"].expanded_arcs <= 20
+    report = run_rescore(config(tmp_path, *files[:3], max_arcs=3, beam=8.0, beam_tries=2))
+    assert not report.results and len(report.failures) == 1
+    assert "still too big after 2 beam tightenings" in report.failures[0].message
+    with pytest.raises(ExpansionLimitError):
+        run_rescore(config(tmp_path, *files[:3], max_arcs=3, strict=True))
