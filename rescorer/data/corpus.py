@@ -77,10 +77,10 @@ def read_sentences(path: Path) -> List[List[str]]:
     path = Path(path)
     sentences = []
     try:
-        with open(path, encoding="utf-8") as handle:
-            line_number = 0
-            for line_number, line in enumerate(handle, start=1):
-                words = line.split()
+        with open(path, "rb") as handle:
+            # Decode line by line so an encoding error names its line.
+            for line_number, raw in enumerate(handle, start=1):
+                words = raw.decode("utf-8").split()
                 if words:
                     sentences.append(words)
     except FileNotFoundError as error:
@@ -89,7 +89,7 @@ def read_sentences(path: Path) -> List[List[str]]:
         raise InputFormatError(
             f"not UTF-8 text ({error.reason} at byte {error.start} of the line)",
             path=path,
-            where=f"line {line_number + 1}",
+            where=f"line {line_number}",
         ) from error
     except OSError as error:
         raise InputFormatError(f"cannot read ({error.strerror})", path=path) from error
