@@ -1,6 +1,91 @@
-"""PLACEHOLDER: replaced by the module's owner."""
+"""``fprescore convert``: lattices from k2 / SLF / Kaldi text to k2 or SLF.
+
+``--to k2`` writes one FsaVec file (all utterances) to ``--out``; when the words
+came from SLF without ``--words``, the grown table goes to ``--words-out``
+(default: ``words.txt`` next to ``--out``). ``--to slf`` treats ``--out`` as a
+folder and writes one ``UTTID.slf`` per lattice. Writes are atomic. Bad
+utterances are listed in a table and give exit code 3; ``--strict`` stops at
+the first one (exit code 1).
+"""
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from rescorer.cli.common import console, err_console, guarded
+from rescorer.errors import EXIT_PARTIAL, ConfigError
 
 
-def convert_command() -> None:
-    """Not implemented yet."""
-    raise SystemExit("not implemented yet")
+class TargetFormat(str, Enum):
+    """Output formats of ``convert``."""
+
+    k2 = "k2"
+    slf = "slf"
+
+
+@guarded
+def convert_command(
+    inputs: Annotated[List[Path], typer.Argument(
+        help="Lattice files or folders (k2 .pt, HTK SLF, Kaldi text; detected from content).",
+        show_default=False)],
+    to: Annotated[TargetFormat, typer.Option("--to", help="Output format.")],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="k2: the output file; slf: the output folder (one UTTID.slf each).",
+        show_default=False)],
+    words: Annotated[Optional[Path], typer.Option(
+        "--words", help="words.txt (`word id`); required for k2 and Kaldi input.")] = None,
+    words_out: Annotated[Optional[Path], typer.Option(
+        "--words-out", help="Where to write the table grown from SLF words "
+                            "(default: words.txt next to --out).")] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Stop at the first bad utterance instead of skipping it.")] = False,
+) -> None:
+    """Convert lattices between k2 (.pt), HTK SLF and Kaldi text (input only)."""
+    from rescorer.formats.detect import iter_lattices
+    from rescorer.formats.k2_pt import write_k2
+    from rescorer.formats.slf import write_slf
+    from rescorer.lattice.fsavec import LatticeFailure
+    from rescorer.lattice.symbols import SymbolTable
+
+    if to is TargetFormat.k2 and out.is_dir():
+        raise ConfigError(f"--out {out} is a folder (expected a file for --to k2)")
+    symbols = SymbolTable.from_file(words) if words is not None else SymbolTable()
+    lattices, failures = [], []
+    for item in iter_lattices(inputs, symbols):
+        if isinstance(item, LatticeFailure):
+            if strict:
+                raise item.error
+            failures.append(item)
+        elif to is TargetFormat.slf:
+            write_slf(out / f"{_safe_name(item.utt_id)}.slf", item, symbols)
+            lattices.append(item.utt_id)
+        else:
+            lattices.append(item)
+    if to is TargetFormat.k2 and lattices:
+        write_k2(out, lattices)
+        if symbols.grown:
+            symbols.write(words_out or out.parent / "words.txt")
+    _report(len(lattices), failures, out)
+    if failures:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _safe_name(utt_id: str) -> str:
+    """A file name for an utterance id (path separators and spaces replaced)."""
+    return "".join("_" if c in '/\\ \t' else c for c in utt_id)
+
+
+def _report(num_written: int, failures: list, out: Path) -> None:
+    """One summary line on stdout and a table of failures on stderr."""
+    from rich.table import Table
+
+    console.print(f"wrote {num_written} lattice(s) to {out}")
+    if failures:
+        table = Table(title=f"{len(failures)} skipped")
+        table.add_column("file", overflow="fold")
+        table.add_column("utterance")
+        table.add_column("problem")
+        for failure in failures:
+            table.add_row(str(failure.path), failure.utt_id or "-", failure.error.message)
+        err_console.print(table)
