@@ -17,7 +17,9 @@ def test_cell_step_matches_torch_cell(kind):
         reference.bias_ih.copy_(cell.input_projection.bias)
         reference.weight_hh.copy_(cell.recurrent_projection.weight)
         recurrent_bias = cell.recurrent_projection.bias
-        reference.bias_hh.copy_(recurrent_bias if recurrent_bias is not None else torch.zeros_like(reference.bias_hh))
+        reference.bias_hh.zero_()
+        if recurrent_bias is not None:
+            reference.bias_hh.copy_(recurrent_bias)
     inputs = torch.randn(2, 5, 3, dtype=torch.float64)  # any leading shape (B, T)
     previous = tuple(torch.randn(2, 5, 4, dtype=torch.float64) for _ in range(cell.state_parts))
     with torch.no_grad():

@@ -8,7 +8,9 @@ from rescorer.model.config import ModelConfig
 
 
 def test_asdict_round_trip_uses_only_plain_types():
-    config = ModelConfig(vocab_size=50, cell="gru", layers=2, embed_dim=8, hidden_dim=8, tied=True, dropout=0.25)
+    config = ModelConfig(
+        vocab_size=50, cell="gru", layers=2, embed_dim=8, hidden_dim=8, tied=True, dropout=0.25
+    )
     state = asdict(config)
     assert all(isinstance(value, (int, float, str, bool)) for value in state.values())
     assert ModelConfig(**state) == config

@@ -29,7 +29,10 @@ def _stream():
 
 
 def _histories(inputs, resets, keep):
-    """One left-aligned history per position: its last ``keep`` inputs (None: all) since sentence start."""
+    """One left-aligned history per position: its last ``keep`` inputs since sentence start.
+
+    ``keep=None`` keeps all of them.
+    """
     rows, lengths = [], []
     for row in range(inputs.shape[0]):
         start = 0
@@ -45,7 +48,9 @@ def _histories(inputs, resets, keep):
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
-@pytest.mark.parametrize("solver, keep", [("jacobi", 3), ("jacobi", None), ("jacobi", 5), ("sequential", None)])
+@pytest.mark.parametrize(
+    "solver, keep", [("jacobi", 3), ("jacobi", None), ("jacobi", 5), ("sequential", None)]
+)
 def test_next_token_log_probs_equal_forward(cell, solver, keep):
     model = _model(solver, cell)
     inputs, resets = _stream()
@@ -68,7 +73,17 @@ def test_jacobi_scores_ignore_tokens_beyond_k_and_train_mode():
     model.train()
     assert torch.equal(model.next_token_log_probs(histories, lengths), eval_scores)
     # A length-2 history [0, 4] differs from one that ends in 5, 6.
-    assert not torch.allclose(model.next_token_log_probs(histories, torch.tensor([2, 2, 2]))[0], eval_scores[0])
+    short = model.next_token_log_probs(histories, torch.tensor([2, 2, 2]))
+    assert not torch.allclose(short[0], eval_scores[0])
+
+
+def test_bad_lengths_are_rejected():
+    model = _model("jacobi")
+    with pytest.raises(ValueError, match=r"lengths must lie in \[1, 3\] \(got min 0, max 2\)"):
+        model.next_token_log_probs(torch.zeros(2, 3, dtype=torch.int64), torch.tensor([2, 0]))
+    no_rows = torch.zeros(0, 3, dtype=torch.int64)
+    empty = model.next_token_log_probs(no_rows, torch.zeros(0, dtype=torch.int64))
+    assert empty.shape == (0, VOCAB)
 
 
 def test_history_window():

@@ -42,22 +42,24 @@ def test_jacobi_with_k_at_least_sentence_length_equals_sequential(helpers, cell)
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_jacobi_segments_with_carry_equal_whole_stream(helpers, cell):
+@pytest.mark.parametrize("iterations", [1, 2, 4])
+def test_jacobi_segments_with_carry_equal_whole_stream(helpers, cell, iterations):
     cells = helpers.build_cells(cell, 2, EMBED, HIDDEN)
     inputs, resets = _inputs(helpers)
     with torch.no_grad():
-        whole, whole_carry = jacobi_solve(cells, inputs, resets, iterations=4)
+        whole, whole_carry = jacobi_solve(cells, inputs, resets, iterations)
         pieces, state = [], None
         for begin, end in [(0, 5), (5, 7), (7, 8), (8, 14)]:  # windows cross every boundary
-            hidden, state = jacobi_solve(cells, inputs[:, begin:end], resets[:, begin:end], 4, state)
+            hidden, state = jacobi_solve(cells, inputs[:, begin:end], resets[:, begin:end], iterations, state)
             pieces.append(hidden)
     torch.testing.assert_close(torch.cat(pieces, dim=1), whole, rtol=1e-12, atol=1e-12)
     for carried, expected in zip(state, whole_carry):
-        assert carried.shape == (4, 2, 2, HIDDEN)
+        assert carried.shape == (iterations, 2, 2, HIDDEN)  # (K, L, B, H)
+        assert torch.equal(carried[0], torch.zeros(2, 2, HIDDEN, dtype=torch.float64))
         torch.testing.assert_close(carried, expected, rtol=1e-12, atol=1e-12)
-    # Without the carry the first positions of a segment would differ.
-    cut, _ = jacobi_solve(cells, inputs[:, 5:], resets[:, 5:], 4)
-    assert (cut[1, 0] - whole[1, 5]).abs().max() > 1e-4
+    # Without the carry the first positions of a segment differ (row 1 is mid-sentence at t = 5).
+    cut, _ = jacobi_solve(cells, inputs[:, 5:], resets[:, 5:], iterations)
+    assert bool((cut[1, 0] - whole[1, 5]).abs().max() > 1e-4) == (iterations > 1)
 
 
 @pytest.mark.parametrize("cell", CELLS)
