@@ -49,7 +49,7 @@ _ALIASES = {"NODE": "I", "LINK": "J", "WORD": "W", "START": "S", "END": "E",
 
 def is_filler(word: str) -> bool:
     """True for words that never reach the LM (``FILLER_WORDS``, ``++x++``, ``[x]``)."""
-    return (word in FILLER_WORDS or (word.startswith("++") and word.endswith("++"))
+    return (word in FILLER_WORDS or (len(word) > 4 and word.startswith("++") and word.endswith("++"))
             or (len(word) > 1 and word.startswith("[") and word.endswith("]")))
 
 
