@@ -20,7 +20,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from rescorer.algorithms.ragged import expand_ranges, select_rows
+from rescorer.algorithms.ragged import expand_ranges, select_rows, unique_rows
 from rescorer.algorithms.topsort import level_schedule, topological_levels
 from rescorer.errors import ConfigError, ExpansionLimitError
 from rescorer.lattice.fsavec import Lattice
@@ -133,8 +133,7 @@ def _unique_histories(
     query_rows = torch.cat([rows for rows, _, _ in queries])  # (Q, K)
     query_token = torch.cat([tokens for _, tokens, _ in queries])
     query_arc = torch.cat([arcs for _, _, arcs in queries])
-    histories, inverse = torch.unique(torch.cat([state_rows, query_rows]), dim=0,
-                                      return_inverse=True)
+    histories, inverse = unique_rows(torch.cat([state_rows, query_rows]))
     order = torch.sort(query_arc, stable=True).indices  # keeps token order per arc
     query_history = inverse[state_rows.shape[0]:]
     return (histories, inverse[: state_rows.shape[0]], query_history[order],
@@ -211,7 +210,7 @@ def expand_histories(
         inner = (targets != final).nonzero().squeeze(1)
         if inner.numel() > 0:
             keys = torch.cat([targets[inner].unsqueeze(1), rows[inner]], dim=1)  # (E', 1+K)
-            pairs, inverse = torch.unique(keys, dim=0, return_inverse=True)  # sorted by state
+            pairs, inverse = unique_rows(keys)  # sorted by state, then history
             exp_dst[inner] = state_rows.size + inverse
             states, per_state = torch.unique_consecutive(pairs[:, 0], return_counts=True)
             first[states] = state_rows.size + torch.cumsum(per_state, 0) - per_state

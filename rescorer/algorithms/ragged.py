@@ -129,3 +129,37 @@ def segment_argmax(values: Tensor, segments: Tensor, maxima: Tensor, ids: Tensor
     best = torch.full((maxima.numel(),), none, dtype=torch.int64)
     best = best.scatter_reduce(0, segments, candidates, "amin", include_self=True)
     return torch.where(best == none, torch.full_like(best, -1), best)
+
+
+def unique_rows(rows: Tensor) -> Tuple[Tensor, Tensor]:
+    """The distinct rows of an integer matrix, sorted lexicographically.
+
+    Same result as ``torch.unique(rows, dim=0, return_inverse=True)``, several
+    times faster on CPU: columns are packed into one int64 key per row (re-ranked
+    by a 1-D unique whenever the next column would overflow 62 bits).
+
+    Args:
+      rows:
+        2-D int64 tensor of shape (N, C).
+
+    Returns:
+      ``(distinct, inverse)``: 2-D int64 (U, C) distinct rows in lexicographic
+      order, and 1-D int64 (N,) with ``distinct[inverse] == rows``.
+    """
+    num_rows, num_columns = rows.shape
+    if num_rows == 0:
+        return rows, torch.zeros(0, dtype=torch.int64)
+    low = rows.min(dim=0).values  # (C,)
+    spans = (rows.max(dim=0).values - low + 1).tolist()
+    key = torch.zeros(num_rows, dtype=torch.int64)
+    key_span = 1
+    for column in range(num_columns):
+        if key_span * spans[column] >= 1 << 62:
+            distinct_keys, key = torch.unique(key, return_inverse=True)  # re-rank
+            key_span = distinct_keys.numel()
+        key = key * spans[column] + (rows[:, column] - low[column])
+        key_span *= spans[column]
+    distinct_keys, inverse = torch.unique(key, return_inverse=True)
+    first = torch.full((distinct_keys.numel(),), num_rows, dtype=torch.int64)
+    first = first.scatter_reduce(0, inverse, torch.arange(num_rows), "amin", include_self=True)
+    return rows[first], inverse
