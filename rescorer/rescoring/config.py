@@ -41,6 +41,11 @@ class RescoreConfig:
         Unique histories per model call (memory bound: chunk_rows x V floats).
       device:
         "auto" (CUDA when available), "cpu" or "cuda".
+      threads:
+        torch CPU threads during the run (restored after). 1 by default: the
+        graph algorithms run many small tensor ops, which extra threads slow
+        down (measured 60x on a loaded 2-core machine, see
+        docs/results/rescoring.md).
       nbest:
         Hypotheses per utterance in ``nbest.jsonl`` (and the list size of
         ``mode="nbest"``).
@@ -73,6 +78,7 @@ class RescoreConfig:
     batch_size: int = 16
     chunk_rows: int = 1024
     device: str = "auto"
+    threads: int = 1
     nbest: int = 10
     mode: str = "lattice"
     history_approx: Optional[int] = None
@@ -90,7 +96,7 @@ class RescoreConfig:
             raise ConfigError(f"unknown --mode (expected one of {MODES}, got {self.mode!r})")
         if self.device not in DEVICES:
             raise ConfigError(f"unknown --device (expected one of {DEVICES}, got {self.device!r})")
-        for name in ("max_arcs", "batch_size", "chunk_rows", "nbest"):
+        for name in ("max_arcs", "batch_size", "chunk_rows", "nbest", "threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(self, name)})")
         if self.beam is not None and not self.beam > 0:
@@ -105,6 +111,8 @@ class RescoreConfig:
             raise ConfigError("give either --refs or --cuts, not both")
         if self.out == "-" and self.write_lattices:
             raise ConfigError("--write-lattices needs an output folder (got --out -)")
+        if self.mode == "nbest" and self.write_lattices:
+            raise ConfigError("--write-lattices writes expanded lattices: it needs --mode lattice")
 
     @property
     def to_stdout(self) -> bool:

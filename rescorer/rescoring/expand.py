@@ -16,7 +16,6 @@ from torch import Tensor
 from rescorer.algorithms.history import ExpandedLattice, expand_histories
 from rescorer.algorithms.prune import prune_by_beam
 from rescorer.algorithms.ragged import select_rows
-from rescorer.algorithms.topsort import topological_levels
 from rescorer.errors import ExpansionLimitError
 from rescorer.lattice.fsavec import Lattice
 from rescorer.rescoring.combine import Scales
@@ -97,6 +96,7 @@ def prepare_lattice(
     tokens: ArcTokens,
     scales: Scales,
     plan: ExpansionPlan,
+    levels: Tensor,
     path: Optional[Path] = None,
 ) -> PreparedLattice:
     """Prune ``lattice`` (if a beam applies) and expand it to ``plan.window``.
@@ -110,14 +110,14 @@ def prepare_lattice(
         Scales of the first-pass scores the beam applies to.
       plan:
         Window, beam and limits.
+      levels:
+        1-D int64 tensor of shape (S,), ``topological_levels(lattice)``.
       path:
         The lattice's file, for error messages.
 
     Raises:
       ExpansionLimitError: still above ``max_arcs`` after ``beam_tries`` halvings.
-      LatticeError: the lattice is cyclic or has no path to the final state.
     """
-    levels = topological_levels(lattice)  # raises LatticeError for cycles, no path
     scores = first_pass_scores(lattice, scales)
     beam, tightened = plan.beam, 0
     while True:

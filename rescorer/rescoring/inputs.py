@@ -1,13 +1,14 @@
 """Lattice inputs of a run: files and folders, any detected format.
 
 Yields ``(path, lattice, symbols)`` for every readable lattice and a
-``LatticeFailure`` for every unreadable one (or unreadable file).
+``LatticeFailure`` for every unreadable one (or unreadable file). Without
+``--words`` one growing table collects the words of all SLF files (k2 and
+Kaldi text files then fail: they need ``--words``).
 """
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple, Union
 
-from rescorer.errors import RescorerError
-from rescorer.formats.k2_pt import iter_k2
+from rescorer.formats.detect import iter_lattices, lattice_files
 from rescorer.lattice.fsavec import Lattice, LatticeFailure
 from rescorer.lattice.symbols import SymbolTable
 
@@ -15,13 +16,8 @@ Item = Union[Tuple[Path, Lattice, SymbolTable], LatticeFailure]
 
 
 def iter_inputs(paths: List[Path], symbols: Optional[SymbolTable]) -> Iterator[Item]:
-    """Every lattice of ``paths`` with its file and word table."""
-    for path in paths:
-        try:
-            for item in iter_k2(path, symbols):
-                if isinstance(item, LatticeFailure):
-                    yield item
-                else:
-                    yield path, item, symbols
-        except RescorerError as error:
-            yield LatticeFailure(Path(path), None, error)
+    """Every lattice of ``paths`` (folders recursed, sorted) with its file and word table."""
+    table = SymbolTable() if symbols is None else symbols
+    for path in lattice_files(paths):
+        for item in iter_lattices([path], table):
+            yield item if isinstance(item, LatticeFailure) else (path, item, table)

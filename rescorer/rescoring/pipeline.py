@@ -11,10 +11,11 @@ A bad utterance raises a ``RescorerError`` that is recorded as a ``Failure``
 and skipped (``--strict``: re-raised). Global problems (model, options,
 references) raise before any lattice is read.
 """
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Protocol, Tuple
+from typing import Dict, Iterator, List, Optional, Protocol, Tuple
 
 import torch
 
@@ -112,6 +113,17 @@ def load_context(config: RescoreConfig) -> RescoreContext:
     return RescoreContext(model, vocabulary, window, symbols, references)
 
 
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` torch CPU threads, then restore the old number."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def run_rescore(config: RescoreConfig, progress: Optional[ProgressHook] = None) -> RescoreReport:
     """Rescore every lattice of ``config.lattices`` and write the outputs.
 
@@ -121,6 +133,12 @@ def run_rescore(config: RescoreConfig, progress: Optional[ProgressHook] = None) 
     Raises:
       RescorerError: a global problem, or the first failure under ``--strict``.
     """
+    with torch_threads(config.threads):
+        return _run(config, progress)
+
+
+def _run(config: RescoreConfig, progress: Optional[ProgressHook]) -> RescoreReport:
+    """``run_rescore`` under the configured thread count."""
     started = time.perf_counter()
     context = load_context(config)
     report = RescoreReport()

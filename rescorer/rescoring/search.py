@@ -58,6 +58,8 @@ class ScoredLattice:
         Per-arc am, ngram, nnlm and word counts of ``lattice``.
       symbols:
         The word table of the lattice's word ids.
+      levels:
+        1-D int64 tensor of shape (S',), topological levels of ``lattice``.
       path:
         The lattice file, for error messages.
     """
@@ -66,16 +68,18 @@ class ScoredLattice:
     lattice: Lattice
     components: ArcComponents
     symbols: SymbolTable
+    levels: Tensor
     path: Optional[Path] = None
 
     def onebest_words(self, scales: Scales) -> List[str]:
         """Viterbi on the combined arc scores."""
-        _, arc_ids = best_path(self.lattice, self.components.total(scales))
+        _, arc_ids = best_path(self.lattice, self.components.total(scales), levels=self.levels)
         return path_words(self.lattice, arc_ids, self.symbols, self.path)
 
     def hypotheses(self, scales: Scales, count: int) -> List[Hypothesis]:
         """Exact n-best of distinct word sequences, totals recomputed in float64."""
-        ranked = nbest_distinct(self.lattice, self.components.total(scales), count)
+        ranked = nbest_distinct(self.lattice, self.components.total(scales), count,
+                                levels=self.levels)
         result = []
         for rank, found in enumerate(ranked, start=1):
             arc_ids = found.arc_ids
@@ -131,10 +135,14 @@ def _hypothesis(
 
 
 def first_pass_words(
-    lattice: Lattice, scales: Scales, symbols: SymbolTable, path: Optional[Path] = None
+    lattice: Lattice, scales: Scales, symbols: SymbolTable, levels: Optional[Tensor] = None,
+    path: Optional[Path] = None,
 ) -> List[str]:
-    """The first-pass 1-best: Viterbi on ``am_scale*am + ngram_scale*ngram``."""
+    """The first-pass 1-best: Viterbi on ``am_scale*am + ngram_scale*ngram``.
+
+    ``levels`` are the lattice's topological levels, computed if None.
+    """
     first = scales.first_pass()
     scores = first.am * lattice.am_scores + first.ngram * lattice.ngram_scores
-    _, arc_ids = best_path(lattice, scores.to(torch.float32))
+    _, arc_ids = best_path(lattice, scores.to(torch.float32), levels=levels)
     return path_words(lattice, arc_ids, symbols, path)

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from rescorer.algorithms.nbest import nbest_distinct
 from rescorer.algorithms.ragged import select_rows
+from rescorer.algorithms.topsort import topological_levels
 from rescorer.lattice.fsavec import Lattice
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.rescoring.combine import ArcComponents
@@ -82,12 +83,14 @@ def start_job(
       RescorerError: bad words, cyclic lattice, no path, expansion too big.
     """
     tokens = context.tokenizer(symbols).encode(lattice, path)
+    levels = topological_levels(lattice)  # raises LatticeError: empty, cyclic, no path
     first_pass = None
     if context.references is not None:
-        first_pass = first_pass_words(lattice, config.scales, symbols, path)
+        first_pass = first_pass_words(lattice, config.scales, symbols, levels, path)
     vocabulary = context.vocabulary
     if config.mode == "nbest":
-        ranked = nbest_distinct(lattice, first_pass_scores(lattice, config.scales), config.nbest)
+        ranked = nbest_distinct(lattice, first_pass_scores(lattice, config.scales), config.nbest,
+                                levels=levels)
         paths = [found.arc_ids for found in ranked]
         sentences = [select_rows(tokens.splits, tokens.tokens, arc_ids)[1] for arc_ids in paths]
         request, owner = sentence_request(sentences, vocabulary.bos_id, vocabulary.eos_id, context.window)
@@ -95,7 +98,7 @@ def start_job(
                             first_pass=first_pass)
     plan = ExpansionPlan(window=context.window, bos_id=vocabulary.bos_id, eos_id=vocabulary.eos_id,
                          beam=config.beam, max_arcs=config.max_arcs, beam_tries=config.beam_tries)
-    prepared = prepare_lattice(lattice, tokens, config.scales, plan, path)
+    prepared = prepare_lattice(lattice, tokens, config.scales, plan, levels, path)
     expanded = prepared.expanded
     request = ScoreRequest(expanded.histories, expanded.history_lengths,
                            expanded.query_history, expanded.query_token)
@@ -124,7 +127,8 @@ def finish_job(
     nnlm += config.oov_penalty * oov
     components = ArcComponents(am=lattice.am_scores, ngram=lattice.ngram_scores, nnlm=nnlm,
                                num_words=lattice.words_per_arc.to(torch.float32))
-    collector.add(ScoredLattice(job.utt_id, lattice, components, job.symbols, job.path),
+    collector.add(ScoredLattice(job.utt_id, lattice, components, job.symbols, expanded.levels,
+                                job.path),
                   first_pass=job.first_pass)
     if config.write_lattices:
         collector.add_lattice(lattice, nnlm)
