@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
+from rich.text import Text
 
 from rescorer.cli.common import err_console, guarded
 from rescorer.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL
@@ -35,13 +36,16 @@ class UtteranceProgress:
         self.failed = 0
         return self
 
-    def utterance_done(self, utt_id: Optional[str], ok: bool) -> None:
-        """Advance the bar by one utterance."""
+    def utterance_done(self, utt_id: Optional[str], ok: bool, message: Optional[str] = None) -> None:
+        """Advance the bar by one utterance; print a failure as one unwrapped line."""
         if ok:
             self.progress.advance(self.task)
-        else:
-            self.failed += 1
-            self.progress.update(self.task, failed=self.failed)
+            return
+        self.failed += 1
+        self.progress.update(self.task, failed=self.failed)
+        self.progress.console.print(
+            Text.assemble(("skipped: ", "bold yellow"), message or str(utt_id)), soft_wrap=True
+        )
 
     def __exit__(self, *exc_info: object) -> None:
         self.progress.__exit__(*exc_info)

@@ -37,8 +37,8 @@ from rescorer.training.checkpoint import load_model
 class ProgressHook(Protocol):
     """Receives progress events (the CLI draws a bar; tests pass None)."""
 
-    def utterance_done(self, utt_id: Optional[str], ok: bool) -> None:
-        """One utterance finished (ok) or failed."""
+    def utterance_done(self, utt_id: Optional[str], ok: bool, message: Optional[str] = None) -> None:
+        """One utterance finished (ok) or failed (``message`` says why)."""
 
 
 @dataclass
@@ -215,4 +215,4 @@ def _fail(
         raise error
     report.failures.append(Failure(path, utt_id, str(error)))
     if progress is not None:
-        progress.utterance_done(utt_id, False)
+        progress.utterance_done(utt_id, False, str(error))

@@ -1,0 +1,149 @@
+"""`fprescore rescore` through typer's CliRunner: stdout discipline, exit codes, bad input."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from rescorer.cli.app import app
+from rescorer.data.vocab import WordVocabulary
+from rescorer.formats.k2_pt import write_k2
+from rescorer.lattice.fsavec import Lattice
+
+runner = CliRunner()
+_spec = importlib.util.spec_from_file_location(
+    "rescoring_builders", Path(__file__).resolve().parents[1] / "rescoring" / "rescoring_builders.py")
+builders = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(builders)
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def plain_lattice(utt_id, src, dst, labels, num_states):
+    """One word per arc = its label (> 0); scores -1 per arc."""
+    labels = torch.tensor(labels)
+    words = labels[labels > 0]
+    counts = (labels > 0).to(torch.int64)
+    return Lattice(
+        utt_id=utt_id, num_states=num_states, src=torch.tensor(src), dst=torch.tensor(dst),
+        labels=labels, word_splits=torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)]),
+        word_ids=words, am_scores=-torch.ones(len(src)), ngram_scores=torch.zeros(len(src)),
+    )
+
+
+@pytest.fixture()
+def files(tmp_path):
+    vocabulary = WordVocabulary(builders.LM_WORDS)
+    model = builders.tiny_model(vocabulary.size, iterations=2)
+    checkpoint = builders.save_model(tmp_path / "model.pt", model, vocabulary)
+    words = tmp_path / "words.txt"
+    builders.symbol_table().write(words)
+    good = tmp_path / "good.pt"
+    write_k2(good, [builders.tiny_lattice("utt1"), builders.tiny_lattice("utt2")])
+    return {"model": checkpoint, "words": words, "good": good, "tmp": tmp_path}
+
+
+def rescore(files, *extra, lattices=None, out=None):
+    lattices = [str(files["good"])] if lattices is None else [str(p) for p in lattices]
+    out = str(files["tmp"] / "out") if out is None else out
+    args = ["rescore", *lattices, "--model", str(files["model"]), "--words", str(files["words"]),
+            "--out", out, *extra]
+    return runner.invoke(app, args)
+
+
+def test_out_dash_prints_only_onebest_lines(files):
+    result = rescore(files, "--am-scale", "1", "--ngram-scale", "1", "--lm-scale", "0", out="-")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "utt1 a c a\nutt2 a c a\n"
+    assert "Rescoring summary" in result.stderr
+    assert not (files["tmp"] / "-").exists()
+
+
+def test_folder_run_writes_onebest_and_nbest(files):
+    folder = files["tmp"] / "lats"
+    folder.mkdir()
+    write_k2(folder / "a.pt", [builders.tiny_lattice("utt1")])
+    write_k2(folder / "b.pt", [builders.tiny_lattice("utt2")])
+    result = rescore(files, "--nbest", "3", lattices=[folder])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    out = files["tmp"] / "out"
+    assert [line.split()[0] for line in (out / "onebest.txt").read_text().splitlines()] == ["utt1", "utt2"]
+    rows = [json.loads(line) for line in (out / "nbest.jsonl").read_text().splitlines()]
+    assert [(row["uttid"], row["rank"]) for row in rows] == [
+        ("utt1", 1), ("utt1", 2), ("utt1", 3), ("utt2", 1), ("utt2", 2), ("utt2", 3)]
+
+
+def test_bad_utterances_are_skipped_named_and_exit_3(files):
+    tmp = files["tmp"]
+    mixed = tmp / "mixed.pt"
+    write_k2(mixed, [
+        builders.tiny_lattice("good1"),
+        plain_lattice("cyclic", [0, 1, 2, 2], [1, 2, 1, 3], [1, 2, 3, -1], 4),
+        plain_lattice("nopath", [0, 2], [1, 3], [1, -1], 4),
+        plain_lattice("badword", [0, 1], [1, 2], [9, -1], 3),
+    ])
+    truncated = tmp / "truncated.pt"
+    data = files["good"].read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    result = rescore(files, lattices=[mixed, truncated])
+    assert result.exit_code == 3, result.output
+    stderr = result.stderr
+    assert f"{mixed}: utterance cyclic: " in stderr and "cycle" in stderr
+    assert f"{mixed}: utterance nopath: no path from the start state" in stderr
+    assert f"{mixed}: utterance badword: " in stderr and "9" in stderr
+    assert f"{truncated}: " in stderr
+    assert "Failed utterances (4)" in stderr
+    assert (tmp / "out" / "onebest.txt").read_text().split("\n")[0].split()[0] == "good1"
+    assert len((tmp / "out" / "onebest.txt").read_text().splitlines()) == 1
+
+
+def test_all_failed_exits_1_without_outputs(files):
+    empty = files["tmp"] / "empty.pt"
+    write_k2(empty, [plain_lattice("lonely", [0, 2], [1, 3], [1, -1], 4)])
+    result = rescore(files, lattices=[empty])
+    assert result.exit_code == 1
+    assert "utterance lonely" in result.stderr
+    assert not (files["tmp"] / "out").exists()
+
+
+def test_strict_stops_at_first_failure_without_outputs(files):
+    mixed = files["tmp"] / "mixed.pt"
+    write_k2(mixed, [builders.tiny_lattice("good1"),
+                     plain_lattice("cyclic", [0, 1, 2, 2], [1, 2, 1, 3], [1, 2, 3, -1], 4)])
+    result = rescore(files, "--strict", lattices=[mixed])
+    assert result.exit_code == 1
+    assert f"error: {mixed}: utterance cyclic:" in " ".join(result.stderr.split())
+    assert not (files["tmp"] / "out").exists()
+
+
+def test_k2_input_without_words_fails_clearly(files):
+    result = runner.invoke(app, ["rescore", str(files["good"]), "--model", str(files["model"]),
+                                 "--out", str(files["tmp"] / "out")])
+    assert result.exit_code == 1
+    assert "--words words.txt is required" in result.stderr
+
+
+def test_bad_model_file_is_a_global_error(files):
+    broken = files["tmp"] / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    result = runner.invoke(app, ["rescore", str(files["good"]), "--model", str(broken),
+                                 "--words", str(files["words"]), "--out", str(files["tmp"] / "out")])
+    assert result.exit_code == 1
+    assert str(broken) in " ".join(result.stderr.split())
+    assert not (files["tmp"] / "out").exists()
+
+
+def test_bad_options_exit_1_with_a_message(files):
+    result = rescore(files, "--grid", "0:1:0.5")
+    assert result.exit_code == 1
+    assert "--grid needs references" in result.stderr
+    result = rescore(files, "--mode", "sideways")
+    assert result.exit_code == 1 and "unknown --mode" in result.stderr
