@@ -60,13 +60,17 @@ class RecurrentCell(nn.Module):
         """
         return self.input_projection(inputs)
 
-    def recurrent_gates(self, previous: Optional[State], like: Tensor) -> Optional[Tensor]:
-        """W_h h_prev (+ b_h) of shape like ``like``, or None when that is exactly 0."""
-        if previous is not None:
-            return self.recurrent_projection(previous[0])
-        if self.recurrent_projection.bias is None:
-            return None
-        return self.recurrent_projection.bias.to(like.dtype).expand_as(like)
+    def add_recurrent_gates(self, input_gates: Tensor, previous: Optional[State]) -> Tensor:
+        """input_gates + W_h h_prev as one GEMM with the sum fused (cells without b_h)."""
+        if previous is None:
+            return input_gates
+        hidden = previous[0]
+        total = torch.addmm(
+            input_gates.reshape(-1, input_gates.shape[-1]),  # (N, G*H), N = all leading positions
+            hidden.reshape(-1, hidden.shape[-1]),  # (N, H)
+            self.recurrent_projection.weight.t(),  # (H, G*H)
+        )
+        return total.view(input_gates.shape)
 
     def forward(self, input_gates: Tensor, previous: Optional[State]) -> State:
         """One recurrent step at every leading position.
@@ -91,9 +95,7 @@ class ElmanCell(RecurrentCell):
         super().__init__(input_dim, hidden_dim, gates=1, recurrent_bias=False)
 
     def forward(self, input_gates: Tensor, previous: Optional[State]) -> State:
-        recurrent = self.recurrent_gates(previous, input_gates)
-        total = input_gates if recurrent is None else input_gates + recurrent
-        return (torch.tanh(total),)
+        return (torch.tanh(self.add_recurrent_gates(input_gates, previous)),)
 
 
 class GRUCell(RecurrentCell):
@@ -103,7 +105,10 @@ class GRUCell(RecurrentCell):
         super().__init__(input_dim, hidden_dim, gates=3, recurrent_bias=True)
 
     def forward(self, input_gates: Tensor, previous: Optional[State]) -> State:
-        recurrent = self.recurrent_gates(previous, input_gates)
+        if previous is None:  # W_h 0 + b_h
+            recurrent = self.recurrent_projection.bias.to(input_gates.dtype).expand_as(input_gates)
+        else:
+            recurrent = self.recurrent_projection(previous[0])  # (..., 3H)
         input_r, input_z, input_n = input_gates.chunk(3, dim=-1)
         recurrent_r, recurrent_z, recurrent_n = recurrent.chunk(3, dim=-1)
         reset = torch.sigmoid(input_r + recurrent_r)
@@ -123,8 +128,7 @@ class LSTMCell(RecurrentCell):
         super().__init__(input_dim, hidden_dim, gates=4, recurrent_bias=False)
 
     def forward(self, input_gates: Tensor, previous: Optional[State]) -> State:
-        recurrent = self.recurrent_gates(previous, input_gates)
-        total = input_gates if recurrent is None else input_gates + recurrent
+        total = self.add_recurrent_gates(input_gates, previous)  # (..., 4H)
         input_gate, forget_gate, candidate, output_gate = total.chunk(4, dim=-1)
         cell = torch.sigmoid(input_gate) * torch.tanh(candidate)
         if previous is not None:
