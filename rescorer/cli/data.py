@@ -19,7 +19,14 @@ app = typer.Typer(help="Download corpora.", no_args_is_help=True)
 @guarded
 def download_command(
     corpus: Annotated[str, typer.Argument(help="ptb or wikitext2.")],
-    dest: Annotated[Path, typer.Option("--dest", help="Destination folder (use it as --data-dir).", file_okay=False)],
+    dest: Annotated[
+        Path,
+        typer.Option(
+            "--dest",
+            help="Destination folder (use it as --data-dir).",
+            file_okay=False,
+        ),
+    ],
     base_url: Annotated[
         Optional[str],
         typer.Option(help="Replace https://raw.githubusercontent.com (also $FPRESCORE_DOWNLOAD_BASE_URL)."),
@@ -28,5 +35,8 @@ def download_command(
     """Download CORPUS into DEST; files are kept only if their checksums match."""
     from rescorer.data.download import download_corpus
 
-    paths = download_corpus(corpus, dest, base_url, on_file=lambda name, status: console.print(f"{name}: {status}, verified"))
+    def report(name: str, status: str) -> None:
+        console.print(f"{name}: {status}, verified")
+
+    paths = download_corpus(corpus, dest, base_url, on_file=report)
     console.print(f"{corpus}: {len(paths)} files in {dest}")

@@ -20,9 +20,31 @@ from rescorer.cli.common import console, guarded
 
 @guarded
 def eval_command(
-    model: Annotated[Path, typer.Option("--model", help="model.pt written by `fprescore train`.", exists=True, dir_okay=False)],
-    text: Annotated[Path, typer.Option("--text", help="Text to score, one sentence per line.", exists=True, dir_okay=False)],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object {ppl, tokens, oov_rate} and nothing else.")] = False,
+    model: Annotated[
+        Path,
+        typer.Option(
+            "--model",
+            help="model.pt written by `fprescore train`.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    text: Annotated[
+        Path,
+        typer.Option(
+            "--text",
+            help="Text to score, one sentence per line.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON object {ppl, tokens, oov_rate} and nothing else.",
+        ),
+    ] = False,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
     """Print perplexity, LM token count and OOV rate of TEXT under MODEL."""

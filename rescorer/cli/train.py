@@ -54,7 +54,8 @@ class RichReporter:
         self.steps += 1
         self.tokens += tokens
         elapsed = max(time.monotonic() - self.started, 1e-9)
-        self.progress.update(self.task, advance=1, speed=self.tokens / elapsed, loss=self.loss_sum / self.steps)
+        speed = self.tokens / elapsed
+        self.progress.update(self.task, advance=1, speed=speed, loss=self.loss_sum / self.steps)
 
     def end_epoch(self, record: Dict[str, Any]) -> None:
         self.progress.stop()
@@ -84,35 +85,180 @@ def _result_table(result: Any) -> Table:
 
 @guarded
 def train_command(
-    out: Annotated[Path, typer.Option("--out", help="Output folder: model.pt, last.pt, log.jsonl.", file_okay=False, rich_help_panel=RUN)],
-    corpus: Annotated[Optional[str], typer.Option(help="ptb or wikitext2 (files in --data-dir).", rich_help_panel=DATA)] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the corpus files (offline use).", exists=True, file_okay=False, rich_help_panel=DATA)] = None,
-    train: Annotated[Optional[Path], typer.Option("--train", help="Training text, one sentence per line.", rich_help_panel=DATA, **ExistingFile)] = None,
-    valid: Annotated[Optional[Path], typer.Option("--valid", help="Validation text (model selection, LR decay).", rich_help_panel=DATA, **ExistingFile)] = None,
-    test: Annotated[Optional[Path], typer.Option("--test", help="Test text, scored once at the end.", rich_help_panel=DATA, **ExistingFile)] = None,
-    sp_model: Annotated[Optional[Path], typer.Option(help="Use this sentencepiece model.", rich_help_panel=VOCAB, **ExistingFile)] = None,
-    sp_vocab_size: Annotated[Optional[int], typer.Option(help="Train a sentencepiece model with this many pieces.", min=8, rich_help_panel=VOCAB)] = None,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Output folder: model.pt, last.pt, log.jsonl.",
+            file_okay=False,
+            rich_help_panel=RUN,
+        ),
+    ],
+    corpus: Annotated[
+        Optional[str],
+        typer.Option(
+            help="ptb or wikitext2 (files in --data-dir).",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Folder with the corpus files (offline use).",
+            exists=True,
+            file_okay=False,
+            rich_help_panel=DATA,
+        ),
+    ] = None,
+    train: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--train",
+            help="Training text, one sentence per line.",
+            rich_help_panel=DATA,
+            **ExistingFile,
+        ),
+    ] = None,
+    valid: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--valid",
+            help="Validation text (model selection, LR decay).",
+            rich_help_panel=DATA,
+            **ExistingFile,
+        ),
+    ] = None,
+    test: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--test",
+            help="Test text, scored once at the end.",
+            rich_help_panel=DATA,
+            **ExistingFile,
+        ),
+    ] = None,
+    sp_model: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Use this sentencepiece model.",
+            rich_help_panel=VOCAB,
+            **ExistingFile,
+        ),
+    ] = None,
+    sp_vocab_size: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Train a sentencepiece model with this many pieces.",
+            min=8,
+            rich_help_panel=VOCAB,
+        ),
+    ] = None,
     cell: Annotated[str, typer.Option(help="rnn, gru or lstm.", rich_help_panel=MODEL)] = "lstm",
     layers: Annotated[int, typer.Option(min=1, rich_help_panel=MODEL)] = 1,
     embed: Annotated[int, typer.Option(help="Embedding size E.", min=1, rich_help_panel=MODEL)] = 256,
     hidden: Annotated[int, typer.Option(help="Hidden size H.", min=1, rich_help_panel=MODEL)] = 256,
-    tied: Annotated[bool, typer.Option("--tied/--untied", help="Tie input and output embeddings (E == H).", rich_help_panel=MODEL)] = False,
+    tied: Annotated[
+        bool,
+        typer.Option(
+            "--tied/--untied",
+            help="Tie input and output embeddings (E == H).",
+            rich_help_panel=MODEL,
+        ),
+    ] = False,
     dropout: Annotated[float, typer.Option(min=0.0, max=0.99, rich_help_panel=MODEL)] = 0.0,
-    solver: Annotated[str, typer.Option(help="jacobi (K-token fixed point) or sequential.", rich_help_panel=MODEL)] = "jacobi",
-    iterations: Annotated[int, typer.Option("--iterations", "-K", help="Jacobi iterations K = tokens of history.", min=1, rich_help_panel=MODEL)] = 4,
-    batch_size: Annotated[int, typer.Option(help="Global number of rows B.", min=1, rich_help_panel=OPTIM)] = 20,
-    bptt: Annotated[int, typer.Option(help="Tokens per truncated-BPTT segment.", min=1, rich_help_panel=OPTIM)] = 35,
+    solver: Annotated[
+        str,
+        typer.Option(
+            help="jacobi (K-token fixed point) or sequential.",
+            rich_help_panel=MODEL,
+        ),
+    ] = "jacobi",
+    iterations: Annotated[
+        int,
+        typer.Option(
+            "--iterations",
+            "-K",
+            help="Jacobi iterations K = tokens of history.",
+            min=1,
+            rich_help_panel=MODEL,
+        ),
+    ] = 4,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            help="Global number of rows B.",
+            min=1,
+            rich_help_panel=OPTIM,
+        ),
+    ] = 20,
+    bptt: Annotated[
+        int,
+        typer.Option(
+            help="Tokens per truncated-BPTT segment.",
+            min=1,
+            rich_help_panel=OPTIM,
+        ),
+    ] = 35,
     epochs: Annotated[int, typer.Option(min=1, rich_help_panel=OPTIM)] = 10,
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate (unset: 1e-3 for adam, 20 for sgd).", min=0.0, rich_help_panel=OPTIM)] = None,
+    lr: Annotated[
+        Optional[float],
+        typer.Option(
+            help="Learning rate (unset: 1e-3 for adam, 20 for sgd).",
+            min=0.0,
+            rich_help_panel=OPTIM,
+        ),
+    ] = None,
     optimizer: Annotated[str, typer.Option(help="adam or sgd.", rich_help_panel=OPTIM)] = "adam",
-    clip: Annotated[float, typer.Option(help="Gradient-norm clip (0: off).", min=0.0, rich_help_panel=OPTIM)] = 0.25,
-    lr_decay: Annotated[float, typer.Option(help="Divide the LR by this when valid PPL does not improve.", min=1.0, rich_help_panel=OPTIM)] = 4.0,
-    patience: Annotated[int, typer.Option(help="Stop after this many epochs without improvement.", min=1, rich_help_panel=OPTIM)] = 3,
+    clip: Annotated[
+        float,
+        typer.Option(
+            help="Gradient-norm clip (0: off).",
+            min=0.0,
+            rich_help_panel=OPTIM,
+        ),
+    ] = 0.25,
+    lr_decay: Annotated[
+        float,
+        typer.Option(
+            help="Divide the LR by this when valid PPL does not improve.",
+            min=1.0,
+            rich_help_panel=OPTIM,
+        ),
+    ] = 4.0,
+    patience: Annotated[
+        int,
+        typer.Option(
+            help="Stop after this many epochs without improvement.",
+            min=1,
+            rich_help_panel=OPTIM,
+        ),
+    ] = 3,
     seed: Annotated[int, typer.Option(rich_help_panel=RUN)] = 1,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.", rich_help_panel=RUN)] = "auto",
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (unset: torch chooses).", min=1, rich_help_panel=RUN)] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last.pt.", rich_help_panel=RUN)] = False,
-    max_minutes: Annotated[Optional[float], typer.Option(help="Wall-clock budget; stop, validate and save when spent.", min=0.0, rich_help_panel=RUN)] = None,
+    threads: Annotated[
+        Optional[int],
+        typer.Option(
+            help="CPU threads for torch (unset: torch chooses).",
+            min=1,
+            rich_help_panel=RUN,
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue from OUT/last.pt.",
+            rich_help_panel=RUN,
+        ),
+    ] = False,
+    max_minutes: Annotated[
+        Optional[float],
+        typer.Option(
+            help="Wall-clock budget; stop, validate and save when spent.",
+            min=0.0,
+            rich_help_panel=RUN,
+        ),
+    ] = None,
 ) -> None:
     """Train a fixed-point RNN LM; writes OUT/model.pt (best by valid PPL), OUT/last.pt and OUT/log.jsonl."""
     import torch
@@ -127,6 +273,8 @@ def train_command(
             raise ConfigError("--corpus needs --data-dir and excludes --train/--valid/--test")
         files = corpus_files(corpus, data_dir)
         train, valid, test = files["train"], files.get("valid"), files.get("test")
+        if valid is None:
+            raise ConfigError(f"no {corpus} validation file (run `fprescore data download {corpus}`)", path=data_dir)
     if train is None or valid is None:
         raise ConfigError("give --corpus with --data-dir, or --train and --valid")
     if threads is not None:

@@ -177,7 +177,7 @@ def _setup(config: TrainConfig, context: DistributedContext, train_sentences: Li
         checkpoint = read_checkpoint(last_path)
         _check_resumable(config, checkpoint, last_path)
     elif last_path.exists():
-        raise ConfigError(f"{config.out_dir} already holds a training run (last.pt); pass --resume or another --out")
+        raise ConfigError("already holds a training run (last.pt); pass --resume or another --out", path=config.out_dir)
     torch.manual_seed(config.seed)
     if checkpoint is not None:
         model, vocab = model_from_payload(checkpoint, last_path)
@@ -212,7 +212,8 @@ def _check_resumable(config: TrainConfig, checkpoint: Dict[str, Any], path: Path
     differences += [f"{key}: {stored[key]!r} != {getattr(config, key)!r}" for key in RESUME_KEYS
                     if stored.get(key) != getattr(config, key)]
     if differences:
-        raise ConfigError(f"{path}: cannot resume with different settings (stored != given: {'; '.join(differences)})")
+        changes = "; ".join(differences)
+        raise ConfigError(f"cannot resume with different settings (stored != given: {changes})", path=path)
 
 
 def _restore(run: _Run, training: Dict[str, Any]) -> None:
@@ -246,20 +247,28 @@ def _save_last(run: _Run, epoch: int) -> None:
     save_checkpoint(Path(run.config.out_dir) / "last.pt", payload)
 
 
-def _train_epoch(run: _Run, batch: Batch, global_rows: int, reporter: Reporter, deadline: Optional[float]) -> Dict[str, Any]:
+def _autocast(device: torch.device):
+    """bf16 autocast on CUDA, nothing on CPU."""
+    if device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _train_epoch(
+    run: _Run, batch: Batch, global_rows: int, reporter: Reporter, deadline: Optional[float]
+) -> Dict[str, Any]:
     """One pass over this process's rows; returns loss sum, token count and whether time ran out."""
     config, context = run.config, run.context
-    autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if run.device.type == "cuda"
-                else contextlib.nullcontext())
     totals = torch.zeros(2, dtype=torch.float64)  # (nll, tokens) of this process
     state = None
     out_of_time = False
     for segment in batch.segments(config.bptt):
         segment = segment.to(run.device)
         global_tokens = global_rows * segment.inputs.shape[1]
-        with autocast:
+        with _autocast(run.device):
             logits, state = run.trainer(segment.inputs, segment.resets, state)  # (B, T, V)
-        nll = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), segment.targets.reshape(-1), reduction="sum")
+        flat_logits = logits.float().reshape(-1, logits.shape[-1])  # (B * T, V)
+        nll = F.cross_entropy(flat_logits, segment.targets.reshape(-1), reduction="sum")
         # DDP averages gradients over processes, so this makes them the global mean.
         loss = nll * (context.world_size / global_tokens)
         run.optimizer.zero_grad()
@@ -268,8 +277,9 @@ def _train_epoch(run: _Run, batch: Batch, global_rows: int, reporter: Reporter, 
             torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.clip)
         run.optimizer.step()
         state = detach_state(state)
-        totals += torch.tensor([nll.item(), segment.targets.numel()], dtype=torch.float64)
-        reporter.step(global_tokens, nll.item() / segment.targets.numel())
+        nll_value = nll.item()
+        totals += torch.tensor([nll_value, segment.targets.numel()], dtype=torch.float64)
+        reporter.step(global_tokens, nll_value / segment.targets.numel())
         if deadline is not None and _past(deadline, context, run.device):
             out_of_time = True
             break

@@ -49,7 +49,8 @@ class PlateauSchedule:
 
     def state(self) -> Dict[str, Any]:
         """Plain-typed state for ``last.pt``."""
-        return {key: getattr(self, key) for key in ("lr", "decay", "patience", "best_ppl", "best_epoch", "epochs", "bad_epochs")}
+        keys = ("lr", "decay", "patience", "best_ppl", "best_epoch", "epochs", "bad_epochs")
+        return {key: getattr(self, key) for key in keys}
 
     def load_state(self, state: Dict[str, Any]) -> None:
         for key, value in state.items():

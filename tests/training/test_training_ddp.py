@@ -27,6 +27,7 @@ def run(command, out: Path) -> dict:
     return json.loads((out / "log.jsonl").read_text().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun is not installed beside python")
 def test_two_process_gloo_run_matches_single_process(tmp_path):
     train, valid, test = make_corpus(tmp_path)

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from training_builders import write_corpus
@@ -35,6 +36,7 @@ def ppls(out: Path):
     return [(record.get("train_ppl"), record.get("valid_ppl"), record.get("test_ppl")) for record in records]
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tmp_path):
     corpus = tuple(write_corpus(tmp_path / name, count, seed) for name, count, seed in
                    (("train.txt", 2000, 1), ("valid.txt", 40, 2), ("test.txt", 40, 3)))
