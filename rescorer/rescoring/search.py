@@ -146,3 +146,19 @@ def first_pass_words(
     scores = first.am * lattice.am_scores + first.ngram * lattice.ngram_scores
     _, arc_ids = best_path(lattice, scores.to(torch.float32), levels=levels)
     return path_words(lattice, arc_ids, symbols, path)
+
+
+def reference_word_ids(words: List[str], symbols: SymbolTable) -> List[int]:
+    """Word ids of a reference; a word missing from the table gets its own negative id.
+
+    Negative ids never occur on arcs, so such words always count as errors (and
+    two occurrences of one unknown word get the same id).
+    """
+    unknown: Dict[str, int] = {}
+    ids = []
+    for word in words:
+        if word in symbols:
+            ids.append(symbols.id(word))
+        else:
+            ids.append(unknown.setdefault(word, -2 - len(unknown)))
+    return ids

@@ -8,12 +8,13 @@ collector.
 """
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from rescorer.algorithms.nbest import nbest_distinct
+from rescorer.algorithms.oracle import oracle_errors
 from rescorer.algorithms.ragged import select_rows
 from rescorer.algorithms.topsort import topological_levels
 from rescorer.lattice.fsavec import Lattice
@@ -23,7 +24,8 @@ from rescorer.rescoring.config import RescoreConfig
 from rescorer.rescoring.expand import ExpansionPlan, PreparedLattice, first_pass_scores, prepare_lattice
 from rescorer.rescoring.report import UtteranceStats
 from rescorer.rescoring.scoring import ScoreRequest
-from rescorer.rescoring.search import ScoredLattice, ScoredList, first_pass_words, path_words
+from rescorer.rescoring.search import (ScoredLattice, ScoredList, first_pass_words, path_words,
+                                      reference_word_ids)
 from rescorer.rescoring.sentences import sentence_log_probs, sentence_request
 from rescorer.rescoring.tokens import ArcTokens
 
@@ -55,6 +57,9 @@ class UtteranceJob:
         N-best mode: 1-D int64 (Q,), the hypothesis of each query.
       first_pass:
         First-pass 1-best words, when references are given.
+      oracle:
+        (lattice oracle errors, reference words), when the utterance has a
+        reference (exact word match, whatever ``--ignore-case``).
     """
 
     path: Path
@@ -66,6 +71,7 @@ class UtteranceJob:
     paths: Optional[List[Tensor]] = None
     owner: Optional[Tensor] = None
     first_pass: Optional[List[str]] = None
+    oracle: Optional[Tuple[int, int]] = None
 
     @property
     def utt_id(self) -> str:
@@ -84,9 +90,13 @@ def start_job(
     """
     tokens = context.tokenizer(symbols).encode(lattice, path)
     levels = topological_levels(lattice)  # raises LatticeError: empty, cyclic, no path
-    first_pass = None
+    first_pass, oracle = None, None
     if context.references is not None:
         first_pass = first_pass_words(lattice, config.scales, symbols, levels, path)
+        reference = context.references.get(lattice.utt_id)
+        if reference is not None:
+            errors, _ = oracle_errors(lattice, reference_word_ids(reference, symbols), levels)
+            oracle = (errors, len(reference))
     vocabulary = context.vocabulary
     if config.mode == "nbest":
         ranked = nbest_distinct(lattice, first_pass_scores(lattice, config.scales), config.nbest,
@@ -95,7 +105,7 @@ def start_job(
         sentences = [select_rows(tokens.splits, tokens.tokens, arc_ids)[1] for arc_ids in paths]
         request, owner = sentence_request(sentences, vocabulary.bos_id, vocabulary.eos_id, context.window)
         return UtteranceJob(path, lattice, symbols, tokens, request, paths=paths, owner=owner,
-                            first_pass=first_pass)
+                            first_pass=first_pass, oracle=oracle)
     plan = ExpansionPlan(window=context.window, bos_id=vocabulary.bos_id, eos_id=vocabulary.eos_id,
                          beam=config.beam, max_arcs=config.max_arcs, beam_tries=config.beam_tries)
     prepared = prepare_lattice(lattice, tokens, config.scales, plan, levels, path)
@@ -103,7 +113,7 @@ def start_job(
     request = ScoreRequest(expanded.histories, expanded.history_lengths,
                            expanded.query_history, expanded.query_token)
     return UtteranceJob(path, lattice, symbols, tokens, request, prepared=prepared,
-                        first_pass=first_pass)
+                        first_pass=first_pass, oracle=oracle)
 
 
 def finish_job(
@@ -129,7 +139,7 @@ def finish_job(
                                num_words=lattice.words_per_arc.to(torch.float32))
     collector.add(ScoredLattice(job.utt_id, lattice, components, job.symbols, expanded.levels,
                                 job.path),
-                  first_pass=job.first_pass)
+                  first_pass=job.first_pass, oracle=job.oracle)
     if config.write_lattices:
         collector.add_lattice(lattice, nnlm)
     return UtteranceStats(
@@ -155,7 +165,8 @@ def _finish_nbest(
         path_sums["nnlm"] = sentence_score + config.oov_penalty * oov
         sums.append(path_sums)
         words.append(path_words(lattice, arc_ids, job.symbols, job.path))
-    collector.add(ScoredList(job.utt_id, words, sums), first_pass=job.first_pass)
+    collector.add(ScoredList(job.utt_id, words, sums), first_pass=job.first_pass,
+                  oracle=job.oracle)
     return UtteranceStats(
         arcs=lattice.num_arcs, pruned_arcs=lattice.num_arcs, expanded_arcs=0,
         histories=int(job.request.histories.shape[0]), queries=int(query_scores.numel()),

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import kaldialign
 import pytest
 import torch
 
@@ -123,20 +124,23 @@ def test_grid_picks_the_scale_with_fewest_errors(tmp_path):
 
     # Reference = the 1-best at scale 1, so that scale wins and others lose.
     reference = best_words(1.0)
-    errors = [sum(a != b for a, b in zip(best_words(s), reference))
-              + abs(len(best_words(s)) - len(reference)) for s in grid]
+    errors = [kaldialign.edit_distance(reference, best_words(s))["total"] for s in grid]
     assert min(errors) == 0 and max(errors) > 0  # the case really discriminates
     refs = tmp_path / "text"
     refs.write_text("utt1 " + " ".join(reference) + "\n")
     report = run_rescore(config(tmp_path, *files[:3], grid=grid, refs=refs, nbest=3))
     wers = [stats.errors for _, stats in report.grid]
     assert [scale for scale, _ in report.grid] == grid
-    assert wers[grid.index(1.0)] == 0 and max(wers) > 0
+    assert wers == errors
     assert report.best_scale == grid[wers.index(0)]
     assert (tmp_path / "out" / "onebest.txt").read_text().split()[1:] == best_words(report.best_scale)
     labels = [label for label, _ in report.wer_rows]
-    assert labels[0] == "first pass 1-best" and labels[-1].startswith("rescored")
-    assert report.wer_rows[-1][1].errors == 0
+    assert labels[:2] == ["first pass 1-best", "lattice oracle"]
+    assert labels[2].startswith("rescored")
+    first_pass, oracle, rescored = (stats for _, stats in report.wer_rows)
+    assert first_pass.errors == errors[0]  # lm_scale 0 = the first pass here (ngram 0.5)
+    assert oracle.errors == 0 and oracle.ref_words == len(reference)
+    assert rescored.errors == 0
 
 
 def test_written_lattices_carry_nnlm_scores_of_the_best_path(tmp_path):

@@ -1,0 +1,153 @@
+"""Throughput and WER of ``fprescore rescore`` on the asr-dev lattices.
+
+Every configuration runs in a fresh Python process (so peak RSS is per run)
+through the library entry point ``run_rescore``, exactly what the CLI runs.
+Prints a rich table and a Markdown table for docs/results/rescoring.md.
+
+Examples::
+
+    # speed at K = 2, 4, 8 plus the n-best(100) comparison at K = 4
+    .venv/bin/python bench/rescore_throughput.py \\
+        --model 2=exp/ptb-k2/model.pt --model 4=exp/ptb-k4/model.pt --model 8=exp/ptb-k8/model.pt \\
+        --beam 8 --nbest-compare 4
+
+    # WER table: add --grid (LM-scale sweep, needs the references)
+    .venv/bin/python bench/rescore_throughput.py --model 4=... --grid 0:10:1
+"""
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "asr-dev"
+
+
+def audio_seconds(data: Path, limit: int) -> float:
+    """Total audio duration of the first ``limit`` utterances (audio.tsv)."""
+    rows = (data / "audio.tsv").read_text().splitlines()[1:]
+    return sum(float(row.split("\t")[4]) for row in rows[:limit])
+
+
+def worker(settings: Dict) -> Dict:
+    """One configuration in this process; returns its measurements."""
+    import torch
+
+    from rescorer.rescoring.combine import Scales
+    from rescorer.rescoring.config import RescoreConfig
+    from rescorer.rescoring.pipeline import run_rescore
+
+    data = Path(settings["data"])
+    files = sorted((data / "lat").iterdir())[: settings["limit"]]
+    config = RescoreConfig(
+        lattices=files, model=Path(settings["model"]), out=settings["out"],
+        scales=Scales(am=1.0, ngram=settings["ngram_scale"], lm=settings["lm_scale"]),
+        beam=settings["beam"], batch_size=settings["batch_size"], threads=settings["threads"],
+        mode=settings["mode"], nbest=settings["nbest"], max_arcs=settings["max_arcs"],
+        grid=settings["grid"], refs=data / "text" if settings["refs"] else None,
+    )
+    started = time.perf_counter()
+    report = run_rescore(config)
+    wall = time.perf_counter() - started
+    totals = report.totals()
+    return {
+        "wall_s": wall, "read_s": report.timings.read, "expand_s": report.timings.expand,
+        "score_s": report.timings.score, "search_s": report.timings.search,
+        "ok": len(report.results), "failed": len(report.failures), **totals,
+        "unique_histories": report.unique_histories,
+        "tightened_utts": sum(1 for s in report.results.values() if s.tightened),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "threads": torch.get_num_threads(),
+        "wer": [(label, stats.errors, stats.ref_words, stats.wer) for label, stats in report.wer_rows],
+        "grid": [(scale, stats.wer) for scale, stats in report.grid],
+        "best_scale": report.best_scale,
+    }
+
+
+def run_one(settings: Dict) -> Dict:
+    """Run ``worker`` in a fresh interpreter and parse its JSON line."""
+    command = [sys.executable, __file__, "--worker", json.dumps(settings)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"worker failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--model", action="append", default=[], metavar="K=PATH",
+                        help="a model per history window K (repeatable)")
+    parser.add_argument("--data", default=str(DATA), help="the asr-dev folder")
+    parser.add_argument("--limit", type=int, default=240, help="first N lattices only")
+    parser.add_argument("--beam", type=float, default=8.0)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--max-arcs", type=int, default=500_000)
+    parser.add_argument("--ngram-scale", type=float, default=0.5)
+    parser.add_argument("--lm-scale", type=float, default=5.0)
+    parser.add_argument("--grid", default=None, help="LM-scale sweep start:stop:step (adds WER)")
+    parser.add_argument("--refs", action="store_true", help="compute WER at --lm-scale")
+    parser.add_argument("--nbest-compare", type=int, default=None, metavar="K",
+                        help="also run --mode nbest --nbest 100 with the K model")
+    parser.add_argument("--out", default="/tmp/rescore-bench", help="scratch output folder")
+    parser.add_argument("--json", default=None, help="write all measurements here")
+    return parser.parse_args()
+
+
+def main() -> None:
+    arguments = parse_arguments()
+    if arguments.worker:
+        print(json.dumps(worker(json.loads(arguments.worker))))
+        return
+    from rescorer.rescoring.config import parse_grid
+
+    grid = None if arguments.grid is None else parse_grid(arguments.grid)
+    base = {"data": arguments.data, "limit": arguments.limit, "beam": arguments.beam,
+            "batch_size": arguments.batch_size, "threads": arguments.threads,
+            "max_arcs": arguments.max_arcs, "ngram_scale": arguments.ngram_scale,
+            "lm_scale": arguments.lm_scale, "grid": grid, "refs": bool(grid) or arguments.refs}
+    models = dict(item.split("=", 1) for item in arguments.model)
+    runs: List[Dict] = []
+    for window, model in sorted(models.items(), key=lambda item: int(item[0])):
+        settings = {**base, "model": model, "mode": "lattice", "nbest": 10,
+                    "out": f"{arguments.out}/lattice-k{window}"}
+        runs.append({"name": f"lattice K={window}", **run_one(settings)})
+    if arguments.nbest_compare is not None:
+        settings = {**base, "model": models[str(arguments.nbest_compare)], "mode": "nbest",
+                    "nbest": 100, "out": f"{arguments.out}/nbest100"}
+        runs.append({"name": f"nbest(100) K={arguments.nbest_compare}", **run_one(settings)})
+    seconds = audio_seconds(Path(arguments.data), arguments.limit)
+    print_tables(runs, seconds)
+    if arguments.json:
+        Path(arguments.json).write_text(json.dumps({"audio_s": seconds, "runs": runs}, indent=1))
+
+
+def print_tables(runs: List[Dict], seconds: float) -> None:
+    """A Markdown table of speed and size, then one of WER."""
+    print(f"\naudio: {seconds:.1f} s; real-time target 1/100 = {seconds / 100:.2f} s\n")
+    print("| run | lattices ok/failed | wall s | read s | expand s | score s | search s | lattices/s "
+          "| arcs/s | arcs pruned | expansion factor | unique histories | beam tightened | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for run in runs:
+        factor = run["expanded_arcs"] / max(run["pruned_arcs"], 1) if run["expanded_arcs"] else 0.0
+        print(f"| {run['name']} | {run['ok']}/{run['failed']} | {run['wall_s']:.1f} | {run['read_s']:.1f} "
+              f"| {run['expand_s']:.1f} | {run['score_s']:.1f} | {run['search_s']:.1f} "
+              f"| {run['ok'] / run['wall_s']:.1f} | {run['arcs'] / run['wall_s']:,.0f} "
+              f"| {run['pruned_arcs']:,} | {factor:.2f} | {run['unique_histories']:,} "
+              f"| {run['tightened_utts']} | {run['peak_rss_mb']:.0f} |")
+    if any(run["wer"] for run in runs):
+        print("\n| run | row | WER % | errors / ref words | best lm_scale |")
+        print("|---|---|---|---|---|")
+        for run in runs:
+            for label, errors, words, wer in run["wer"]:
+                print(f"| {run['name']} | {label} | {wer:.2f} | {errors}/{words} | {run['best_scale']} |")
+            for scale, wer in run["grid"]:
+                print(f"| {run['name']} | grid lm_scale={scale:g} | {wer:.2f} | | |")
+
+
+if __name__ == "__main__":
+    main()
