@@ -83,3 +83,16 @@ def test_resume_continues_from_last(texts):
     assert "resumed after epoch 2" in result.output
     epochs = [json.loads(line).get("epoch") for line in (texts / "run" / "log.jsonl").read_text().splitlines()]
     assert epochs == [1, 2, 3, None]
+
+
+def test_corpus_mode_reads_ptb_file_names(texts):
+    data = texts / "ptb"
+    data.mkdir()
+    for split, source in (("train", "train.txt"), ("valid", "valid.txt"), ("test", "valid.txt")):
+        (data / f"ptb.{split}.txt").write_text((texts / source).read_text())
+    args = train_args(texts, out="corpus-run")
+    args = args[:1] + ["--corpus", "ptb", "--data-dir", str(data)] + args[5:]  # drop --train/--valid
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    final = json.loads((texts / "corpus-run" / "log.jsonl").read_text().splitlines()[-1])
+    assert final["test_ppl"] == pytest.approx(final["valid_ppl"])  # test file == valid file here
