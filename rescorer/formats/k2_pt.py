@@ -237,7 +237,15 @@ def lattices_to_k2_dict(lattices: Sequence[Lattice],
     Returns:
       A dict that ``k2.Fsa.from_dict`` accepts: ``arcs`` (1-D int32), ``lm_scores``,
       ``aux_labels`` (int32, only when words differ from labels), ``utt_ids``, extras.
+
+    Caution:
+      k2 needs each FSA's arcs ordered by source state, so arcs are stably sorted
+      by ``src`` (extras with them); reading back gives the lattice in that order.
     """
+    orders = [torch.sort(lattice.src, stable=True).indices for lattice in lattices]
+    lattices = [_reorder(lattice, order) for lattice, order in zip(lattices, orders)]
+    extra_scores = {name: [value[order] for value, order in zip(values, orders)]
+                    for name, values in (extra_scores or {}).items()}
     num_states = torch.tensor([lattice.num_states for lattice in lattices], dtype=torch.int64)
     num_arcs = torch.tensor([lattice.num_arcs for lattice in lattices], dtype=torch.int64)
     labels = _cat([lattice.labels for lattice in lattices], torch.int64)
@@ -265,6 +273,20 @@ def lattices_to_k2_dict(lattices: Sequence[Lattice],
     for name, values in (extra_scores or {}).items():
         content[name] = _cat(list(values), torch.float32)
     return content
+
+
+def _reorder(lattice: Lattice, order: Tensor) -> Lattice:
+    """``lattice`` with its arcs (and their words) in the order ``order``."""
+    counts = lattice.words_per_arc[order]  # (A,) words of each arc in the new order
+    splits = splits_from_counts(counts)
+    offset_in_arc = torch.arange(int(splits[-1])) - torch.repeat_interleave(splits[:-1], counts)
+    word_order = torch.repeat_interleave(lattice.word_splits[order], counts) + offset_in_arc
+    return Lattice(
+        utt_id=lattice.utt_id, num_states=lattice.num_states,
+        src=lattice.src[order], dst=lattice.dst[order], labels=lattice.labels[order],
+        word_splits=splits, word_ids=lattice.word_ids[word_order],
+        am_scores=lattice.am_scores[order], ngram_scores=lattice.ngram_scores[order],
+    )
 
 
 def _aux_labels(lattices: Sequence[Lattice], labels: Tensor) -> Optional[Tensor]:
