@@ -1,0 +1,87 @@
+"""``fprescore convert`` through CliRunner: outputs, exit codes and stderr messages."""
+from typer.testing import CliRunner
+
+from rescorer.cli.app import app
+from rescorer.errors import EXIT_ERROR, EXIT_PARTIAL
+from rescorer.formats.k2_pt import read_k2
+from rescorer.formats.slf import read_slf
+from rescorer.lattice.symbols import SymbolTable
+
+runner = CliRunner()
+
+
+def squeeze(text: str) -> str:
+    """Text without white space and table borders (rich wraps long lines and cells)."""
+    return "".join(c for c in text if not c.isspace() and c not in "│┃")
+
+# 0 -hello-> 1 -world-> 2 (end); a= and l= chosen so that am/ngram are exact binary floats
+SLF = "UTTERANCE=utt1\nN=3 L=2\nI=0\nI=1 W=hello\nI=2 W=world\nJ=0 S=0 E=1 a=-1.5 l=-2\nJ=1 S=1 E=2 a=-0.5 l=-1\n"
+
+
+def inputs(tmp_path, bad=False):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.slf").write_text(SLF)
+    (folder / "b.slf").write_text(SLF.replace("utt1", "utt2").replace("world", "there"))
+    if bad:
+        (folder / "c.slf").write_text(SLF.replace("N=3 L=2", "N=3 L=7"))
+    return folder
+
+
+def test_slf_to_k2_writes_fsa_vec_and_grown_words(tmp_path):
+    result = runner.invoke(app, ["convert", str(inputs(tmp_path)), "--to", "k2",
+                                 "--out", str(tmp_path / "out" / "lats.pt")])
+    assert result.exit_code == 0, result.output
+    assert "wrote 2 lattice(s)" in result.stdout
+    words = SymbolTable.from_file(tmp_path / "out" / "words.txt")
+    assert list(words) == ["<eps>", "hello", "world", "there"]
+    first, second = read_k2(tmp_path / "out" / "lats.pt", words)
+    assert (first.utt_id, second.utt_id) == ("utt1", "utt2")
+    assert [words.word(w) for w in second.word_ids.tolist()] == ["hello", "there"]
+    assert first.am_scores.tolist() == [-1.5, -0.5, 0.0]
+    assert first.ngram_scores.tolist() == [-2.0, -1.0, 0.0]
+
+
+def test_k2_to_slf_needs_words_and_round_trips(tmp_path):
+    k2_file = tmp_path / "lats.pt"
+    runner.invoke(app, ["convert", str(inputs(tmp_path)), "--to", "k2", "--out", str(k2_file),
+                        "--words-out", str(tmp_path / "w.txt")])
+    result = runner.invoke(app, ["convert", str(k2_file), "--to", "slf", "--out", str(tmp_path / "s")])
+    assert result.exit_code == EXIT_PARTIAL
+    assert squeeze("with word ids: --words words.txt is") in squeeze(result.stderr)  # cells wrap
+    result = runner.invoke(app, ["convert", str(k2_file), "--to", "slf", "--out", str(tmp_path / "s"),
+                                 "--words", str(tmp_path / "w.txt")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["utt1.slf", "utt2.slf"]
+    (again,), _ = read_slf(tmp_path / "s" / "utt2.slf", SymbolTable.from_file(tmp_path / "w.txt"))
+    assert again.am_scores.tolist() == [-1.5, -0.5, 0.0]
+
+
+def test_bad_file_is_skipped_listed_and_exit_3(tmp_path):
+    result = runner.invoke(app, ["convert", str(inputs(tmp_path, bad=True)), "--to", "k2",
+                                 "--out", str(tmp_path / "lats.pt")])
+    assert result.exit_code == EXIT_PARTIAL
+    assert "wrote 2 lattice(s)" in result.stdout
+    assert "c.slf" in result.stderr and squeeze("L=7 but 2 link lines") in squeeze(result.stderr)
+    assert len(read_k2(tmp_path / "lats.pt")) == 2
+
+
+def test_strict_stops_with_one_line_naming_the_file(tmp_path):
+    folder = inputs(tmp_path, bad=True)
+    result = runner.invoke(app, ["convert", str(folder), "--to", "k2", "--strict",
+                                 "--out", str(tmp_path / "lats.pt")])
+    assert result.exit_code == EXIT_ERROR
+    assert squeeze(f"error: {folder / 'c.slf'}: utterance utt1: line 2: L=7 but 2 link lines") \
+        in squeeze(result.stderr)
+    assert not (tmp_path / "lats.pt").exists()
+
+
+def test_words_file_errors_and_bad_target(tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("<eps> 0\nhello x\n")
+    result = runner.invoke(app, ["convert", str(inputs(tmp_path)), "--to", "k2", "--out",
+                                 str(tmp_path / "l.pt"), "--words", str(words)])
+    assert result.exit_code == EXIT_ERROR
+    assert squeeze(f"error: {words}: line 2: bad id 'x'") in squeeze(result.stderr)
+    result = runner.invoke(app, ["convert", str(tmp_path), "--to", "fst", "--out", "x"])
+    assert result.exit_code == 2
