@@ -48,7 +48,7 @@ def test_k2_to_slf_needs_words_and_round_trips(tmp_path):
                         "--words-out", str(tmp_path / "w.txt")])
     result = runner.invoke(app, ["convert", str(k2_file), "--to", "slf", "--out", str(tmp_path / "s")])
     assert result.exit_code == EXIT_PARTIAL
-    assert squeeze("with word ids: --words words.txt is") in squeeze(result.stderr)  # cells wrap
+    assert squeeze("ids: --words words.txt is") in squeeze(result.stderr)  # cells wrap
     result = runner.invoke(app, ["convert", str(k2_file), "--to", "slf", "--out", str(tmp_path / "s"),
                                  "--words", str(tmp_path / "w.txt")])
     assert result.exit_code == 0, result.output
