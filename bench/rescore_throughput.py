@@ -50,11 +50,14 @@ def worker(settings: Dict) -> Dict:
         grid=settings["grid"], refs=data / "text" if settings["refs"] else None,
     )
     started = time.perf_counter()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     report = run_rescore(config)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
     totals = report.totals()
     return {
-        "wall_s": wall, "read_s": report.timings.read, "expand_s": report.timings.expand,
+        "wall_s": wall, "cpu_s": cpu, "read_s": report.timings.read, "expand_s": report.timings.expand,
         "score_s": report.timings.score, "search_s": report.timings.search,
         "ok": len(report.results), "failed": len(report.failures), **totals,
         "unique_histories": report.unique_histories,
@@ -129,12 +132,13 @@ def main() -> None:
 def print_tables(runs: List[Dict], seconds: float) -> None:
     """A Markdown table of speed and size, then one of WER."""
     print(f"\naudio: {seconds:.1f} s; real-time target 1/100 = {seconds / 100:.2f} s\n")
-    print("| run | lattices ok/failed | wall s | read s | expand s | score s | search s | lattices/s "
+    print("| run | lattices ok/failed | wall s | CPU s | read s | expand s | score s | search s | lattices/s "
           "| arcs/s | arcs pruned | expansion factor | unique histories | beam tightened | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for run in runs:
         factor = run["expanded_arcs"] / max(run["pruned_arcs"], 1) if run["expanded_arcs"] else 0.0
-        print(f"| {run['name']} | {run['ok']}/{run['failed']} | {run['wall_s']:.1f} | {run['read_s']:.1f} "
+        print(f"| {run['name']} | {run['ok']}/{run['failed']} | {run['wall_s']:.1f} | {run['cpu_s']:.1f} "
+              f"| {run['read_s']:.1f} "
               f"| {run['expand_s']:.1f} | {run['score_s']:.1f} | {run['search_s']:.1f} "
               f"| {run['ok'] / run['wall_s']:.1f} | {run['arcs'] / run['wall_s']:,.0f} "
               f"| {run['pruned_arcs']:,} | {factor:.2f} | {run['unique_histories']:,} "

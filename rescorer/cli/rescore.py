@@ -111,6 +111,9 @@ def rescore_command(
         "--threads", help="torch CPU threads. 1 is fastest for the many small graph operations "
                           "(and was for LM scoring too on a shared 2-core machine).",
         rich_help_panel=COMPUTE)] = 1,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", "-j", help="Worker processes (CPU), each rescoring a share of the files with one "
+                             "thread: how to use several cores.", rich_help_panel=COMPUTE)] = 1,
     refs: Annotated[Optional[Path], typer.Option(
         "--refs", help="Reference transcripts, Kaldi text (uttid w1 w2 ...), for WER.",
         rich_help_panel=EVALUATE)] = None,
@@ -146,7 +149,7 @@ def rescore_command(
         lattices=list(lattices), model=model, out=out, words=words,
         scales=Scales(am=am_scale, ngram=ngram_scale, lm=lm_scale, word_penalty=word_penalty),
         oov_penalty=oov_penalty, beam=beam if beam is not None and beam > 0 else None,
-        max_arcs=max_arcs, batch_size=batch_size, chunk_rows=chunk_rows, device=device, threads=threads,
+        max_arcs=max_arcs, batch_size=batch_size, chunk_rows=chunk_rows, device=device, threads=threads, jobs=jobs,
         nbest=nbest, mode=mode, history_approx=history_approx,
         grid=None if grid is None else parse_grid(grid), refs=refs, cuts=cuts,
         ignore_case=ignore_case, strict=strict, write_lattices=write_lattices,

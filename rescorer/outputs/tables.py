@@ -55,7 +55,7 @@ def wer_table(report: RescoreReport) -> Table:
     for name in ("system", "WER %", "errors", "ins", "del", "sub", "ref words", "utts"):
         table.add_column(name, justify="left" if name == "system" else "right")
     for label, stats in report.wer_rows:
-        detail = ("-", "-", "-") if label == "lattice oracle" else (
+        detail = ("-", "-", "-") if "oracle" in label else (
             str(stats.insertions), str(stats.deletions), str(stats.substitutions))
         table.add_row(label, f"{stats.wer:.2f}", str(stats.errors), *detail,
                       str(stats.ref_words), str(stats.utterances))

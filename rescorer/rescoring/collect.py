@@ -36,6 +36,7 @@ class ResultCollector:
         self.references = references
         self.first_pass: Dict[str, List[str]] = {}
         self.oracle: Dict[str, Tuple[int, int]] = {}  # utt -> (errors, reference words)
+        self.pruned_oracle: Dict[str, Tuple[int, int]] = {}
         self.grid_words: Dict[float, Dict[str, List[str]]] = {
             scale: {} for scale in (config.grid or [])
         }
@@ -44,19 +45,38 @@ class ResultCollector:
         self.lattices: List[Tuple[Lattice, Tensor]] = []
 
     def add(self, rescored: Rescored, first_pass: Optional[List[str]] = None,
-            oracle: Optional[Tuple[int, int]] = None) -> None:
-        """Record one rescored utterance (searching now unless a grid is swept)."""
+            oracle: Optional[Tuple[int, int]] = None,
+            pruned_oracle: Optional[Tuple[int, int]] = None) -> None:
+        """Record one rescored utterance (searching now unless a grid is swept).
+
+        ``oracle`` and ``pruned_oracle`` are (errors, reference words) of the
+        lattice as read and after pruning.
+        """
         utt_id = rescored.utt_id
         if first_pass is not None:
             self.first_pass[utt_id] = first_pass
         if oracle is not None:
             self.oracle[utt_id] = oracle
+        if pruned_oracle is not None:
+            self.pruned_oracle[utt_id] = pruned_oracle
         if self.config.grid is None:
             self.hypotheses[utt_id] = rescored.hypotheses(self.config.scales, self.config.nbest)
             return
         for scale, words in self.grid_words.items():
             words[utt_id] = rescored.onebest_words(self.config.scales.with_lm(scale))
         self.rescored[utt_id] = rescored
+
+    def merge(self, other: "ResultCollector", utt_id: str) -> None:
+        """Take utterance ``utt_id``'s results from another collector (a worker's)."""
+        for mine, theirs in ((self.first_pass, other.first_pass), (self.oracle, other.oracle),
+                             (self.pruned_oracle, other.pruned_oracle),
+                             (self.rescored, other.rescored), (self.hypotheses, other.hypotheses)):
+            if utt_id in theirs:
+                mine[utt_id] = theirs[utt_id]
+        for scale, words in other.grid_words.items():
+            if utt_id in words:
+                self.grid_words[scale][utt_id] = words[utt_id]
+        self.lattices.extend(pair for pair in other.lattices if pair[0].utt_id == utt_id)
 
     def add_lattice(self, lattice: Lattice, nnlm_scores: Tensor) -> None:
         """Keep an expanded lattice and its per-arc LM scores for ``lattices.pt``."""
@@ -92,10 +112,12 @@ class ResultCollector:
         if self.first_pass:
             rows.append(("first pass 1-best",
                          compute_wer(references, self.first_pass, self.config.ignore_case)))
-        if self.oracle:
-            errors = sum(errors for errors, _ in self.oracle.values())
-            words = sum(count for _, count in self.oracle.values())
-            rows.append(("lattice oracle", WerStats(errors, 0, 0, 0, words, len(self.oracle))))
+        for label, oracle in (("lattice oracle", self.oracle),
+                              (f"pruned lattice oracle (beam {self.config.beam})", self.pruned_oracle)):
+            if oracle:
+                errors = sum(errors for errors, _ in oracle.values())
+                words = sum(count for _, count in oracle.values())
+                rows.append((label, WerStats(errors, 0, 0, 0, words, len(oracle))))
         label = f"rescored ({self.config.mode}, lm_scale={lm_scale:g})"
         rows.append((label, compute_wer(references, onebest, self.config.ignore_case)))
         return rows

@@ -46,6 +46,9 @@ class RescoreConfig:
         graph algorithms run many small tensor ops, which extra threads slow
         down (measured 60x on a loaded 2-core machine, see
         docs/results/rescoring.md).
+      jobs:
+        Worker processes (CPU only), each rescoring a share of the files with
+        its own copy of the model.
       nbest:
         Hypotheses per utterance in ``nbest.jsonl`` (and the list size of
         ``mode="nbest"``).
@@ -79,6 +82,7 @@ class RescoreConfig:
     chunk_rows: int = 1024
     device: str = "auto"
     threads: int = 1
+    jobs: int = 1
     nbest: int = 10
     mode: str = "lattice"
     history_approx: Optional[int] = None
@@ -96,7 +100,7 @@ class RescoreConfig:
             raise ConfigError(f"unknown --mode (expected one of {MODES}, got {self.mode!r})")
         if self.device not in DEVICES:
             raise ConfigError(f"unknown --device (expected one of {DEVICES}, got {self.device!r})")
-        for name in ("max_arcs", "batch_size", "chunk_rows", "nbest", "threads"):
+        for name in ("max_arcs", "batch_size", "chunk_rows", "nbest", "threads", "jobs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(self, name)})")
         if self.beam is not None and not self.beam > 0:
@@ -111,6 +115,9 @@ class RescoreConfig:
             raise ConfigError("give either --refs or --cuts, not both")
         if self.out == "-" and self.write_lattices:
             raise ConfigError("--write-lattices needs an output folder (got --out -)")
+        if self.jobs > 1 and self.device == "cuda":
+            raise ConfigError("--jobs > 1 runs CPU worker processes; with --device cuda use one "
+                              "process and a larger --batch-size")
         if self.mode == "nbest" and self.write_lattices:
             raise ConfigError("--write-lattices writes expanded lattices: it needs --mode lattice")
 

@@ -20,7 +20,8 @@ from typing import Dict, Iterator, List, Optional, Protocol, Tuple
 import torch
 
 from rescorer.data.vocab import Vocabulary
-from rescorer.errors import ConfigError, RescorerError
+from rescorer.errors import ConfigError, InputFormatError, RescorerError
+from rescorer.formats.detect import lattice_files
 from rescorer.lattice.fsavec import Lattice, LatticeFailure
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.outputs.wer import load_references
@@ -54,7 +55,7 @@ class RescoreContext:
         History window of the expansion (lattice mode), or the sentence
         history limit of n-best mode (None = whole sentence).
       symbols:
-        ``--words``, or None (SLF files bring their own words).
+        ``--words``, or a growing table for the words of SLF files.
       references:
         Utterance id -> reference words, or None.
     """
@@ -62,7 +63,7 @@ class RescoreContext:
     model: torch.nn.Module
     vocabulary: Vocabulary
     window: Optional[int]
-    symbols: Optional[SymbolTable]
+    symbols: SymbolTable
     references: Optional[Dict[str, List[str]]]
 
     def __post_init__(self) -> None:
@@ -109,7 +110,8 @@ def load_context(config: RescoreConfig) -> RescoreContext:
     references = load_references(config.refs, config.cuts)
     model, vocabulary = load_model(config.model, resolve_device(config.device))
     window = history_window(model.history_window, config)
-    symbols = None if config.words is None else SymbolTable.from_file(config.words)
+    # Without --words, one growing table collects the words of every SLF file.
+    symbols = SymbolTable() if config.words is None else SymbolTable.from_file(config.words)
     return RescoreContext(model, vocabulary, window, symbols, references)
 
 
@@ -143,9 +145,31 @@ def _run(config: RescoreConfig, progress: Optional[ProgressHook]) -> RescoreRepo
     context = load_context(config)
     report = RescoreReport()
     collector = ResultCollector(config, context.references)
+    files = lattice_files(config.lattices)
+    if config.jobs > 1 and len(files) > 1:
+        from rescorer.rescoring.parallel import run_parallel  # Only for --jobs > 1.
+
+        run_parallel(files, context, config, report, collector, progress)
+    else:
+        process_files(files, context, config, report, collector, progress)
+    if report.results:
+        collector.finish(report)
+    report.timings.total = time.perf_counter() - started
+    return report
+
+
+def process_files(
+    files: List[Path],
+    context: RescoreContext,
+    config: RescoreConfig,
+    report: RescoreReport,
+    collector: ResultCollector,
+    progress: Optional[ProgressHook],
+) -> None:
+    """Read, rescore and collect every lattice of ``files``, ``--batch-size`` at a time."""
     batch: List[Tuple[Path, Lattice, SymbolTable]] = []
     read_started = time.perf_counter()
-    for item in iter_inputs(config.lattices, context.symbols):
+    for item in iter_inputs(files, context.symbols):
         report.timings.read += time.perf_counter() - read_started
         if isinstance(item, LatticeFailure):
             _fail(report, config, progress, item.path, item.utt_id, item.error)
@@ -157,10 +181,6 @@ def _run(config: RescoreConfig, progress: Optional[ProgressHook]) -> RescoreRepo
         read_started = time.perf_counter()
     report.timings.read += time.perf_counter() - read_started
     _run_batch(batch, context, config, report, collector, progress)
-    if report.results:
-        collector.finish(report)
-    report.timings.total = time.perf_counter() - started
-    return report
 
 
 def _run_batch(
@@ -176,6 +196,9 @@ def _run_batch(
     for path, lattice, symbols in batch:
         began = time.perf_counter()
         try:
+            if lattice.utt_id in report.results or any(job.utt_id == lattice.utt_id for job in jobs):
+                raise InputFormatError("utterance id appears twice (expected unique ids across "
+                                       "all inputs; skipped the second)")
             jobs.append(start_job(path, lattice, symbols, context, config))
         except RescorerError as error:
             _fail(report, config, progress, path, lattice.utt_id, error)

@@ -60,6 +60,8 @@ class UtteranceJob:
       oracle:
         (lattice oracle errors, reference words), when the utterance has a
         reference (exact word match, whatever ``--ignore-case``).
+      pruned_oracle:
+        The same for the pruned lattice (lattice mode).
     """
 
     path: Path
@@ -72,6 +74,7 @@ class UtteranceJob:
     owner: Optional[Tensor] = None
     first_pass: Optional[List[str]] = None
     oracle: Optional[Tuple[int, int]] = None
+    pruned_oracle: Optional[Tuple[int, int]] = None
 
     @property
     def utt_id(self) -> str:
@@ -90,13 +93,13 @@ def start_job(
     """
     tokens = context.tokenizer(symbols).encode(lattice, path)
     levels = topological_levels(lattice)  # raises LatticeError: empty, cyclic, no path
-    first_pass, oracle = None, None
+    first_pass, oracle, reference = None, None, None
     if context.references is not None:
         first_pass = first_pass_words(lattice, config.scales, symbols, levels, path)
         reference = context.references.get(lattice.utt_id)
         if reference is not None:
-            errors, _ = oracle_errors(lattice, reference_word_ids(reference, symbols), levels)
-            oracle = (errors, len(reference))
+            reference = reference_word_ids(reference, symbols)
+            oracle = (oracle_errors(lattice, reference, levels)[0], len(reference))
     vocabulary = context.vocabulary
     if config.mode == "nbest":
         ranked = nbest_distinct(lattice, first_pass_scores(lattice, config.scales), config.nbest,
@@ -112,8 +115,11 @@ def start_job(
     expanded = prepared.expanded
     request = ScoreRequest(expanded.histories, expanded.history_lengths,
                            expanded.query_history, expanded.query_token)
+    pruned_oracle = None
+    if reference is not None:
+        pruned_oracle = (oracle_errors(prepared.pruned, reference)[0], len(reference))
     return UtteranceJob(path, lattice, symbols, tokens, request, prepared=prepared,
-                        first_pass=first_pass, oracle=oracle)
+                        first_pass=first_pass, oracle=oracle, pruned_oracle=pruned_oracle)
 
 
 def finish_job(
@@ -139,7 +145,7 @@ def finish_job(
                                num_words=lattice.words_per_arc.to(torch.float32))
     collector.add(ScoredLattice(job.utt_id, lattice, components, job.symbols, expanded.levels,
                                 job.path),
-                  first_pass=job.first_pass, oracle=job.oracle)
+                  first_pass=job.first_pass, oracle=job.oracle, pruned_oracle=job.pruned_oracle)
     if config.write_lattices:
         collector.add_lattice(lattice, nnlm)
     return UtteranceStats(

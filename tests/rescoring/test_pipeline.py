@@ -14,7 +14,7 @@ from rescorer.rescoring.combine import Scales
 from rescorer.rescoring.config import RescoreConfig
 from rescorer.rescoring.pipeline import run_rescore
 
-from rescoring_builders import (FIRST_PASS_BEST, LM_WORDS, save_model, sentence_log_prob, symbol_table,
+from rescoring_builders import (ARCS, FIRST_PASS_BEST, LM_WORDS, save_model, sentence_log_prob, symbol_table,
                        tiny_lattice, tiny_model)
 
 ALL_SEQUENCES = 24  # 2 first words x (4 middles) x (2 + 1 endings) distinct word sequences
@@ -135,9 +135,10 @@ def test_grid_picks_the_scale_with_fewest_errors(tmp_path):
     assert report.best_scale == grid[wers.index(0)]
     assert (tmp_path / "out" / "onebest.txt").read_text().split()[1:] == best_words(report.best_scale)
     labels = [label for label, _ in report.wer_rows]
-    assert labels[:2] == ["first pass 1-best", "lattice oracle"]
-    assert labels[2].startswith("rescored")
-    first_pass, oracle, rescored = (stats for _, stats in report.wer_rows)
+    assert labels[:3] == ["first pass 1-best", "lattice oracle", "pruned lattice oracle (beam None)"]
+    assert labels[3].startswith("rescored")
+    first_pass, oracle, pruned_oracle, rescored = (stats for _, stats in report.wer_rows)
+    assert pruned_oracle.errors == 0
     assert first_pass.errors == errors[0]  # lm_scale 0 = the first pass here (ngram 0.5)
     assert oracle.errors == 0 and oracle.ref_words == len(reference)
     assert rescored.errors == 0
@@ -186,3 +187,29 @@ def test_expansion_limit_tightens_the_beam_then_fails(tmp_path):
     assert "still too big after 2 beam tightenings" in report.failures[0].message
     with pytest.raises(ExpansionLimitError):
         run_rescore(config(tmp_path, *files[:3], max_arcs=3, strict=True))
+
+
+def test_worker_processes_give_the_same_outputs_as_one_process(tmp_path):
+    files = setup(tmp_path)
+    second = [arc if arc[2] != "c" or arc[0] != 1 else (1, 2, "c", -1.0, -2.5) for arc in ARCS]
+    extra = []
+    for index, arcs in enumerate([second, None, second]):
+        path = tmp_path / f"extra{index}.pt"
+        write_k2(path, [tiny_lattice(f"x{index}", **({} if arcs is None else {"arcs": arcs}))])
+        extra.append(path)
+    duplicate = tmp_path / "duplicate.pt"
+    write_k2(duplicate, [tiny_lattice("x1")])
+    inputs = [files[0], *extra, duplicate, tmp_path / "missing.pt"]
+    refs = tmp_path / "text"
+    refs.write_text("utt1 a c a\nx0 a a\nx1 b c a\nx2 a d b\n")
+    outputs = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        report = run_rescore(config(tmp_path, *files[:3], lattices=inputs, out=str(out), jobs=jobs,
+                                    batch_size=1, grid=[0.0, 1.0, 3.0], refs=refs, nbest=5))
+        assert sorted(report.results) == ["utt1", "x0", "x1", "x2"]
+        assert sorted(f.utt_id or "-" for f in report.failures) == ["-", "x1"]
+        outputs[jobs] = ((out / "onebest.txt").read_text(), (out / "nbest.jsonl").read_text(),
+                         [(s, w.errors) for s, w in report.grid],
+                         [(label, w.errors) for label, w in report.wer_rows])
+    assert outputs[1] == outputs[2]
