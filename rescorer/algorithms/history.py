@@ -84,6 +84,36 @@ class _Growing:
         self.size = needed
 
 
+class _ExpandedStates:
+    """Expanded states made so far, each a unique (original state, history row).
+
+    Those of original state s are numbered ``first[s] .. first[s] + count[s] - 1``
+    (contiguous, because each level's new states are sorted by original state).
+    """
+
+    def __init__(self, num_states: int, window: int, bos_id: int) -> None:
+        self.first = torch.zeros(num_states, dtype=torch.int64)
+        self.count = torch.zeros(num_states, dtype=torch.int64)
+        self.count[0] = 1  # the start state with history [bos]
+        self.rows = _Growing(window)
+        self.rows.append(torch.tensor([[PAD] * (window - 1) + [bos_id]]))
+        self.orig = [torch.zeros(1, dtype=torch.int64)]
+
+    def add(self, states: Tensor, rows: Tensor) -> Tensor:
+        """Ids of the pairs (states[i], rows[i]), creating the new ones.
+
+        All ``states`` must be of one level, whose states get no other pairs later.
+        """
+        pairs, inverse = unique_rows(torch.cat([states.unsqueeze(1), rows], dim=1))
+        ids = self.rows.size + inverse
+        targets, per_state = torch.unique_consecutive(pairs[:, 0], return_counts=True)
+        self.first[targets] = self.rows.size + torch.cumsum(per_state, 0) - per_state
+        self.count[targets] = per_state
+        self.rows.append(pairs[:, 1:])
+        self.orig.append(pairs[:, 0])
+        return ids
+
+
 def _consume_tokens(
     rows: Tensor, arcs: Tensor, token_splits: Tensor, tokens: Tensor, first_arc: int,
     queries: List[Tuple[Tensor, Tensor, Tensor]],
@@ -178,20 +208,15 @@ def expand_histories(
     assert arc_token_splits.numel() == lattice.num_arcs + 1, "token splits do not fit the arcs"
     if levels is None:
         levels = topological_levels(lattice)
-    num_states, final = lattice.num_states, lattice.num_states - 1
-    first = torch.zeros(num_states, dtype=torch.int64)  # expanded states of state s are
-    count = torch.zeros(num_states, dtype=torch.int64)  # first[s] .. first[s]+count[s]-1
-    count[0] = 1
-    state_rows = _Growing(window)
-    state_rows.append(torch.tensor([[PAD] * (window - 1) + [bos_id]]))
-    state_orig, state_levels = [torch.zeros(1, dtype=torch.int64)], [levels[:1]]
+    final = lattice.num_states - 1
+    states = _ExpandedStates(lattice.num_states, window, bos_id)
     arc_parts: List[Tuple[Tensor, Tensor, Tensor]] = []  # (orig arc, exp src, exp dst)
     queries: List[Tuple[Tensor, Tensor, Tensor]] = []
     num_arcs = 0
     order, splits = level_schedule(levels, lattice.dst)
     for level in range(1, len(splits) - 1):
         arcs = order[splits[level]:splits[level + 1]]  # original arcs into this level
-        copies = count[lattice.src[arcs]]  # (level arcs,) histories at each source
+        copies = states.count[lattice.src[arcs]]  # (level arcs,) histories at each source
         total = int(copies.sum())
         if num_arcs + total > max_arcs:
             raise ExpansionLimitError(
@@ -199,8 +224,8 @@ def expand_histories(
                 f"(reached {num_arcs + total} at level {level} of {len(splits) - 2}); "
                 "prune with a tighter beam", utt_id=lattice.utt_id)
         arc_ids = torch.repeat_interleave(arcs, copies)  # (E,) original arc
-        exp_src = expand_ranges(first[lattice.src[arcs]], copies)  # (E,)
-        rows = _consume_tokens(state_rows.data[exp_src], arc_ids, arc_token_splits,
+        exp_src = expand_ranges(states.first[lattice.src[arcs]], copies)  # (E,)
+        rows = _consume_tokens(states.rows.data[exp_src], arc_ids, arc_token_splits,
                                arc_tokens, num_arcs, queries)  # (E, K)
         targets = lattice.dst[arc_ids]
         into_final = (targets == final).nonzero().squeeze(1)
@@ -209,46 +234,37 @@ def expand_histories(
         exp_dst = torch.full_like(arc_ids, -1)  # -1: the final state, numbered last
         inner = (targets != final).nonzero().squeeze(1)
         if inner.numel() > 0:
-            keys = torch.cat([targets[inner].unsqueeze(1), rows[inner]], dim=1)  # (E', 1+K)
-            pairs, inverse = unique_rows(keys)  # sorted by state, then history
-            exp_dst[inner] = state_rows.size + inverse
-            states, per_state = torch.unique_consecutive(pairs[:, 0], return_counts=True)
-            first[states] = state_rows.size + torch.cumsum(per_state, 0) - per_state
-            count[states] = per_state
-            state_rows.append(pairs[:, 1:])
-            state_orig.append(pairs[:, 0])
-            state_levels.append(levels[pairs[:, 0]])
+            exp_dst[inner] = states.add(targets[inner], rows[inner])
         arc_parts.append((arc_ids, exp_src, exp_dst))
         num_arcs += total
-    return _assemble(lattice, levels, state_rows, state_orig, state_levels, arc_parts, queries)
+    return _assemble(lattice, levels, states, arc_parts, queries)
 
 
 def _assemble(
-    lattice: Lattice, levels: Tensor, state_rows: _Growing, state_orig: List[Tensor],
-    state_levels: List[Tensor], arc_parts: List[Tuple[Tensor, Tensor, Tensor]],
-    queries: List[Tuple[Tensor, Tensor, Tensor]],
+    lattice: Lattice, levels: Tensor, states: _ExpandedStates,
+    arc_parts: List[Tuple[Tensor, Tensor, Tensor]], queries: List[Tuple[Tensor, Tensor, Tensor]],
 ) -> ExpandedLattice:
     """Number the final state last and build the ExpandedLattice."""
-    final_state = state_rows.size
+    final_state = states.rows.size
     orig_arc = torch.cat([part[0] for part in arc_parts])  # (A',)
     src = torch.cat([part[1] for part in arc_parts])
     dst = torch.cat([part[2] for part in arc_parts])
     dst = torch.where(dst < 0, torch.full_like(dst, final_state), dst)
     histories, state_history, query_history, query_token, query_arc = _unique_histories(
-        state_rows.data[:final_state], queries)
+        states.rows.data[:final_state], queries)
     histories, lengths = _left_align(histories)
     word_splits, word_ids = select_rows(lattice.word_splits, lattice.word_ids, orig_arc)
     expanded = replace(
         lattice, num_states=final_state + 1, src=src, dst=dst, labels=lattice.labels[orig_arc],
         word_splits=word_splits, word_ids=word_ids, am_scores=lattice.am_scores[orig_arc],
         ngram_scores=lattice.ngram_scores[orig_arc])
-    final = torch.tensor([lattice.num_states - 1])
+    orig_state = torch.cat(states.orig + [torch.tensor([lattice.num_states - 1])])
     return ExpandedLattice(
         lattice=expanded,
         orig_arc=orig_arc,
-        orig_state=torch.cat(state_orig + [final]),
+        orig_state=orig_state,
         state_history=torch.cat([state_history, torch.tensor([-1])]),
-        levels=torch.cat(state_levels + [levels[final]]),
+        levels=levels[orig_state],
         histories=histories,
         history_lengths=lengths,
         query_history=query_history,
