@@ -30,6 +30,7 @@ from rescorer.rescoring.config import RescoreConfig
 from rescorer.rescoring.inputs import iter_inputs
 from rescorer.rescoring.report import Failure, RescoreReport
 from rescorer.rescoring.scoring import score_requests
+from rescorer.rescoring.sentences import history_mismatch
 from rescorer.rescoring.tokens import ArcTokenizer
 from rescorer.rescoring.utterance import UtteranceJob, finish_job, start_job
 from rescorer.training.checkpoint import load_model
@@ -154,8 +155,24 @@ def _run(config: RescoreConfig, progress: Optional[ProgressHook]) -> RescoreRepo
         process_files(files, context, config, report, collector, progress)
     if report.results:
         collector.finish(report)
+        if context.window != context.model.history_window and config.mode == "lattice":
+            _note_history_mismatch(context, config, report, collector)
     report.timings.total = time.perf_counter() - started
     return report
+
+
+def _note_history_mismatch(
+    context: RescoreContext, config: RescoreConfig, report: RescoreReport,
+    collector: ResultCollector,
+) -> None:
+    """With --history-approx: compare the 1-best nnlm scores with full-history ones."""
+    best = [hyps[0] for hyps in collector.hypotheses.values() if hyps]
+    mean, largest = history_mismatch(context.model, context.vocabulary, best, config.oov_penalty,
+                                     config.chunk_rows)
+    report.notes.append(
+        f"--history-approx {context.window}: 1-best nnlm differs from full-history scores by "
+        f"{mean:.3f} nats on average, {largest:.3f} at most ({len(best)} utterances)"
+    )
 
 
 def process_files(

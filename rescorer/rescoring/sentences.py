@@ -8,12 +8,14 @@ values, fewer distinct rows), and kept whole for unbounded-history models::
 
     tokens a b, window 2:   [bos] -> a    [bos a] -> b    [a b] -> eos
 """
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-from rescorer.rescoring.scoring import ScoreRequest
+from rescorer.data.vocab import Vocabulary
+from rescorer.outputs.text import Hypothesis
+from rescorer.rescoring.scoring import ScoreRequest, score_requests
 
 
 def sentence_request(
@@ -73,3 +75,30 @@ def sentence_log_probs(query_scores: Tensor, owner: Tensor, num_sentences: int) 
     sums = torch.zeros(num_sentences, dtype=torch.float64)
     sums.index_add_(0, owner, query_scores.to(torch.float64))
     return sums.tolist()
+
+
+def history_mismatch(
+    model: torch.nn.Module, vocabulary: Vocabulary, hypotheses: Sequence[Hypothesis],
+    oov_penalty: float, chunk_rows: int,
+) -> Tuple[float, float]:
+    """How far ``--history-approx`` scores are from full-history scores.
+
+    Re-scores each hypothesis as a whole sentence with unbounded history and
+    compares with its ``nnlm`` (both include the OOV penalty).
+
+    Returns:
+      (mean, max) absolute difference in nats over the hypotheses.
+    """
+    sentences = [
+        torch.tensor([token for word in hypothesis.words for token in vocabulary.encode_word(word)],
+                     dtype=torch.int64)
+        for hypothesis in hypotheses
+    ]
+    request, owner = sentence_request(sentences, vocabulary.bos_id, vocabulary.eos_id, None)
+    (scores,), _ = score_requests(model, [request], chunk_rows)
+    exact = sentence_log_probs(scores, owner, len(sentences))
+    differences = [
+        abs(hypothesis.nnlm - (full + oov_penalty * sum(vocabulary.is_oov(w) for w in hypothesis.words)))
+        for hypothesis, full in zip(hypotheses, exact)
+    ]
+    return sum(differences) / len(differences), max(differences)

@@ -169,12 +169,16 @@ def test_sequential_model_needs_history_approx_in_lattice_mode(tmp_path):
     # Histories of 4 inputs hold every sentence here (<bos> a c a -> <eos>): exact.
     report = run_rescore(config(tmp_path, *files[:3], history_approx=4))
     assert list(report.results) == ["utt1"]
+    assert report.notes[0].startswith("--history-approx 4: 1-best nnlm differs from full-history "
+                                      "scores by 0.000 nats on average, 0.000 at most")
     for h in read_nbest(tmp_path / "out"):
         assert h["nnlm"] == pytest.approx(exact[tuple(h["words"])], abs=1e-4)
     # 2 inputs: an approximation that differs on the longer sentences.
-    run_rescore(config(tmp_path, *files[:3], history_approx=2))
+    report = run_rescore(config(tmp_path, *files[:3], history_approx=2))
     differences = [abs(h["nnlm"] - exact[tuple(h["words"])]) for h in read_nbest(tmp_path / "out")]
     assert max(differences) > 1e-2
+    best = read_nbest(tmp_path / "out")[0]
+    assert f"{abs(best['nnlm'] - exact[tuple(best['words'])]):.3f} at most" in report.notes[0]
 
 
 def test_expansion_limit_tightens_the_beam_then_fails(tmp_path):
