@@ -4,6 +4,7 @@ README (asr-dev): path score = sum of a + lmscale*l + wdpenalty*[E real word or 
 plain Viterbi with these fixed scores gives the decoder's 1-best word string in 127/240.
 """
 import gzip
+import os
 from pathlib import Path
 from typing import Dict, List
 
@@ -90,6 +91,8 @@ def test_first_utterances_reproduce_the_decoder_path_scores():
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("FPRESCORE_SLOW") != "1",
+                    reason="about 4 minutes on a loaded 2-core machine: set FPRESCORE_SLOW=1")
 def test_all_240_viterbi_agreement_matches_the_readme():
     utt_ids = sorted(table("onebest_path"))
     assert len(utt_ids) == 240
