@@ -109,7 +109,7 @@ def jacobi_solve(
       top layer after K iterations; carry has parts of shape (K, L, B, H).
       Gradients flow through all K iterations.
     """
-    batch, time, _ = inputs.shape
+    batch = inputs.shape[0]
     parts = cells[0].state_parts
     if state is not None:
         assert state[0].shape[:3] == (iterations, len(cells), batch), "carry shape mismatch"
