@@ -322,7 +322,14 @@ def _train(config: TrainConfig, context: DistributedContext, reporter: Reporter)
     train_sentences = read_sentences(config.train_path)
     valid_sentences = read_sentences(config.valid_path)
     run = _setup(config, context, train_sentences)
-    train_batch = contiguous_rows(encode_sentences(train_sentences, run.vocab), config.batch_size)
+    train_stream = encode_sentences(train_sentences, run.vocab)
+    if len(train_stream) < config.batch_size:
+        raise ConfigError(
+            f"training text too short (expected at least --batch-size {config.batch_size} tokens, "
+            f"got {len(train_stream)})",
+            path=config.train_path,
+        )
+    train_batch = contiguous_rows(train_stream, config.batch_size)
     train_batch = train_batch.rows(*shard_rows(config.batch_size, context.rank, context.world_size))
     valid_stream = encode_sentences(valid_sentences, run.vocab)
     if run.next_epoch > 1:
@@ -336,9 +343,6 @@ def _train(config: TrainConfig, context: DistributedContext, reporter: Reporter)
         if record["out_of_time"]:
             stopped = "time"
             break
-    else:
-        if run.schedule.exhausted:
-            stopped = "early_stop"
     return _finish(run, stopped, reporter)
 
 

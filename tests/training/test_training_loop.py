@@ -87,3 +87,10 @@ def test_sentencepiece_training(corpus, tmp_path):
     assert type(vocab).__name__ == "SentencePieceVocabulary"
     assert model.config.vocab_size == vocab.size <= 30
     assert math.isfinite(result.test_ppl)
+
+
+def test_training_text_shorter_than_the_batch_is_a_user_error(corpus, tmp_path):
+    (tmp_path / "short.txt").write_text("a b\n")
+    with pytest.raises(ConfigError, match=r"too short \(expected at least --batch-size 8 tokens, got 3\)") as error:
+        train(tiny_config((tmp_path / "short.txt",) + corpus[1:], tmp_path / "run"))
+    assert error.value.path == str(tmp_path / "short.txt")
