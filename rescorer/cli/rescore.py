@@ -68,11 +68,11 @@ def rescore_command(
         "--am-scale", help="Weight of the lattice's acoustic score.", rich_help_panel=SCORES)] = 1.0,
     ngram_scale: Annotated[float, typer.Option(
         "--ngram-scale", help="Weight of the lattice's old n-gram score (for SLF it already includes "
-                              "the header's lmscale).", rich_help_panel=SCORES)] = 0.5,
+                              "the header's lmscale and wdpenalty; 1 keeps the first pass intact).",
+        rich_help_panel=SCORES)] = 1.0,
     lm_scale: Annotated[float, typer.Option(
-        "--lm-scale", help="Weight of the neural LM log-probability (natural log). With SLF lattices "
-                           "whose header has lmscale s, values near 0.5*s are a start; tune with --grid.",
-        rich_help_panel=SCORES)] = 0.5,
+        "--lm-scale", help="Weight of the neural LM log-probability (natural log, <eos> included). "
+                           "Tune it with --grid.", rich_help_panel=SCORES)] = 1.0,
     word_penalty: Annotated[float, typer.Option(
         "--word-penalty", help="Added per lattice word (negative values favour fewer words).",
         rich_help_panel=SCORES)] = 0.0,
