@@ -25,12 +25,12 @@ with repr); an arc with several words becomes a chain through extra nodes.
 import gzip
 import io
 import re
+import zlib
 from pathlib import Path
-from typing import IO, Dict, Iterator, List, Optional, Sequence, Tuple, Union
-
-import torch
+from typing import IO, Dict, List, Optional, Tuple, Union
 
 from rescorer.errors import InputFormatError
+from rescorer.formats.slf_columns import fast_links, fast_nodes
 from rescorer.formats.slf_graph import SlfGraph, graph_to_lattice
 from rescorer.lattice.fsavec import Lattice
 from rescorer.lattice.symbols import SymbolTable
@@ -43,6 +43,7 @@ FILLER_WORDS = frozenset(
     ["!NULL", "!ENTER", "!EXIT", "<s>", "</s>", "<sil>", "!SENT_START", "!SENT_END"]
 )
 _FIELD = re.compile(r'([A-Za-z]+)=("(?:[^"\\]|\\.)*"|\S*)')
+_BODY = re.compile(r"^(?:I|J)=", re.MULTILINE)  # the first node or link line
 _ALIASES = {"NODE": "I", "LINK": "J", "WORD": "W", "START": "S", "END": "E",
             "acoustic": "a", "language": "l", "NODES": "N", "LINKS": "L"}
 
@@ -51,6 +52,19 @@ def is_filler(word: str) -> bool:
     """True for words that never reach the LM (``FILLER_WORDS``, ``++x++``, ``[x]``)."""
     return (word in FILLER_WORDS or (len(word) > 4 and word.startswith("++") and word.endswith("++"))
             or (len(word) > 1 and word.startswith("[") and word.endswith("]")))
+
+
+def read_text(path: PathLike) -> str:
+    """The whole text of a file, gunzipped when it starts with the gzip magic bytes.
+
+    Line ends are normalised as Python's text files do (``\r\n`` and ``\r`` -> ``\n``).
+    """
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    text = data.decode("utf-8")
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def open_text(path: PathLike) -> IO[str]:
@@ -82,12 +96,11 @@ def read_slf(path: PathLike, symbols: Optional[SymbolTable] = None
     """
     symbols = SymbolTable() if symbols is None else symbols
     try:
-        with open_text(path) as handle:
-            graph = parse_slf(handle, path)
-    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as error:
+        text = read_text(path)
+    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile, zlib.error) as error:
         raise InputFormatError(f"cannot read ({type(error).__name__}: {error}; truncated or "
                                "corrupt?)", path=path) from error
-    lattice = graph_to_lattice(graph, symbols, is_filler, path)
+    lattice = graph_to_lattice(parse_slf_text(text, path), symbols, is_filler, path)
     lattice.validate(path)
     return [lattice], symbols
 
@@ -131,11 +144,38 @@ def _number(fields: Dict[str, str], key: str, kind: type, default, path: PathLik
                                path=path, utt_id=utt_id, where=f"line {line_number}") from None
 
 
-def parse_slf(handle: IO[str], path: PathLike) -> SlfGraph:
-    """Parse the text of one SLF lattice into an ``SlfGraph`` (nodes, links, header)."""
+def parse_slf_text(text: str, path: PathLike) -> SlfGraph:
+    """Parse the text of one SLF lattice into an ``SlfGraph`` (nodes, links, header).
+
+    The header is parsed line by line; the node block (from the first ``I=`` line)
+    and the link block (from the first ``J=`` line after it) in bulk when uniform
+    (``slf_columns.py``), else line by line. Both give the same graph and errors.
+    """
     graph = SlfGraph(utt_id=Path(path).name.split(".")[0])
+    body = _BODY.search(text)
+    body_start = len(text) if body is None else body.start()
+    counts_line = _parse_lines(graph, text[:body_start], 1, path)
+    links_start = body_start if text.startswith("J=", body_start) else \
+        text.find("\nJ=", body_start) + 1 or len(text)
+    nodes_line = text.count("\n", 0, body_start) + 1
+    nodes = text[body_start:links_start].rstrip()
+    if not fast_nodes(graph, nodes, nodes_line):
+        _parse_lines(graph, nodes, nodes_line, path)
+    links = text[links_start:].rstrip()
+    if not fast_links(graph, links):
+        _parse_lines(graph, links, nodes_line + text.count("\n", body_start, links_start), path)
+    graph.check_counts(path, counts_line)
+    return graph
+
+
+def _parse_lines(graph: SlfGraph, text: str, first_line: int, path: PathLike) -> int:
+    """Parse ``text`` (its first line is number ``first_line``) line by line.
+
+    Returns:
+      The number of the last header line with ``N=`` or ``L=`` (0 if none).
+    """
     counts_line = 0
-    for line_number, line in enumerate(handle, start=1):
+    for line_number, line in enumerate(text.split("\n"), start=first_line):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -148,8 +188,7 @@ def parse_slf(handle: IO[str], path: PathLike) -> SlfGraph:
             if "N" in fields or "L" in fields:
                 counts_line = line_number
             _header(graph, fields, path, line_number)
-    graph.check_counts(path, counts_line)
-    return graph
+    return counts_line
 
 
 def _header(graph: SlfGraph, fields: Dict[str, str], path: PathLike, line_number: int) -> None:

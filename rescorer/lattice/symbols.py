@@ -37,6 +37,7 @@ class SymbolTable:
         self.frozen = False
         self._ids: Dict[str, int] = {EPSILON: 0}
         self._words: Dict[int, str] = {0: EPSILON}
+        self._max_id = 0  # max(self._words), kept up to date (add is on the SLF reading path)
 
     @classmethod
     def from_file(cls, path: Union[str, Path]) -> "SymbolTable":
@@ -65,6 +66,7 @@ class SymbolTable:
         table.frozen = True
         table._ids.setdefault(EPSILON, 0)
         table._words.setdefault(0, EPSILON)
+        table._max_id = max(table._words)
         return table
 
     def _parse_line(self, line: str, line_number: int) -> None:
@@ -150,16 +152,17 @@ class SymbolTable:
         """The id of ``word``, adding it with id ``max_id + 1`` if it is new."""
         word_id = self._ids.get(word)
         if word_id is None:
-            word_id = self.max_id + 1
+            word_id = self._max_id + 1
             self._ids[word] = word_id
             self._words[word_id] = word
+            self._max_id = word_id
             self.grown = True
         return word_id
 
     @property
     def max_id(self) -> int:
         """The largest id in the table."""
-        return max(self._words)
+        return self._max_id
 
     def __contains__(self, word: object) -> bool:
         return word in self._ids
