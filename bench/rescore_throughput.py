@@ -42,8 +42,12 @@ def worker(settings: Dict) -> Dict:
 
     data = Path(settings["data"])
     files = sorted((data / "lat").iterdir())[: settings["limit"]]
+    words = None
+    if settings["k2_folder"]:  # pre-converted shards instead of the SLF files
+        files = sorted(Path(settings["k2_folder"]).glob("shard*.pt"))
+        words = Path(settings["k2_folder"]) / "words.txt"
     config = RescoreConfig(
-        lattices=files, model=Path(settings["model"]), out=settings["out"],
+        lattices=files, model=Path(settings["model"]), out=settings["out"], words=words,
         scales=Scales(am=1.0, ngram=settings["ngram_scale"], lm=settings["lm_scale"]),
         beam=settings["beam"], batch_size=settings["batch_size"], threads=settings["threads"],
         jobs=settings["jobs"],
@@ -74,6 +78,24 @@ def worker(settings: Dict) -> Dict:
     }
 
 
+def convert_to_k2(data: Path, limit: int, shards: int, folder: Path) -> float:
+    """Read the SLF lattices once and write them as ``shards`` k2 files + words.txt.
+
+    Returns:
+      Seconds taken (reading and writing).
+    """
+    from rescorer.formats.detect import read_lattices
+    from rescorer.formats.k2_pt import write_k2
+
+    started = time.perf_counter()
+    lattices, symbols = read_lattices(sorted((data / "lat").iterdir())[:limit])
+    folder.mkdir(parents=True, exist_ok=True)
+    for shard in range(shards):
+        write_k2(folder / f"shard{shard:02d}.pt", lattices[shard::shards])
+    symbols.write(folder / "words.txt")
+    return time.perf_counter() - started
+
+
 def run_one(settings: Dict) -> Dict:
     """Run ``worker`` in a fresh interpreter and parse its JSON line."""
     command = [sys.executable, __file__, "--worker", json.dumps(settings)]
@@ -102,6 +124,8 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--nbest-compare", type=int, default=None, metavar="K",
                         help="also run --mode nbest --nbest 100 with the K model")
     parser.add_argument("--out", default="/tmp/rescore-bench", help="scratch output folder")
+    parser.add_argument("--k2-shards", type=int, default=0, metavar="N",
+                        help="convert the SLF lattices to N k2 files first (timed apart) and rescore those")
     parser.add_argument("--json", default=None, help="write all measurements here")
     return parser.parse_args()
 
@@ -119,6 +143,15 @@ def main() -> None:
             "max_arcs": arguments.max_arcs, "ngram_scale": arguments.ngram_scale,
             "lm_scale": arguments.lm_scale, "grid": grid, "refs": bool(grid) or arguments.refs}
     models = dict(item.split("=", 1) for item in arguments.model)
+    base["k2_folder"] = None
+    if arguments.k2_shards:
+        import torch
+
+        torch.set_num_threads(1)
+        folder = Path(arguments.out) / "k2"
+        seconds = convert_to_k2(Path(arguments.data), arguments.limit, arguments.k2_shards, folder)
+        print(f"converted to {arguments.k2_shards} k2 files in {seconds:.1f} s (not counted below)")
+        base["k2_folder"] = str(folder)
     runs: List[Dict] = []
     for window, model in sorted(models.items(), key=lambda item: int(item[0])):
         settings = {**base, "model": model, "mode": "lattice", "nbest": 10,

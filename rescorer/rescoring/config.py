@@ -30,7 +30,7 @@ class RescoreConfig:
         Added to the neural LM log-probability for each out-of-vocabulary word.
       beam:
         Prune arcs outside this beam (first-pass scores, forward-backward)
-        before expansion; None keeps every arc.
+        before expansion; None keeps every arc (the CLI's default is 16).
       max_arcs:
         Most arcs an expanded lattice may have; above it the beam tightens.
       beam_tries:
