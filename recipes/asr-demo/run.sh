@@ -41,13 +41,15 @@ hidden=256
 epochs=4
 max_minutes=8         # per LM
 model=""              # use this checkpoint in stage 6 instead of exp/lm-k*/model.pt
-lm_scales="0:8:0.5"   # --grid of stage 6
+lm_scales="0:4:0.5"   # --grid of stage 6 (added to am + the first-pass n-gram at scale 1)
+beam=40               # --beam of stage 6 (prune before expansion)
+nbest=100             # n-best list size of stage 6 --mode nbest
 threads=1
 ci=false
 usage="Usage: $0 [--stage N] [--stop-stage M] [--num-utts 100] [--nj 2] [--text FILE]
   [--first-line 1] [--last-line 0] [--prefix dev] [--python PY] [--min-posterior 1e-6]
   [--iterations '4'] [--layers 1] [--embed 256] [--hidden 256] [--epochs 4] [--max-minutes 8]
-  [--model CKPT] [--lm-scales 0:8:0.5] [--threads 1] [--data-dir data] [--exp-dir exp] [--ci]
+  [--model CKPT] [--lm-scales 0:4:0.5] [--beam 40] [--nbest 100] [--threads 1] [--data-dir data] [--exp-dir exp] [--ci]
 See the top of $0 for the stages."
 parse_options "$@"
 if [ "$ci" = true ]; then  # short CI run: 4 utterances, tiny LM, no rescoring table
@@ -97,6 +99,8 @@ if want_stage 4; then
   rm -f "$exp_dir/words.txt"
   timed_stage 4 fprescore convert "$exp_dir/lat" --to k2 --out "$exp_dir/lattices.pt" \
     --words-out "$exp_dir/words.txt"
+  "$python" local/check_onebest.py "$exp_dir/lattices.pt" --words "$exp_dir/words.txt" \
+    --onebest "$exp_dir/onebest" --text "$data_dir/text" | tee "$exp_dir/check_onebest.txt"
 fi
 
 if want_stage 5; then
@@ -118,19 +122,19 @@ if want_stage 6; then
     for k in $iterations; do models+=("$exp_dir/lm-k$k/model.pt"); done
   fi
   rescore_all() {
-    local table="$exp_dir/wer.md" name
-    printf '| system | WER |\n|---|---|\n' > "$table"
+    local name mode systems=("decoder 1-best (pocketsphinx hyp)=$exp_dir/onebest")
     for ckpt in "${models[@]}"; do
       name=$(basename "$(dirname "$ckpt")")
       for mode in nbest lattice; do
-        log "stage 6: rescore with $ckpt, --mode $mode"
+        log "stage 6: rescore with $ckpt, --mode $mode, --grid $lm_scales"
         fprescore rescore "$exp_dir/lattices.pt" --words "$exp_dir/words.txt" --model "$ckpt" \
           --out "$exp_dir/rescore-$name-$mode" --cuts "$data_dir/cuts.jsonl.gz" \
-          --mode "$mode" --nbest 100 --am-scale 1 --ngram-scale 1 --grid "$lm_scales" \
-          --threads "$threads" | tee "$exp_dir/rescore-$name-$mode.log"
+          --mode "$mode" --nbest "$nbest" --beam "$beam" --am-scale 1 --ngram-scale 1 \
+          --grid "$lm_scales" --threads "$threads" | tee "$exp_dir/rescore-$name-$mode.log"
+        systems+=("$name $mode (best --lm-scale of $lm_scales)=$exp_dir/rescore-$name-$mode/onebest.txt")
       done
     done
-    "$python" local/wer_table.py --exp-dir "$exp_dir" | tee "$table"
+    "$python" local/wer_table.py --refs "$data_dir/text" "${systems[@]}" | tee "$exp_dir/wer.md"
   }
   timed_stage 6 rescore_all
 fi
