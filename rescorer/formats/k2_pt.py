@@ -9,7 +9,9 @@ Layout of the dict (checked against k2 1.23.4, see tests/interop/):
   score's float32 bits. States are local to each FSA; the highest-numbered state is
   the single final state, entered exactly by the label -1 arcs.
 - ``aux_labels`` (optional): int32 (A,), or k2's ragged ``[arc][word]`` tensor
-  pickled as ``_k2.ragged.RaggedTensor`` with state ``(row_splits, 'row_ids1', values)``.
+  pickled as ``_k2.ragged.RaggedTensor`` with state ``(row_splits, 'row_ids1', values)``
+  (read and written through ``torch_pickle.RaggedStandIn``; k2 ends the row of an
+  arc into the final state with -1).
 - ``lm_scores`` (optional): float32 (A,), the n-gram part of the scores.
 - ``utt_ids`` (optional, ours): list of str, one per FSA. k2's ``Fsa.from_dict``
   keeps it as a non-tensor attribute.
@@ -25,7 +27,7 @@ import torch
 from torch import Tensor
 
 from rescorer.errors import InputFormatError, SymbolError
-from rescorer.formats.torch_pickle import load_torch_dict
+from rescorer.formats.torch_pickle import RaggedStandIn, load_torch_dict, save_torch_dict
 from rescorer.lattice.fsavec import Lattice, LatticeFailure, splits_from_counts, words_from_labels
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.outputs.atomic import atomic_save
@@ -235,8 +237,10 @@ def lattices_to_k2_dict(lattices: Sequence[Lattice],
         tensor of shape (A,) per lattice.
 
     Returns:
-      A dict that ``k2.Fsa.from_dict`` accepts: ``arcs`` (1-D int32), ``lm_scores``,
-      ``aux_labels`` (int32, only when words differ from labels), ``utt_ids``, extras.
+      The ``as_dict`` layout: ``arcs`` (1-D int32), ``lm_scores``, ``aux_labels`` (only
+      when words differ from labels: int32, or a ``RaggedStandIn`` when an arc carries
+      several words), ``utt_ids``, extras. Save it with ``write_k2`` (or
+      ``save_torch_dict``) so the ragged form pickles as k2's class.
 
     Caution:
       k2 needs each FSA's arcs ordered by source state, so arcs are stably sorted
@@ -289,20 +293,41 @@ def _reorder(lattice: Lattice, order: Tensor) -> Lattice:
     )
 
 
-def _aux_labels(lattices: Sequence[Lattice], labels: Tensor) -> Optional[Tensor]:
-    """int32 (A,) aux_labels when some arc's word differs from its label, else None."""
-    splits = [lattice.word_splits for lattice in lattices]
-    counts = _cat([s[1:] - s[:-1] for s in splits], torch.int64)
-    if bool((counts > 1).any()):
-        lattice = next(l for l in lattices if bool((l.words_per_arc > 1).any()))
-        raise InputFormatError("arcs with several words cannot be written as int32 "
-                               "aux_labels (write a format with words on links, e.g. slf)",
-                               utt_id=lattice.utt_id)
+def _aux_labels(lattices: Sequence[Lattice], labels: Tensor
+                ) -> Optional[Union[Tensor, RaggedStandIn]]:
+    """The aux_labels of the concatenated arcs, or None when they equal the labels.
+
+    Each arc's aux labels are its words, then -1 if it enters the final state (k2's
+    convention). int32 (A,) when every arc has at most one; else ragged ``[arc][label]``.
+    """
+    counts = _cat([lattice.words_per_arc for lattice in lattices], torch.int64)  # (A,)
+    word_ids = _cat([lattice.word_ids for lattice in lattices], torch.int64)
+    is_final = labels == -1
+    if bool((counts + is_final.to(torch.int64) > 1).any()):
+        return _ragged_aux_labels(counts, word_ids, is_final)
     words = torch.zeros_like(labels)
-    words[labels == -1] = -1
-    has_word = counts == 1
-    words[has_word] = _cat([lattice.word_ids for lattice in lattices], torch.int64)
+    words[is_final] = -1
+    words[counts == 1] = word_ids
     return None if torch.equal(words, labels) else words.to(torch.int32)
+
+
+def _ragged_aux_labels(counts: Tensor, word_ids: Tensor, is_final: Tensor) -> RaggedStandIn:
+    """Ragged aux_labels: the words of each arc, -1 appended on the final arcs.
+
+    Args:
+      counts:
+        (A,) int64, words per arc.
+      word_ids:
+        (counts.sum(),) int64, the words of all arcs in arc order.
+      is_final:
+        (A,) bool, arcs entering their FSA's final state.
+    """
+    row_splits = splits_from_counts(counts + is_final.to(torch.int64))
+    values = torch.full((int(row_splits[-1]),), -1, dtype=torch.int64)
+    word_splits = splits_from_counts(counts)
+    offset_in_arc = torch.arange(word_ids.numel()) - torch.repeat_interleave(word_splits[:-1], counts)
+    values[torch.repeat_interleave(row_splits[:-1], counts) + offset_in_arc] = word_ids
+    return RaggedStandIn.from_parts(row_splits, values)
 
 
 def _cat(tensors: List[Tensor], dtype: torch.dtype) -> Tensor:
@@ -316,4 +341,4 @@ def write_k2(path: PathLike, lattices: Sequence[Lattice],
              extra_scores: Optional[Dict[str, Sequence[Tensor]]] = None) -> None:
     """Write ``lattices`` as one FsaVec file, atomically (see ``lattices_to_k2_dict``)."""
     content = lattices_to_k2_dict(lattices, extra_scores)
-    atomic_save(path, lambda handle: torch.save(content, handle))
+    atomic_save(path, lambda handle: save_torch_dict(content, handle))

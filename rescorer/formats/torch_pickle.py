@@ -1,19 +1,26 @@
-"""Safe loading of ``torch.save``-d dicts that may hold k2's pickled ragged tensors.
+"""``torch.save``-d dicts holding k2's pickled ragged tensors, loaded safely and written, without k2.
 
-``torch.load(weights_only=True)`` is tried first. k2 pickles a ragged
+Loading: ``torch.load(weights_only=True)`` is tried first. k2 pickles a ragged
 ``aux_labels`` as the global ``_k2.ragged.RaggedTensor``, which weights-only
 loading refuses, so such files are loaded again through a restricted unpickler
 that reads the zip records itself, maps only that class to ``RaggedStandIn``,
 rebuilds tensors with plain views and refuses every other global.
+
+Writing: ``save_torch_dict`` pickles a ``RaggedStandIn`` exactly as k2 1.23.4
+pickles its ``RaggedTensor`` (global ``_k2.ragged.RaggedTensor``, ``NEWOBJ`` with
+no arguments, ``BUILD`` with the state), so k2 loads it with ``torch.load``.
 """
+import copyreg
 import inspect
 import io
 import pickle
+import types
 import zipfile
 from pathlib import Path
-from typing import IO, Any, Union
+from typing import IO, Any, Tuple, Union
 
 import torch
+from torch import Tensor
 
 from rescorer.errors import InputFormatError
 
@@ -30,7 +37,7 @@ _HAS_WEIGHTS_ONLY = "weights_only" in inspect.signature(torch.load).parameters
 
 
 class RaggedStandIn:
-    """What k2's ``RaggedTensor`` unpickles to without k2: its pickled state.
+    """k2's ``RaggedTensor`` without k2: its pickled state, read or to be written.
 
     Attributes:
       state:
@@ -38,8 +45,47 @@ class RaggedStandIn:
         int32 tensors (row_splits has one entry more than there are rows).
     """
 
+    @classmethod
+    def from_parts(cls, row_splits: Tensor, values: Tensor) -> "RaggedStandIn":
+        """A 2-axis ragged tensor.
+
+        Args:
+          row_splits:
+            1-D integer tensor of shape (rows + 1,), non-decreasing from 0.
+          values:
+            1-D integer tensor of shape (row_splits[-1],).
+        """
+        ragged = cls()
+        ragged.state = (row_splits.to(torch.int32), "row_ids1", values.to(torch.int32))
+        return ragged
+
     def __setstate__(self, state: Any) -> None:
         self.state = state
+
+    def __reduce_ex__(self, protocol: int) -> Tuple[Any, ...]:
+        # As k2 does: cls.__new__(cls) then __setstate__(state) when loaded.
+        return copyreg.__newobj__, (RaggedStandIn,), self.state
+
+
+class _K2Pickler(pickle._Pickler):  # the Python pickler: its save_global can be overridden
+    """Pickles the class ``RaggedStandIn`` under k2's global name, everything else as usual."""
+
+    def save_global(self, obj: Any, name: Any = None) -> None:
+        if obj is RaggedStandIn:
+            self.write(pickle.GLOBAL + b"_k2.ragged\nRaggedTensor\n")
+            self.memoize(obj)
+        else:
+            super().save_global(obj, name)
+
+
+# torch.save only uses pickle_module.Pickler (and __name__) for zip-format files.
+_K2_PICKLE_MODULE = types.ModuleType("fprescore_k2_pickle")
+_K2_PICKLE_MODULE.Pickler = _K2Pickler
+
+
+def save_torch_dict(content: dict, handle: IO[bytes]) -> None:
+    """``torch.save(content, handle)`` with ``RaggedStandIn`` values written as k2's class."""
+    torch.save(content, handle, pickle_module=_K2_PICKLE_MODULE)
 
 
 def _rebuild_tensor(storage: torch.Tensor, offset: int, size: Any, stride: Any,

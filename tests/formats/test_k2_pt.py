@@ -1,13 +1,16 @@
 """k2 as_dict files without k2: hand-built layouts, round trips, ragged aux_labels, bad input."""
 import os
+import pickletools
 import sys
 import types
+import zipfile
 
 import pytest
 import torch
 
 from rescorer.errors import InputFormatError, SymbolError
 from rescorer.formats.k2_pt import iter_k2, lattices_to_k2_dict, read_k2, write_k2
+from rescorer.formats.torch_pickle import RaggedStandIn
 from rescorer.lattice.fsavec import LatticeFailure
 from rescorer.lattice.symbols import SymbolTable
 
@@ -128,8 +131,52 @@ def test_ragged_aux_labels_are_read_without_k2(tmp_path, fake_k2):
     first, second = read_k2(path)
     assert first.word_splits.tolist() == [0, 2, 2] and first.word_ids.tolist() == [11, 12]
     assert second.word_splits.tolist() == [0, 1, 1, 1] and second.word_ids.tolist() == [13]
-    with pytest.raises(InputFormatError, match="utterance a: arcs with several words"):
-        lattices_to_k2_dict([first])
+
+
+def pickled_globals(path):
+    """(module, name) of every GLOBAL opcode in a zip torch file's data.pkl."""
+    with zipfile.ZipFile(path) as archive:
+        data = archive.read(next(n for n in archive.namelist() if n.endswith("data.pkl")))
+    return {tuple(arg.split(" ")) for op, arg, _ in pickletools.genops(data) if op.name == "GLOBAL"}
+
+
+def test_arcs_with_several_words_are_written_as_k2_ragged(tmp_path, fake_k2):
+    content = two_fsa_dict()
+    # arc words [11 12] [] | [] [13 14 15] []; the final arcs get -1 appended
+    content["aux_labels"] = fake_k2([0, 2, 3, 3, 6, 7], [11, 12, -1, 13, 14, 15, -1])
+    path = save(tmp_path, content)
+    del sys.modules["_k2.ragged"], sys.modules["_k2"]
+    lattices = read_k2(path)
+    written = lattices_to_k2_dict(lattices)["aux_labels"]
+    assert isinstance(written, RaggedStandIn)
+    row_splits, name, values = written.state
+    assert (row_splits.dtype, values.dtype, name) == (torch.int32, torch.int32, "row_ids1")
+    assert row_splits.tolist() == [0, 2, 3, 3, 6, 7]
+    assert values.tolist() == [11, 12, -1, 13, 14, 15, -1]
+    out = tmp_path / "ours.pt"
+    write_k2(out, lattices)
+    # the same globals k2's own file has, and no name of ours
+    assert pickled_globals(out) == pickled_globals(path) == {
+        ("torch._utils", "_rebuild_tensor_v2"), ("torch", "IntStorage"),
+        ("torch", "FloatStorage"), ("collections", "OrderedDict"), ("_k2.ragged", "RaggedTensor")}
+    for original, copy in zip(lattices, read_k2(out)):
+        for field in ("src", "dst", "labels", "word_splits", "word_ids", "am_scores", "ngram_scores"):
+            assert torch.equal(getattr(original, field), getattr(copy, field)), field
+
+
+def test_k2_loading_our_ragged_file_gets_k2s_class_and_state(tmp_path, fake_k2):
+    # What torch.load in a k2 environment does: import _k2.ragged.RaggedTensor, __setstate__.
+    fake_k2.__setstate__ = lambda self, state: setattr(self, "parts", state)
+    first, second = read_k2(save(tmp_path, two_fsa_dict()))
+    two_words = first.__class__(**{**first.__dict__, "word_splits": torch.tensor([0, 2, 2]),
+                                   "word_ids": torch.tensor([5, 6])})
+    out = tmp_path / "ours.pt"
+    write_k2(out, [two_words, second])
+    loaded = torch.load(out, weights_only=False)["aux_labels"]
+    del fake_k2.__setstate__
+    assert type(loaded) is fake_k2
+    assert loaded.parts[0].tolist() == [0, 2, 3, 3, 4, 5] and loaded.parts[1] == "row_ids1"
+    assert loaded.parts[2].tolist() == [5, 6, -1, 7, -1]
 
 
 def test_other_globals_are_refused_even_next_to_ragged(tmp_path, fake_k2):

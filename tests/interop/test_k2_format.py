@@ -1,4 +1,8 @@
 """Our k2 reader/writer against real k2 1.23.4 (both directions, FsaVec and single Fsa)."""
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -129,3 +133,59 @@ def test_real_lattices_convert_to_k2_and_back(tmp_path, shared_data):
     for original, copy in zip(read_k2(ours), read_k2(again)):
         for field in ("src", "dst", "labels", "word_splits", "word_ids", "am_scores", "ngram_scores"):
             assert torch.equal(getattr(original, field), getattr(copy, field)), field
+
+
+def assert_ragged_equal(ragged, row_splits, values):
+    assert isinstance(ragged, k2.RaggedTensor) and ragged.num_axes == 2
+    assert ragged.shape.row_splits(1).tolist() == row_splits
+    assert ragged.values.dtype == torch.int32 and ragged.values.tolist() == values
+
+
+def test_arcs_with_several_words_load_in_k2_as_ragged_aux_labels(tmp_path):
+    fsa = k2.Fsa.from_str(FIRST, acceptor=False)
+    fsa.aux_labels = k2.RaggedTensor([[7, 9], [], [4], [8, 6, 5], [-1]])
+    source = tmp_path / "k2.pt"
+    torch.save(fsa.as_dict(), source)
+    ours = tmp_path / "ours.pt"
+    write_k2(ours, read_k2(source))
+    loaded = k2.Fsa.from_dict(torch.load(ours))
+    assert_ragged_equal(loaded.aux_labels, [0, 2, 2, 3, 6, 7], [7, 9, 4, 8, 6, 5, -1])
+    assert torch.equal(loaded.arcs.values(), fsa.arcs.values())
+    assert "Valid" in loaded[0].properties_str
+    # k2 uses the ragged labels: the best path's words are the aux labels on it
+    best = k2.shortest_path(loaded, use_double_scores=True)
+    assert best.aux_labels.values.tolist() == [7, 9, 4, -1]  # 0 -> 1 -> 3 -> 4: -1.5-0.5+0.125
+    # and our reader gets the same lattice back from k2's own save of it
+    again = tmp_path / "again.pt"
+    torch.save(loaded.as_dict(), again)
+    (mine,), (theirs,) = read_k2(ours), read_k2(again)
+    assert mine.word_splits.tolist() == theirs.word_splits.tolist() == [0, 2, 2, 3, 6, 6]
+    assert torch.equal(mine.word_ids, theirs.word_ids)
+
+
+MAIN_PYTHON = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "python"
+WRITE_IN_MAIN_ENV = """
+import sys, torch
+from rescorer.formats.k2_pt import write_k2
+from rescorer.lattice.fsavec import Lattice
+lattice = Lattice(utt_id="u", num_states=3, src=torch.tensor([0, 0, 1]), dst=torch.tensor([1, 1, 2]),
+                  labels=torch.tensor([3, 0, -1]), word_splits=torch.tensor([0, 2, 5, 5]),
+                  word_ids=torch.tensor([3, 4, 5, 6, 7]), am_scores=torch.tensor([-1.0, -2.0, 0.0]),
+                  ngram_scores=torch.tensor([-0.5, 0.0, 0.0]))
+write_k2(sys.argv[1], [lattice])
+print(torch.__version__)
+"""
+
+
+@pytest.mark.skipif(not MAIN_PYTHON.exists(), reason="main .venv not built")
+def test_file_written_by_the_main_env_torch_loads_in_k2(tmp_path):
+    path = tmp_path / "main.pt"
+    done = subprocess.run([str(MAIN_PYTHON), "-c", WRITE_IN_MAIN_ENV, str(path)],
+                          capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split(".")[0] != torch.__version__.split(".")[0]  # 2.x wrote, 1.x reads
+    loaded = k2.Fsa.from_dict(torch.load(path))
+    assert loaded.utt_ids == ["u"] and loaded.lm_scores.tolist() == [-0.5, 0.0, 0.0]
+    assert_ragged_equal(loaded.aux_labels, [0, 2, 5, 6], [3, 4, 5, 6, 7, -1])
+    assert loaded.scores.tolist() == [-1.5, -2.0, 0.0]
