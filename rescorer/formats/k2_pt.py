@@ -15,7 +15,8 @@ Layout of the dict (checked against k2 1.23.4, see tests/interop/):
 - ``lm_scores`` (optional): float32 (A,), the n-gram part of the scores.
 - ``utt_ids`` (optional, ours): list of str, one per FSA. k2's ``Fsa.from_dict``
   keeps it as a non-tensor attribute.
-- Other entries (``labels_version``, ``nnlm_scores``, ``tokens`` ...) are ignored.
+- Other entries (``labels_version``, ``nnlm_scores``, ``tokens`` ...) are ignored by
+  ``read_k2``; ``read_k2_extra_scores`` returns the per-arc float ones (``nnlm_scores``).
 
 Mapping: words = aux_labels if present else labels (0 and -1 never words);
 am = scores - lm_scores (or scores); ngram = lm_scores (or 0).
@@ -64,13 +65,7 @@ def iter_k2(path: PathLike, symbols: Optional[SymbolTable] = None
         malformed ``arcs``); per-utterance problems are yielded instead.
     """
     content = load_torch_dict(path)
-    arcs = _arcs_tensor(content, path)
-    if arcs.dim() == 2:
-        state_splits = torch.tensor([0, int(arcs[:, :2].max()) + 1 if arcs.numel() else 0])
-        arc_splits = torch.tensor([0, arcs.shape[0]])
-        arc_rows = arcs
-    else:
-        state_splits, arc_splits, arc_rows = _split_fsa_vec(arcs, path)
+    state_splits, arc_splits, arc_rows = _fsas(content, path)
     num_fsas = state_splits.numel() - 1
     utt_ids = _utt_ids(content, num_fsas, path)
     columns = _arc_columns(content, arc_rows, path)
@@ -84,6 +79,38 @@ def iter_k2(path: PathLike, symbols: Optional[SymbolTable] = None
             yield LatticeFailure(Path(path), utt_id, error)
             continue
         yield lattice
+
+
+def read_k2_extra_scores(path: PathLike) -> List[Dict[str, Tensor]]:
+    """The per-arc float attributes that ``read_k2`` leaves out (e.g. ``nnlm_scores``).
+
+    Every 1-D floating tensor entry with one value per arc, except ``scores`` and
+    ``lm_scores`` (those are the lattice's am/ngram scores); other entries are skipped.
+
+    Returns:
+      One dict per FSA in file order: name -> (A,) float32 tensor aligned with the
+      arcs of the lattice that ``read_k2`` returns for that FSA.
+
+    Raises:
+      InputFormatError: the file as a whole cannot be read (as ``iter_k2``).
+    """
+    content = load_torch_dict(path)
+    _, arc_splits, arc_rows = _fsas(content, path)
+    extras = {name: value.to(torch.float32) for name, value in content.items()
+              if name not in ("scores", "lm_scores") and isinstance(value, Tensor)
+              and value.is_floating_point() and tuple(value.shape) == (arc_rows.shape[0],)}
+    bounds = arc_splits.tolist()
+    return [{name: value[first:last] for name, value in extras.items()}
+            for first, last in zip(bounds[:-1], bounds[1:])]
+
+
+def _fsas(content: dict, path: PathLike) -> Tuple[Tensor, Tensor, Tensor]:
+    """(state_splits, arc_splits) int64 (F+1,) and arc rows int32 (A, 4) of a k2 dict."""
+    arcs = _arcs_tensor(content, path)
+    if arcs.dim() == 1:
+        return _split_fsa_vec(arcs, path)
+    state_splits = torch.tensor([0, int(arcs[:, :2].max()) + 1 if arcs.numel() else 0])
+    return state_splits, torch.tensor([0, arcs.shape[0]]), arcs
 
 
 def _arcs_tensor(content: dict, path: PathLike) -> Tensor:

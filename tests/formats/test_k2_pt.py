@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from rescorer.errors import InputFormatError, SymbolError
-from rescorer.formats.k2_pt import iter_k2, lattices_to_k2_dict, read_k2, write_k2
+from rescorer.formats.k2_pt import (iter_k2, lattices_to_k2_dict, read_k2, read_k2_extra_scores,
+                                    write_k2)
 from rescorer.formats.torch_pickle import RaggedStandIn
 from rescorer.lattice.fsavec import LatticeFailure
 from rescorer.lattice.symbols import SymbolTable
@@ -164,16 +165,16 @@ def test_arcs_with_several_words_are_written_as_k2_ragged(tmp_path, fake_k2):
             assert torch.equal(getattr(original, field), getattr(copy, field)), field
 
 
-def test_k2_loading_our_ragged_file_gets_k2s_class_and_state(tmp_path, fake_k2):
+def test_k2_loading_our_ragged_file_gets_k2s_class_and_state(tmp_path, fake_k2, monkeypatch):
     # What torch.load in a k2 environment does: import _k2.ragged.RaggedTensor, __setstate__.
-    fake_k2.__setstate__ = lambda self, state: setattr(self, "parts", state)
+    monkeypatch.setattr(fake_k2, "__setstate__", lambda self, state: setattr(self, "parts", state),
+                        raising=False)
     first, second = read_k2(save(tmp_path, two_fsa_dict()))
     two_words = first.__class__(**{**first.__dict__, "word_splits": torch.tensor([0, 2, 2]),
                                    "word_ids": torch.tensor([5, 6])})
     out = tmp_path / "ours.pt"
     write_k2(out, [two_words, second])
     loaded = torch.load(out, weights_only=False)["aux_labels"]
-    del fake_k2.__setstate__
     assert type(loaded) is fake_k2
     assert loaded.parts[0].tolist() == [0, 2, 3, 3, 4, 5] and loaded.parts[1] == "row_ids1"
     assert loaded.parts[2].tolist() == [5, 6, -1, 7, -1]
@@ -253,3 +254,30 @@ def test_symbols_must_cover_the_word_ids(tmp_path):
     small.add("x")
     with pytest.raises(SymbolError, match="lats.pt: utterance a: word id 5 is not in the symbol table"):
         read_k2(path, small)
+
+
+def test_extra_scores_are_read_per_fsa_aligned_with_the_arcs(tmp_path):
+    first, second = read_k2(save(tmp_path, two_fsa_dict()))
+    # FSA "b" with its arcs out of source order: the writer sorts them, extras with them
+    shuffled = second.__class__(**{**second.__dict__, **{
+        name: getattr(second, name)[[2, 0, 1]]
+        for name in ("src", "dst", "labels", "am_scores", "ngram_scores")},
+        "word_splits": torch.tensor([0, 0, 0, 1])})  # word 7 stays on the label-7 arc
+    out = tmp_path / "rescored.pt"
+    write_k2(out, [first, shuffled], {"nnlm_scores": [torch.tensor([-1.0, -2.0]),
+                                                      torch.tensor([-30.0, -10.0, -20.0])]})
+    extras = read_k2_extra_scores(out)
+    lattices = read_k2(out)
+    assert [sorted(extra) for extra in extras] == [["nnlm_scores"], ["nnlm_scores"]]
+    assert extras[0]["nnlm_scores"].tolist() == [-1.0, -2.0]
+    # arcs now in src order: 0-0->1 (was index 1), 0-7->1 (index 2), 1-(-1)->2 (index 0)
+    assert lattices[1].labels.tolist() == [0, 7, -1]
+    assert extras[1]["nnlm_scores"].tolist() == [-10.0, -20.0, -30.0]
+    assert extras[1]["nnlm_scores"].dtype == torch.float32
+
+
+def test_no_extra_scores_and_non_arc_entries_are_skipped(tmp_path):
+    content = two_fsa_dict()
+    content["tokens"] = torch.arange(5, dtype=torch.int32)  # not float
+    content["per_fsa"] = torch.zeros(2)  # not one per arc
+    assert read_k2_extra_scores(save(tmp_path, content)) == [{}, {}]
