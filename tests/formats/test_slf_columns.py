@@ -116,3 +116,62 @@ def test_errors_in_uniform_blocks_name_the_line(tmp_path, monkeypatch, replace, 
     with pytest.raises(InputFormatError) as again:
         slf.read_slf(path)
     assert str(again.value) == str(caught.value)
+
+
+BASE = """VERSION=1.0
+UTTERANCE=u
+lmscale=2 wdpenalty=-1
+N=4 L=4
+I=0 t=0.0 W=!NULL
+I=1 t=0.1 W=hi
+I=2 t=0.1 W=ho
+I=3 t=0.2 W=!NULL
+J=0 S=0 E=1 a=-1.5 l=-2
+J=1 S=0 E=2 a=-3 l=-1
+J=2 S=1 E=3 a=-0.5 l=-0.25
+J=3 S=2 E=3 a=0 l=0
+"""
+NODES, LINKS_PART = BASE.split("J=0", 1)[0], "J=0" + BASE.split("J=0", 1)[1]
+HEAD, NODE_LINES = NODES.split("I=0", 1)[0], "I=0" + NODES.split("I=0", 1)[1]
+
+
+@pytest.mark.parametrize("text", [
+    BASE,
+    HEAD + LINKS_PART + NODE_LINES,                                  # links before nodes
+    BASE.replace("I=2 t=0.1 W=ho\n", "").replace("J=2 ", "I=2 t=0.1 W=ho\nJ=2 "),  # interleaved
+    BASE.replace("J=0", "lmscale=3\nJ=0"),                            # header after the nodes
+    BASE.replace("\nI=", "\n  I="),                                   # indented node lines
+    BASE.replace("\nJ=0", "\n# links\n\nJ=0"),                        # comment and blank line
+    BASE.replace(" W=ho", ""),                                        # a node without a word
+    BASE.replace("W=hi", "W=h\u00e9").replace("a=-3 ", "a=-3 W=\u00fc "),  # UTF-8, one link word
+    BASE.replace("\n", "\r\n"),                                       # CRLF
+    BASE.replace("l=0\n", "l=0 \t \n"),                               # trailing white space
+    BASE.replace(" l=", " W= l="),                                    # empty words on links
+    BASE.replace("J=", "LINK=").replace("I=", "NODE="),               # alias keys
+    BASE.replace(" l=", " a=7 l="),                                   # repeated key: last wins
+    BASE.replace("N=4 L=4", "N=4 L=5"),                               # count mismatch
+    BASE.replace("E=3 a=0", "E=4 a=0"),                               # node out of range
+    BASE.replace("\nI=3", "\nI=2"),                                   # node defined twice
+    BASE.replace("a=-0.5", "a=1e-2").replace("l=-2", "l=+2"),         # Python number forms
+    BASE.replace("S=0 E=2", "S=0 E=2 p=0.5"),                         # one line with more fields
+])
+def test_bulk_and_line_parsers_agree_on_variants(tmp_path, monkeypatch, text):
+    path = tmp_path / "v.slf"
+    path.write_bytes(text.encode("utf-8"))
+    outcomes = []
+    for patch in (None, line_parser_only):
+        with monkeypatch.context() as context:
+            if patch is not None:
+                patch(context)
+            try:
+                (lattice,), symbols = slf.read_slf(path, SymbolTable())
+                outcomes.append((lattice, list(symbols)))
+            except InputFormatError as error:
+                outcomes.append(str(error))
+    (fast, slow) = outcomes
+    if isinstance(slow, str):
+        assert fast == slow
+        return
+    assert fast[1] == slow[1] and fast[0].num_states == slow[0].num_states
+    for field in FIELDS:
+        assert torch.equal(getattr(fast[0], field), getattr(slow[0], field)), field
