@@ -36,7 +36,7 @@ def guarded(command: F) -> F:
         except RescorerError as error:
             if STATE.debug:
                 raise
-            err_console.print(Text.assemble(("error: ", "bold red"), str(error)))
+            err_console.print(Text.assemble(("error: ", "bold red"), str(error)), soft_wrap=True)
             raise typer.Exit(error.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
