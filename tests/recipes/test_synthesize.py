@@ -49,3 +49,17 @@ def test_noise_is_clipped_to_int16():
 def test_voice_and_snr_rotation_matches_dev():
     assert [synthesize.voice_and_snr(k) for k in range(5)] == [
         ("slt", 25), ("rms", 22), ("awb", 20), ("kal16", 25), ("slt", 22)]
+
+
+def test_manifests_use_the_utterance_id_everywhere(tmp_path):
+    from lhotse import load_manifest
+
+    soundfile = __import__("soundfile")
+    wavs = []
+    for utt_id in ("u-0001", "u-0002"):
+        wavs.append(tmp_path / f"{utt_id}.wav")
+        soundfile.write(wavs[-1], _speech(8000), 16000, subtype="PCM_16")
+    synthesize.write_manifests(tmp_path, {"u-0001": "a b", "u-0002": "c"}, wavs)
+    cuts = load_manifest(tmp_path / "cuts.jsonl.gz")
+    assert [(cut.id, cut.supervisions[0].text, cut.duration) for cut in cuts] == [
+        ("u-0001", "a b", 0.5), ("u-0002", "c", 0.5)]

@@ -69,7 +69,11 @@ def voice_and_snr(index: int) -> Tuple[str, int]:
 
 
 def write_manifests(out_dir: Path, texts: Dict[str, str], wavs: List[Path]) -> None:
-    """lhotse RecordingSet, SupervisionSet and CutSet (.jsonl.gz) for the audio."""
+    """lhotse RecordingSet, SupervisionSet and CutSet (.jsonl.gz) for the audio.
+
+    Recording, supervision and cut ids all equal the utterance id, so
+    ``fprescore rescore --cuts`` finds the references of lattice UTTID.
+    """
     from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
     recordings = RecordingSet.from_recordings(
@@ -83,6 +87,7 @@ def write_manifests(out_dir: Path, texts: Dict[str, str], wavs: List[Path]) -> N
         for utt_id, text in texts.items()
     )
     cuts = CutSet.from_manifests(recordings=recordings, supervisions=supervisions)
+    cuts = CutSet.from_cuts(cut.with_id(cut.recording_id) for cut in cuts)  # cut id = utt id
     recordings.to_file(out_dir / "recordings.jsonl.gz")
     supervisions.to_file(out_dir / "supervisions.jsonl.gz")
     cuts.to_file(out_dir / "cuts.jsonl.gz")
