@@ -4,7 +4,6 @@ README (asr-dev): path score = sum of a + lmscale*l + wdpenalty*[E real word or 
 plain Viterbi with these fixed scores gives the decoder's 1-best word string in 127/240.
 """
 import gzip
-import os
 from pathlib import Path
 from typing import Dict, List
 
@@ -90,8 +89,7 @@ def test_first_utterances_reproduce_the_decoder_path_scores():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("FPRESCORE_SLOW") != "1",
-                    reason="about 40 s on a loaded 2-core machine: set FPRESCORE_SLOW=1")
+@pytest.mark.slow  # about 30 s on 2 cores: the whole dev set, the real-data proof of the reader
 def test_all_240_viterbi_agreement_matches_the_readme():
     utt_ids = sorted(table("onebest_path"))
     assert len(utt_ids) == 240
