@@ -43,8 +43,9 @@ def _rescore_group(files: List[Path]) -> Tuple[RescoreReport, ResultCollector]:
     return report, collector
 
 
-def file_groups(files: List[Path], size: int) -> List[List[Path]]:
-    """Consecutive groups of ``size`` files."""
+def file_groups(files: List[Path], size: int, jobs: int) -> List[List[Path]]:
+    """Consecutive groups of at most ``size`` files, at least ``jobs`` groups when possible."""
+    size = max(1, min(size, -(-len(files) // jobs)))  # ceil(len / jobs)
     return [files[start:start + size] for start in range(0, len(files), size)]
 
 
@@ -61,7 +62,7 @@ def run_parallel(
     Raises:
       RescorerError: the first failure under ``--strict`` (re-raised from a worker).
     """
-    groups = file_groups(files, config.batch_size)
+    groups = file_groups(files, config.batch_size, config.jobs)
     pool = ProcessPoolExecutor(
         max_workers=min(config.jobs, len(groups)), mp_context=multiprocessing.get_context("fork"),
         initializer=_initialize, initargs=(context, config),

@@ -10,8 +10,10 @@ from rescorer.algorithms.best_path import best_path
 from rescorer.data.vocab import SentencePieceVocabulary, WordVocabulary
 from rescorer.errors import ConfigError, ExpansionLimitError
 from rescorer.formats.k2_pt import read_k2, write_k2
+from rescorer.outputs.plots import plotting_available
 from rescorer.rescoring.combine import Scales
 from rescorer.rescoring.config import RescoreConfig
+from rescorer.rescoring.parallel import file_groups
 from rescorer.rescoring.pipeline import run_rescore
 
 from rescoring_builders import (ARCS, FIRST_PASS_BEST, LM_WORDS, save_model, sentence_log_prob, symbol_table,
@@ -134,6 +136,8 @@ def test_grid_picks_the_scale_with_fewest_errors(tmp_path):
     assert wers == errors
     assert report.best_scale == grid[wers.index(0)]
     assert (tmp_path / "out" / "onebest.txt").read_text().split()[1:] == best_words(report.best_scale)
+    if plotting_available():
+        assert (tmp_path / "out" / "wer_grid.png").read_bytes()[:4] == b"\x89PNG"
     labels = [label for label, _ in report.wer_rows]
     assert labels[:3] == ["first pass 1-best", "lattice oracle", "pruned lattice oracle (beam None)"]
     assert labels[3].startswith("rescored")
@@ -217,3 +221,10 @@ def test_worker_processes_give_the_same_outputs_as_one_process(tmp_path):
                          [(s, w.errors) for s, w in report.grid],
                          [(label, w.errors) for label, w in report.wer_rows])
     assert outputs[1] == outputs[2]
+
+
+def test_file_groups_cover_every_file_and_feed_every_worker():
+    files = [Path(f"f{index}") for index in range(10)]
+    assert file_groups(files, 16, 2) == [files[:5], files[5:]]
+    assert file_groups(files, 3, 2) == [files[0:3], files[3:6], files[6:9], files[9:]]
+    assert file_groups(files[:1], 16, 4) == [files[:1]]
