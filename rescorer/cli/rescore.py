@@ -100,8 +100,10 @@ def rescore_command(
         rich_help_panel=SEARCH)] = 500_000,
     history_approx: Annotated[Optional[int], typer.Option(
         "--history-approx", help="Lattice mode with an unbounded-history (sequential) model: expand "
-                                 "with this many tokens of history and score truncated histories "
-                                 "(an n-gram approximation). Required for such models.",
+                                 "with N LM inputs of history and score each token from the initial "
+                                 "state run over only those N inputs (an (N+1)-gram approximation). "
+                                 "Required for such models; the summary reports how far the 1-best's "
+                                 "scores are from full-history ones. For Jacobi models it caps K.",
         rich_help_panel=SEARCH)] = None,
     batch_size: Annotated[int, typer.Option(
         "--batch-size", help="Lattices whose LM queries are scored in one batched pass.",
