@@ -75,7 +75,7 @@ def test_parse_only_rejects_an_unknown_option():
         parse_only(["rescore", "x.pt", "--model", "m.pt", "--out", "o", "--no-such-option"])
     with pytest.raises(Exception, match="No such option: --no-such-option"):
         parse_only(["data", "download", "ptb", "--dest", "d", "--no-such-option"])
-    with pytest.raises(Exception, match="Missing option"):
+    with pytest.raises(Exception, match="Missing parameter: model"):
         parse_only(["eval", "--text", str(REPO / "README.md")])
 
 
