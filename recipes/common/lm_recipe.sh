@@ -16,7 +16,7 @@ lm_recipe_main() {
   data_dir=""           # folder with the corpus files (default: download into data/)
   python="$REPO/.venv/bin/python"
   device=auto           # auto: CUDA when present
-  ngpu=1                # >1: torchrun --nproc-per-node N
+  ngpu=1                # >1: torchrun --nproc_per_node N
   mini=false
   exp_dir=exp
   layers=2              # 2x650 LSTM: the "medium" configuration (see the README)
@@ -73,7 +73,7 @@ lm_recipe_main() {
     log "stage $number: train ${layers}x$hidden $solver ($device)"
     local launcher=("$python" -m rescorer)
     if [ "$ngpu" -gt 1 ]; then
-      launcher=("$python" -m torch.distributed.run --nproc-per-node "$ngpu" -m rescorer)
+      launcher=("$python" -m torch.distributed.run --nproc_per_node "$ngpu" -m rescorer)
     fi
     local budget=(); [ "$max_minutes" = 0 ] || budget=(--max-minutes "$max_minutes")
     rm -rf "$exp_dir/$solver"

@@ -4,7 +4,7 @@ Examples::
 
     fprescore train --corpus ptb --data-dir data/ptb --out exp/ptb-k4 --iterations 4
     fprescore train --train a.txt --valid b.txt --out exp/mine --solver sequential
-    torchrun --nproc-per-node 4 -m rescorer train --corpus ptb --data-dir data/ptb --out exp/ddp
+    torchrun --nproc_per_node 4 -m rescorer train --corpus ptb --data-dir data/ptb --out exp/ddp
 """
 import time
 from pathlib import Path

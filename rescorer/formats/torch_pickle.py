@@ -149,7 +149,7 @@ def _load_restricted(path: Union[str, Path]) -> Any:
             return _RestrictedUnpickler(io.BytesIO(handle.read()), archive, prefix).load()
 
 
-_LOAD_ERRORS = (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError,
+LOAD_ERRORS = (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError,
                 pickle.UnpicklingError, zipfile.BadZipFile, UnicodeDecodeError)
 
 
@@ -161,8 +161,8 @@ def load_torch_dict(path: Union[str, Path]) -> dict:
         outside the allow-list, or is not a dict.
     """
     try:
-        content = _load(path)
-    except _LOAD_ERRORS as error:
+        content = safe_torch_load(path)
+    except LOAD_ERRORS as error:
         raise InputFormatError(f"cannot load as a torch file ({type(error).__name__}: "
                                f"{_first_line(error)}; truncated or corrupt?)", path=path) from error
     if not isinstance(content, dict):
@@ -171,18 +171,25 @@ def load_torch_dict(path: Union[str, Path]) -> dict:
     return content
 
 
-def _load(path: Union[str, Path]) -> Any:
-    """weights_only first; our restricted zip loader when that refuses k2's ragged class.
+def safe_torch_load(path: Union[str, Path]) -> Any:
+    """``torch.load`` without arbitrary code: weights_only, else our restricted loader.
 
-    (torch 1.13's ``torch.load`` ignores ``pickle_module`` unless weights_only, so
-    the restricted path reads the zip records itself.)
+    The restricted loader takes over when the weights-only unpickler refuses the
+    file: for k2's ragged class, and on torch 1.13, whose weights-only unpickler
+    lacks opcodes such as BINFLOAT (any Python float in the file). It is just as
+    strict: only tensor rebuilding, plain containers and k2's ragged class.
+    (torch 1.13's ``torch.load`` ignores ``pickle_module`` unless weights_only,
+    so the restricted path reads the zip records itself.)
+
+    Raises:
+      The loaders' own errors (see ``LOAD_ERRORS``) for missing, truncated,
+      corrupt or disallowed content.
     """
     if _HAS_WEIGHTS_ONLY:
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as error:
-            if "RaggedTensor" not in str(error):
-                raise
+        except pickle.UnpicklingError:
+            pass
     return _load_restricted(path)
 
 

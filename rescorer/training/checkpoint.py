@@ -9,11 +9,10 @@ Two files per training run:
   * ``last.pt``: the same keys plus ``"training"`` (optimizer, schedule, RNG
     states, epoch, history) to resume after an interruption.
 
-Both load with ``torch.load(weights_only=True)``: no arbitrary pickle.
+Both load with ``torch.load(weights_only=True)`` (on torch 1.13, whose weights-only
+unpickler lacks the float opcode, with an equally strict loader): no arbitrary pickle.
 """
 import dataclasses
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any, Dict, Tuple, Union
 
@@ -21,6 +20,7 @@ import torch
 
 from rescorer.data.vocab import Vocabulary
 from rescorer.errors import CheckpointError, ConfigError
+from rescorer.formats.torch_pickle import LOAD_ERRORS, safe_torch_load
 from rescorer.model.config import ModelConfig
 from rescorer.model.lm import FixedPointLM
 from rescorer.outputs.atomic import atomic_save
@@ -48,7 +48,7 @@ def save_checkpoint(path: PathLike, payload: Dict[str, Any]) -> None:
 
 
 def read_checkpoint(path: PathLike) -> Dict[str, Any]:
-    """Load a checkpoint dict with ``weights_only=True`` and check its format.
+    """Load a checkpoint dict without arbitrary code (``safe_torch_load``) and check its format.
 
     Raises:
       CheckpointError: naming ``path`` if it is missing, truncated, corrupt,
@@ -58,8 +58,8 @@ def read_checkpoint(path: PathLike) -> Dict[str, Any]:
     if not path.is_file():
         raise CheckpointError("checkpoint not found (expected a file written by `fprescore train`)", path=path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, zipfile.BadZipFile, OSError) as error:
+        payload = safe_torch_load(path)
+    except LOAD_ERRORS as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"cannot read checkpoint, truncated or corrupt ({first_line})", path=path) from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

@@ -1,6 +1,6 @@
 """Multi-process data parallelism under torchrun.
 
-``torchrun --nproc-per-node N -m rescorer train ...`` sets RANK, WORLD_SIZE
+``torchrun --nproc_per_node N -m rescorer train ...`` sets RANK, WORLD_SIZE
 and LOCAL_RANK; each process takes its share of the B batch rows, gradients
 are averaged by ``DistributedDataParallel`` and only rank 0 writes files.
 Without those variables everything runs as a single process.

@@ -4,6 +4,8 @@ import dataclasses
 import pytest
 import torch
 
+from rescorer.formats.torch_pickle import safe_torch_load
+
 from rescorer.errors import CheckpointError
 from rescorer.model.config import ModelConfig
 from rescorer.model.lm import FixedPointLM
@@ -21,9 +23,14 @@ def saved(tmp_path):
     return path, model, vocab
 
 
+TORCH_2 = int(torch.__version__.split(".")[0]) >= 2
+
+
 def test_model_checkpoint_loads_with_weights_only(saved):
+    """torch >= 2 loads it with weights_only; torch 1.13's weights-only unpickler
+    lacks the float opcode, so there the project's equally strict loader does."""
     path, model, vocab = saved
-    payload = torch.load(path, weights_only=True)
+    payload = torch.load(path, weights_only=True) if TORCH_2 else safe_torch_load(path)
     assert payload["format"] == "fprescore-lm" and payload["version"] == 1
     assert payload["config"] == dataclasses.asdict(model.config)
     assert payload["vocab"] == {"kind": "word", "words": vocab.words}
@@ -67,7 +74,7 @@ def test_missing_foreign_and_pickled_checkpoints_are_refused(tmp_path):
 
 def test_weights_that_do_not_fit_are_refused(saved, tmp_path):
     path = saved[0]
-    payload = torch.load(path, weights_only=True)
+    payload = safe_torch_load(path)
     payload["config"]["hidden_dim"] = 9
     payload["config"]["embed_dim"] = 9
     save_checkpoint(tmp_path / "bad.pt", payload)

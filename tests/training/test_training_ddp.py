@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from rescorer.formats.torch_pickle import safe_torch_load
+
 from training_builders import make_corpus
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,6 +31,10 @@ def run(command, out: Path) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun is not installed beside python")
+@pytest.mark.skipif(
+    int(torch.__version__.split(".")[0]) < 2 and sys.version_info >= (3, 11),
+    reason="torch 1.13's torchrun itself fails on Python 3.11 (elastic launcher; fixed in torch 2.0)",
+)
 def test_two_process_gloo_run_matches_single_process(tmp_path):
     train, valid, test = make_corpus(tmp_path)
     options = [
@@ -37,14 +43,14 @@ def test_two_process_gloo_run_matches_single_process(tmp_path):
         "--device", "cpu", "--threads", "1",
     ]
     single = run([sys.executable, "-m", "rescorer", *options, "--out", str(tmp_path / "one")], tmp_path / "one")
-    ddp_command = [str(TORCHRUN), "--standalone", "--nproc-per-node", "2", "-m", "rescorer"]
+    ddp_command = [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "rescorer"]
     double = run([*ddp_command, *options, "--out", str(tmp_path / "two")], tmp_path / "two")
     assert double["epochs_run"] == single["epochs_run"] == 2
     for key in ("train_ppl", "valid_ppl", "test_ppl"):
         assert double[key] == pytest.approx(single[key], rel=1e-5)
     assert single["test_ppl"] < 8.0  # it did learn
-    one = torch.load(tmp_path / "one" / "model.pt", weights_only=True)["model"]
-    two = torch.load(tmp_path / "two" / "model.pt", weights_only=True)["model"]
+    one = safe_torch_load(tmp_path / "one" / "model.pt")["model"]
+    two = safe_torch_load(tmp_path / "two" / "model.pt")["model"]
     for name in one:
         assert torch.allclose(one[name], two[name], rtol=0, atol=1e-5), name
     # Only rank 0 wrote files.

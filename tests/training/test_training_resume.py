@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from rescorer.formats.torch_pickle import safe_torch_load
+
 from training_builders import write_corpus
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,13 +51,13 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tmp_path):
     killed.send_signal(signal.SIGKILL)
     killed.communicate(timeout=60)
     assert killed.returncode == -signal.SIGKILL
-    epoch = torch.load(last, weights_only=True)["training"]["epoch"]
+    epoch = safe_torch_load(last)["training"]["epoch"]
     assert epoch < 3, "the run ended before it could be killed; make its epochs longer"
     finish(train_process(corpus, tmp_path / "killed", "--resume"))
 
     assert ppls(tmp_path / "killed") == ppls(tmp_path / "full")
-    full = torch.load(tmp_path / "full" / "model.pt", weights_only=True)["model"]
-    resumed = torch.load(tmp_path / "killed" / "model.pt", weights_only=True)["model"]
+    full = safe_torch_load(tmp_path / "full" / "model.pt")["model"]
+    resumed = safe_torch_load(tmp_path / "killed" / "model.pt")["model"]
     assert full.keys() == resumed.keys()
     for name in full:
         assert torch.equal(full[name], resumed[name]), name
