@@ -5,11 +5,11 @@
 # The last 10% of the lines of each training file are held out for model selection
 # and LR decay (so the evaluation file is never seen during training).
 # Usage: bench/lm_mini.sh [ptb|wt2|all]   (results: exp/lm-mini/results.tsv)
-# Environment: SHARED (default ../shared/data), EPOCHS_PTB/WT2, MINUTES_PTB/WT2 (per-run budget), THREADS.
+# Environment: SHARED (default ../shared/data), EXP (default exp/lm-mini), EPOCHS_PTB/WT2, MINUTES_PTB/WT2 (per-run budget), THREADS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-../shared/data}
-EXP=exp/lm-mini
+EXP=${EXP:-exp/lm-mini}
 EPOCHS_PTB=${EPOCHS_PTB:-6}
 EPOCHS_WT2=${EPOCHS_WT2:-2}
 MINUTES_PTB=${MINUTES_PTB:-10}
@@ -57,7 +57,7 @@ if [ "$which" = ptb ] || [ "$which" = all ]; then
   split_file "$SHARED/ptb/ptb.valid.txt" ptb
   variants ptb-mini "$EPOCHS_PTB" "$MINUTES_PTB" "$EXP/data/ptb.train" "$EXP/data/ptb.heldout" "$SHARED/ptb/ptb.test.txt" "$EXP/ptb"
   # The rescoring engineers use the K=4 model from here.
-  mkdir -p exp/ptb-mini-k4 && cp "$EXP/ptb-k4/model.pt" exp/ptb-mini-k4/model.pt
+  mkdir -p "$EXP/../ptb-mini-k4" && cp "$EXP/ptb-k4/model.pt" "$EXP/../ptb-mini-k4/model.pt"
 fi
 if [ "$which" = wt2 ] || [ "$which" = all ]; then
   split_file "$SHARED/wikitext-2/test.txt" wt2
