@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rescorer.errors import InputFormatError, SymbolError
+from rescorer.errors import InputFormatError
 from rescorer.formats.detect import detect_format, iter_lattices, read_lattices
 from rescorer.formats.k2_pt import write_k2
 from rescorer.formats.kaldi_text import read_kaldi_text

@@ -1,6 +1,5 @@
 """Our k2 reader/writer against real k2 1.23.4 (both directions, FsaVec and single Fsa)."""
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

@@ -1,11 +1,10 @@
 """Builders shared by the rescoring and rescore-CLI tests: a tiny lattice, words, a tiny random LM."""
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 import torch
 
-from rescorer.data.vocab import Vocabulary, WordVocabulary
-from rescorer.formats.k2_pt import write_k2
+from rescorer.data.vocab import Vocabulary
 from rescorer.lattice.fsavec import Lattice, splits_from_counts
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.model.config import ModelConfig
