@@ -71,7 +71,7 @@ def iter_k2(path: PathLike, symbols: Optional[SymbolTable] = None
     columns = _arc_columns(content, arc_rows, path)
     for index, utt_id in enumerate(utt_ids):
         try:
-            lattice = _one_lattice(columns, utt_id, state_splits, arc_splits, index, path)
+            lattice = _one_lattice(columns, utt_id, state_splits, arc_splits, index)
             lattice.validate(path)
             if symbols is not None:
                 symbols.check_ids(lattice.word_ids, path=path, utt_id=utt_id)
@@ -234,7 +234,7 @@ def _ragged_parts(aux_labels: object, num_arcs: int, path: PathLike) -> Tuple[Te
 
 
 def _one_lattice(columns: Dict[str, Tensor], utt_id: str, state_splits: Tensor,
-                 arc_splits: Tensor, index: int, path: PathLike) -> Lattice:
+                 arc_splits: Tensor, index: int) -> Lattice:
     """Cut FSA ``index`` out of the file-wide columns."""
     first, last = int(arc_splits[index]), int(arc_splits[index + 1])
     word_first = int(columns["word_splits"][first])

@@ -229,7 +229,7 @@ def _run_batch(
     for job, query_scores in zip(jobs, scores):
         began = time.perf_counter()
         try:
-            report.results[job.utt_id] = finish_job(job, query_scores, context, config, collector)
+            report.results[job.utt_id] = finish_job(job, query_scores, config, collector)
         except RescorerError as error:
             _fail(report, config, progress, job.path, job.utt_id, error)
         else:

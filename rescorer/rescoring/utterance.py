@@ -123,14 +123,22 @@ def start_job(
 
 
 def finish_job(
-    job: UtteranceJob, query_scores: Tensor, context: "RescoreContext", config: RescoreConfig,
-    collector: "ResultCollector",
+    job: UtteranceJob, query_scores: Tensor, config: RescoreConfig, collector: "ResultCollector",
 ) -> UtteranceStats:
     """Turn query log-probabilities into rescored material for the collector.
 
     Args:
+      job:
+        The utterance as ``start_job`` left it.
       query_scores:
         1-D float32 tensor of shape (Q,), log-probabilities of ``job.request``.
+      config:
+        Rescoring settings (``oov_penalty``, ``write_lattices``).
+      collector:
+        Receives the rescored lattice or n-best list (and the lattice to write).
+
+    Returns:
+      The utterance's sizes for the summary table.
     """
     if job.prepared is None:
         return _finish_nbest(job, query_scores, config, collector)
