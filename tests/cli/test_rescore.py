@@ -20,7 +20,8 @@ _spec.loader.exec_module(builders)
 
 
 @pytest.fixture(autouse=True)
-def single_thread():
+def restore_threads():
+    """rescore --threads sets torch's thread count; put it back for the tests that follow."""
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
