@@ -39,7 +39,16 @@ class DropoutMasks(NamedTuple):
 
 
 def detach_state(state: Optional[State]) -> Optional[State]:
-    """The carry with its graph cut, for truncated BPTT between segments."""
+    """The carry with its graph cut, for truncated BPTT between segments.
+
+    Args:
+      state:
+        The carry ``forward`` returned: float tensors of shape (K, L, B, H)
+        (jacobi) or (L, B, H) (sequential), one per state part; or None.
+
+    Returns:
+      The same tensors detached (shared storage), or None.
+    """
     return None if state is None else tuple(part.detach() for part in state)
 
 

@@ -40,7 +40,21 @@ class Rescored(Protocol):
 def path_words(
     lattice: Lattice, arc_ids: Tensor, symbols: SymbolTable, path: Optional[Path] = None
 ) -> List[str]:
-    """The words along a path (arc ids in path order)."""
+    """The words along a path.
+
+    Args:
+      lattice:
+        The lattice the arcs belong to.
+      arc_ids:
+        1-D int64 tensor of shape (path arcs,), arc ids in path order.
+      symbols:
+        Maps word ids to words.
+      path:
+        The lattice's file, named in a ``SymbolError`` for an unknown id.
+
+    Returns:
+      The words, epsilon and fillers already removed from the lattice.
+    """
     _, word_ids = select_rows(lattice.word_splits, lattice.word_ids, arc_ids)
     return [symbols.word(word_id, path=path, utt_id=lattice.utt_id) for word_id in word_ids.tolist()]
 
