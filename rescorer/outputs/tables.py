@@ -45,7 +45,7 @@ def failures_table(report: RescoreReport) -> Table:
     table.add_column("utterance")
     table.add_column("problem", overflow="fold")
     for failure in report.failures:
-        table.add_row(str(failure.path or "-"), failure.utt_id or "(whole file)", failure.message)
+        table.add_row(str(failure.path or "-"), failure.utt_id or "(whole file)", failure.problem or failure.message)
     return table
 
 

@@ -86,8 +86,9 @@ def _merge(
             progress.utterance_done(failure.utt_id, False, failure.message)
     for utt_id, stats in part_report.results.items():
         if utt_id in report.results:
-            message = f"utterance {utt_id}: utterance id appears twice (skipped the second)"
-            report.failures.append(Failure(None, utt_id, message))
+            problem = "utterance id appears twice (skipped the second)"
+            message = f"utterance {utt_id}: {problem}"
+            report.failures.append(Failure(None, utt_id, message, problem))
             if progress is not None:
                 progress.utterance_done(utt_id, False, message)
             continue

@@ -253,6 +253,7 @@ def _fail(
         error.utt_id = utt_id
     if config.strict:
         raise error
-    report.failures.append(Failure(path, utt_id, str(error)))
+    problem = ": ".join(part for part in (error.where, error.message) if part)
+    report.failures.append(Failure(path, utt_id, str(error), problem))
     if progress is not None:
         progress.utterance_done(utt_id, False, str(error))

@@ -38,11 +38,20 @@ class UtteranceStats:
 
 @dataclass(frozen=True)
 class Failure:
-    """An utterance (or a whole file, ``utt_id`` None) that was skipped."""
+    """An utterance (or a whole file, ``utt_id`` None) that was skipped.
+
+    Attributes:
+      message:
+        The full error line, file and utterance included.
+      problem:
+        The same without the file and utterance (for a table that shows them
+        in their own columns); None when only ``message`` is known.
+    """
 
     path: Optional[Path]
     utt_id: Optional[str]
     message: str
+    problem: Optional[str] = None
 
 
 @dataclass
