@@ -266,6 +266,7 @@ def train_command(
     from rescorer.data.corpus import corpus_files
     from rescorer.errors import ConfigError
     from rescorer.training.distributed import launched_rank
+    from rescorer.model.config import ModelConfig
     from rescorer.training.loop import TrainConfig, train as run_training
 
     if corpus is not None:
@@ -280,8 +281,11 @@ def train_command(
     if threads is not None:
         torch.set_num_threads(threads)
     config = TrainConfig(
-        train_path=train, valid_path=valid, test_path=test, out_dir=out, cell=cell, layers=layers,
-        embed_dim=embed, hidden_dim=hidden, tied=tied, dropout=dropout, solver=solver, iterations=iterations,
+        train_path=train, valid_path=valid, test_path=test, out_dir=out,
+        architecture=ModelConfig(
+            vocab_size=1, cell=cell, layers=layers, embed_dim=embed, hidden_dim=hidden, tied=tied,
+            dropout=dropout, solver=solver, iterations=iterations,
+        ),
         batch_size=batch_size, bptt=bptt, epochs=epochs, lr=lr, optimizer=optimizer, lr_decay=lr_decay,
         patience=patience, clip=clip, seed=seed, device=device, resume=resume, max_minutes=max_minutes,
         sp_model=sp_model, sp_vocab_size=sp_vocab_size,

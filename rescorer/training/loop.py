@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -48,8 +48,9 @@ class TrainConfig:
         One-sentence-per-line texts; test is optional.
       out_dir:
         Receives last.pt, model.pt and log.jsonl.
-      cell, layers, embed_dim, hidden_dim, tied, dropout, solver, iterations:
-        The ``ModelConfig`` fields (vocab_size comes from the vocabulary).
+      architecture:
+        The model's settings; its ``vocab_size`` is a placeholder that
+        ``model_config`` replaces with the vocabulary's size.
       batch_size:
         B, global number of training rows (split over DDP processes).
       bptt:
@@ -79,14 +80,7 @@ class TrainConfig:
     valid_path: Path
     out_dir: Path
     test_path: Optional[Path] = None
-    cell: str = "lstm"
-    layers: int = 1
-    embed_dim: int = 256
-    hidden_dim: int = 256
-    tied: bool = False
-    dropout: float = 0.0
-    solver: str = "jacobi"
-    iterations: int = 4
+    architecture: ModelConfig = field(default_factory=lambda: ModelConfig(vocab_size=1))
     batch_size: int = 20
     bptt: int = 35
     epochs: int = 10
@@ -103,8 +97,8 @@ class TrainConfig:
     sp_vocab_size: Optional[int] = None
 
     def model_config(self, vocab_size: int) -> ModelConfig:
-        names = ("cell", "layers", "embed_dim", "hidden_dim", "tied", "dropout", "solver", "iterations")
-        return ModelConfig(vocab_size=vocab_size, **{name: getattr(self, name) for name in names})
+        """The architecture with the vocabulary's size."""
+        return dataclasses.replace(self.architecture, vocab_size=vocab_size)
 
 
 @dataclass

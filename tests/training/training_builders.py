@@ -1,7 +1,9 @@
 """Builders for training tests: a tiny deterministic corpus and a tiny config."""
+import dataclasses
 import random
 from pathlib import Path
 
+from rescorer.model.config import ModelConfig
 from rescorer.training.loop import TrainConfig
 
 SUBJECTS = ["the cat", "a dog", "the old man", "my sister", "the company"]
@@ -17,14 +19,20 @@ def write_corpus(path: Path, sentences: int, seed: int) -> Path:
     return path
 
 
+ARCHITECTURE_FIELDS = {field.name for field in dataclasses.fields(ModelConfig)}
+
+
 def tiny_config(corpus, out_dir: Path, **overrides) -> TrainConfig:
+    """A fast TrainConfig; overrides may name TrainConfig or ModelConfig fields."""
     train, valid, test = corpus
+    architecture = dict(vocab_size=1, embed_dim=16, hidden_dim=16, iterations=2)
+    architecture.update({key: value for key, value in overrides.items() if key in ARCHITECTURE_FIELDS})
     settings = dict(
-        train_path=train, valid_path=valid, test_path=test, out_dir=out_dir, embed_dim=16, hidden_dim=16,
-        batch_size=8, bptt=12, epochs=3, device="cpu", iterations=2, seed=7,
+        train_path=train, valid_path=valid, test_path=test, out_dir=out_dir,
+        batch_size=8, bptt=12, epochs=3, device="cpu", seed=7,
     )
-    settings.update(overrides)
-    return TrainConfig(**settings)
+    settings.update({key: value for key, value in overrides.items() if key not in ARCHITECTURE_FIELDS})
+    return TrainConfig(architecture=ModelConfig(**architecture), **settings)
 
 
 def make_corpus(folder: Path):
