@@ -15,8 +15,8 @@ from rescorer.formats.kaldi_text import iter_kaldi_text
 from rescorer.formats.slf import open_text, read_slf
 from rescorer.lattice.fsavec import Lattice, LatticeFailure
 from rescorer.lattice.symbols import SymbolTable
+from rescorer.paths import PathLike
 
-PathLike = Union[str, Path]
 K2, SLF, KALDI = "k2", "slf", "kaldi"
 
 

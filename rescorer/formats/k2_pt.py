@@ -29,11 +29,11 @@ from torch import Tensor
 
 from rescorer.errors import InputFormatError, SymbolError
 from rescorer.formats.torch_pickle import RaggedStandIn, load_torch_dict, save_torch_dict
+from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.fsavec import Lattice, LatticeFailure, splits_from_counts, words_from_labels
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.outputs.atomic import atomic_save
-
-PathLike = Union[str, Path]
+from rescorer.paths import PathLike
 
 
 def read_k2(path: PathLike, symbols: Optional[SymbolTable] = None) -> List[Lattice]:
@@ -369,3 +369,34 @@ def write_k2(path: PathLike, lattices: Sequence[Lattice],
     """Write ``lattices`` as one FsaVec file, atomically (see ``lattices_to_k2_dict``)."""
     content = lattices_to_k2_dict(lattices, extra_scores)
     atomic_save(path, lambda handle: save_torch_dict(content, handle))
+
+
+def batch_from_k2_dict(content: dict, path: Optional[PathLike] = None) -> LatticeBatch:
+    """``LatticeBatch`` of a k2 ``as_dict`` layout; raises ``InputFormatError``.
+
+    Per-arc float entries other than ``scores``/``lm_scores`` become ``arc_extras``.
+    """
+    where = path if path is not None else "<k2 dict>"
+    state_splits, arc_splits, arc_rows = _fsas(content, where)
+    utt_ids = _utt_ids(content, state_splits.numel() - 1, where)
+    columns = _arc_columns(content, arc_rows, where)
+    offsets = torch.repeat_interleave(state_splits[:-1], arc_splits[1:] - arc_splits[:-1])  # (A,)
+    extras = {name: value.to(torch.float32) for name, value in content.items()
+              if name not in ("scores", "lm_scores") and isinstance(value, Tensor)
+              and value.is_floating_point() and tuple(value.shape) == (arc_rows.shape[0],)}
+    batch = LatticeBatch(
+        utt_ids=utt_ids, state_splits=state_splits, arc_splits=arc_splits,
+        src=columns["src"] + offsets, dst=columns["dst"] + offsets, labels=columns["labels"],
+        word_splits=columns["word_splits"], word_ids=columns["word_ids"],
+        am_scores=columns["am_scores"], ngram_scores=columns["ngram_scores"], arc_extras=extras)
+    batch.validate(path)
+    for lattice in batch.to_lattices():
+        lattice.validate(where)
+    return batch
+
+
+def batch_to_k2_dict(batch: LatticeBatch) -> dict:
+    """The ``FsaVec.as_dict()`` layout of ``batch`` (see ``lattices_to_k2_dict``)."""
+    extras = {name: [batch.arc_extras_of(index)[name] for index in range(batch.num_utts)]
+              for name in batch.arc_extras}
+    return lattices_to_k2_dict(batch.to_lattices(), extras)

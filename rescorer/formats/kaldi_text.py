@@ -20,8 +20,8 @@ from rescorer.errors import InputFormatError, SymbolError
 from rescorer.formats.slf import open_text
 from rescorer.lattice.fsavec import Lattice, LatticeFailure, words_from_labels
 from rescorer.lattice.symbols import SymbolTable
+from rescorer.paths import PathLike
 
-PathLike = Union[str, Path]
 Row = Tuple[int, int, int, float, float]  # src, dst, label, am, ngram
 
 

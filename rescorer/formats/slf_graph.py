@@ -16,8 +16,7 @@ from torch import Tensor
 from rescorer.errors import InputFormatError
 from rescorer.lattice.fsavec import Lattice, splits_from_counts
 from rescorer.lattice.symbols import SymbolTable
-
-PathLike = Union[str, Path]
+from rescorer.paths import PathLike
 
 
 @dataclass

@@ -8,8 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Union
-
-PathLike = Union[str, Path]
+from rescorer.paths import PathLike
 
 
 @contextlib.contextmanager

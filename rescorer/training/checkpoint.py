@@ -24,11 +24,10 @@ from rescorer.formats.torch_pickle import LOAD_ERRORS, safe_torch_load
 from rescorer.model.config import ModelConfig
 from rescorer.model.lm import FixedPointLM
 from rescorer.outputs.atomic import atomic_save
+from rescorer.paths import PathLike
 
 FORMAT = "fprescore-lm"
 VERSION = 1
-PathLike = Union[str, Path]
-
 
 def model_payload(model: FixedPointLM, vocab: Vocabulary) -> Dict[str, Any]:
     """The self-contained model checkpoint dict (weights cloned to CPU)."""
