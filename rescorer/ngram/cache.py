@@ -1,8 +1,9 @@
 """Load an ARPA n-gram LM, with an optional binary cache and a rich progress bar.
 
 The cache is a ``torch.save`` of the sorted tables (``tables.OrderTable``) and
-the vocabulary, plain tensors and strings only, so it loads with
-``torch.load(weights_only=True)``. It lives in a folder the caller names (the
+the vocabulary, plain tensors, numbers and strings only, so it loads without
+arbitrary code (``formats.torch_pickle.safe_torch_load``: weights_only, or the
+equally strict loader on torch 1.13, whose weights-only unpickler lacks floats). It lives in a folder the caller names (the
 ARPA's own folder may be read-only), as ``<arpa name>.<hash of its absolute
 path>.ngram.pt``, and is valid while the ARPA file's size and modification
 time (ns) and the ``<unk>`` setting are those it records; otherwise, or when
@@ -11,13 +12,13 @@ atomically.
 """
 import contextlib
 import hashlib
-import pickle
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
 import torch
 
 from rescorer.errors import InputFormatError
+from rescorer.formats.torch_pickle import LOAD_ERRORS, safe_torch_load
 from rescorer.ngram.arpa import ProgressCallback, read_arpa
 from rescorer.ngram.model import DEFAULT_UNK_LOG10_PROB, ArpaVocabulary, NgramLM
 from rescorer.ngram.tables import OrderTable
@@ -92,8 +93,8 @@ def _read_cache(cache_path: Path, stamp: Dict[str, Any]) -> Optional[NgramLM]:
     if not cache_path.is_file():
         return None
     try:
-        payload = torch.load(cache_path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError):
+        payload = safe_torch_load(cache_path)
+    except LOAD_ERRORS:
         return None  # unreadable or truncated: rebuilt and rewritten by the caller
     if not isinstance(payload, dict) or payload.get("format") != CACHE_FORMAT \
             or payload.get("version") != CACHE_VERSION or payload.get("source") != stamp:
