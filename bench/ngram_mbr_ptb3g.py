@@ -12,7 +12,10 @@ real lattices (docs/results/ngram.md):
 3. MBR (``mbr_decode``) on the exact-ARPA expanded lattice, posterior scale
    1/lmscale (Kaldi's acoustic scale 1/LMWT convention), and on the plain lattice.
 
-Usage: .venv/bin/python bench/ngram_mbr_ptb3g.py [--limit N] [--threads 1] [--scales 0.105,0.2]
+Usage: .venv/bin/python bench/ngram_mbr_ptb3g.py [--limit N] [--threads 1] [--scales 0.105,0.2] [--beam 40]
+
+The decoder-path check assumes the SLF reader keeps link J as arc J (true for these files:
+the words along onebest_path are the decoder's onebest).
 """
 import argparse
 import gzip
@@ -75,6 +78,15 @@ def _expand(lattice, model, tokenizer, lmscale, wdpenalty, max_arcs):
     return expanded.lattice, total
 
 
+def decoder_path_score(lattice, symbols, model, utt_path, lmscale, wdpenalty) -> float:
+    """The exact score of the decoder's own path (``onebest_path`` link ids = arc ids)."""
+    arcs = torch.tensor(utt_path, dtype=torch.int64)
+    penalty = wdpenalty * (lattice.words_per_arc + (lattice.labels == -1).to(torch.int64)).double()
+    ids = [t for w in words_of(lattice, arcs, symbols) for t in model.vocabulary.encode_word(w)]
+    lm = float(model.sentence_log_probs([ids])[0])
+    return float(lattice.am_scores.double()[arcs].sum() + penalty[arcs].sum()) + lmscale * lm
+
+
 def words_of(lattice, arcs, symbols) -> List[str]:
     return [symbols.word(w) for arc in arcs.tolist() for w in lattice.arc_words(arc)]
 
@@ -84,8 +96,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=240)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--scales", default="0.105263,0.2")
-    parser.add_argument("--beam", type=float, default=12.0)
-    parser.add_argument("--max-arcs", type=int, default=1_000_000)
+    parser.add_argument("--beam", type=float, default=40.0)
+    parser.add_argument("--max-arcs", type=int, default=2_000_000)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     scales = [float(x) for x in args.scales.split(",")]
@@ -97,6 +109,9 @@ def main() -> None:
     hyps: Dict[str, Dict[str, List[str]]] = {}
     seconds: Dict[str, float] = {}
     beams: List[float] = []
+    verdicts: List[str] = []
+    decoder_paths = {line.split()[0]: [int(x) for x in line.split()[1:]]
+                     for line in open(DATA / "onebest_path", encoding="utf-8")}
     files = sorted((DATA / "lat").glob("*.slf.gz"))[: args.limit]
     for path in files:
         (lattice,), symbols = read_slf(path, symbols)
@@ -112,6 +127,10 @@ def main() -> None:
         _, arcs = best_path(expanded, total)
         seconds["exact ARPA 1-best"] = seconds.get("exact ARPA 1-best", 0.0) + time.perf_counter() - start
         hyps.setdefault("exact ARPA 1-best", {})[utt] = words_of(expanded, arcs, symbols)
+        if hyps["exact ARPA 1-best"][utt] != decoder[utt]:  # search error or model difference?
+            ours = float(total[arcs].sum())
+            theirs = decoder_path_score(lattice, symbols, model, decoder_paths[utt], lmscale, wdpenalty)
+            verdicts.append("exact path scores higher" if ours >= theirs else "decoder path pruned away")
         for scale in scales:
             for name, graph, scores in (("exact ARPA", expanded, total), ("fixed l", lattice, plain)):
                 label = f"MBR on {name}, scale {scale:g}"
@@ -130,6 +149,8 @@ def main() -> None:
         spent = f"{seconds[name]:.1f}" if name in seconds else ""
         print(f"| {name} | {stats.describe()} | {stats.insertions}/{stats.deletions}/{stats.substitutions} "
               f"| {agree}/{len(table)} | {spent} |", flush=True)
+    print("exact ARPA 1-best != decoder 1-best:",
+          {verdict: verdicts.count(verdict) for verdict in sorted(set(verdicts))})
 
 
 if __name__ == "__main__":
