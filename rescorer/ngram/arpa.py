@@ -25,6 +25,7 @@ get ids in the order of the ``\\1-grams:`` section. Every problem raises
 import gzip
 import io
 import math
+import zlib
 from array import array
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, TextIO, Tuple
@@ -116,7 +117,7 @@ class _Reader:
             line = self.text.readline()
         except UnicodeDecodeError as error:
             self.fail(f"not UTF-8 text ({error.reason})")
-        except (OSError, EOFError) as error:  # gzip: truncated or corrupt
+        except (OSError, EOFError, zlib.error) as error:  # gzip: truncated or corrupt
             self.fail(f"cannot decompress ({error})")
         if not line:
             return None
@@ -215,7 +216,7 @@ def _read_section(reader: _Reader, order: int, count: int, index: Dict[str, int]
     log_probs = array("d")
     backoffs = array("d")
     for _ in range(count):
-        line = reader.next_line()
+        line = reader.next_content_line()
         if line is None or line.startswith("\\"):
             reader.fail(f"the {order}-gram section ends early (header says {count} lines)")
         fields = line.split()

@@ -116,3 +116,12 @@ def test_truncated_gzip_is_an_input_error(tiny_arpa, tmp_path):
     packed.write_bytes(gzip.compress(tiny_arpa.read_bytes())[:60])
     with pytest.raises(InputFormatError, match="cut.arpa.gz"):
         read_arpa(packed)
+
+
+def test_corrupt_gzip_body_is_an_input_error(tiny_arpa, tmp_path):
+    packed = bytearray(gzip.compress(tiny_arpa.read_bytes()))
+    packed[20:40] = bytes(20)  # damage the deflate stream
+    path = tmp_path / "bad.arpa.gz"
+    path.write_bytes(bytes(packed))
+    with pytest.raises(InputFormatError, match="bad.arpa.gz"):
+        read_arpa(path)
