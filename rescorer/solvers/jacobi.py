@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rescorer.model.cells import State
+from rescorer.solvers.protocol import State
 
 
 def _shift_states(states: State, first: Optional[State], reset_mask: Tensor) -> State:
@@ -89,7 +89,7 @@ def jacobi_solve(
 
     Args:
       cells:
-        L ``RecurrentCell`` modules, bottom first.
+        L cells (``StepCell``, e.g. ``rescorer.model.cells``), bottom first.
       inputs:
         Float tensor of shape (B, T, E), layer-0 inputs (embeddings, dropped out).
       resets:

@@ -12,7 +12,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from rescorer.model.cells import State
+from rescorer.solvers.protocol import State
 
 
 def sequential_solve(
@@ -26,7 +26,7 @@ def sequential_solve(
 
     Args:
       cells:
-        L ``RecurrentCell`` modules, bottom first.
+        L cells (``StepCell``, e.g. ``rescorer.model.cells``), bottom first.
       inputs:
         Float tensor of shape (B, T, E), layer-0 inputs (embeddings, dropped out).
       resets:

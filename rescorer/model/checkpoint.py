@@ -1,22 +1,25 @@
-"""Checkpoints: dicts of tensors and plain types, written atomically.
+"""Model checkpoints: dicts of tensors and plain types, written atomically, verified on load.
 
-Two files per training run:
-  * ``model.pt``: the best model, self-contained (config, vocabulary, weights)::
+``model.pt`` (the best model of a run) is self-contained::
 
-        {"format": "fprescore-lm", "version": 1, "config": asdict(ModelConfig),
-         "vocab": Vocabulary.to_state(), "model": state_dict}
+    {"format": "fprescore-lm", "version": 1, "config": asdict(ModelConfig),
+     "vocab": Vocabulary.to_state(), "model": state_dict,
+     "weights_sha256": hex digest of the state_dict (see ``weights_checksum``)}
 
-  * ``last.pt``: the same keys plus ``"training"`` (optimizer, schedule, RNG
-    states, epoch, history) to resume after an interruption.
+``last.pt`` has the same keys plus ``"training"`` (see ``rescorer.training.checkpoint``).
+Checkpoints written before the checksum existed have no ``weights_sha256`` and
+still load; when it is present it must match.
 
 Both load with ``torch.load(weights_only=True)`` (on torch 1.13, whose weights-only
 unpickler lacks the float opcode, with an equally strict loader): no arbitrary pickle.
 """
 import dataclasses
+import hashlib
 from pathlib import Path
-from typing import Any, Dict, Tuple, Union
+from typing import Any, Dict, Mapping, Tuple, Union
 
 import torch
+from torch import Tensor
 
 from rescorer.data.vocab import Vocabulary
 from rescorer.errors import CheckpointError, ConfigError
@@ -28,9 +31,31 @@ from rescorer.paths import PathLike
 
 FORMAT = "fprescore-lm"
 VERSION = 1
+CHECKSUM_KEY = "weights_sha256"
+# A crafted pickle may call the allowed rebuild functions with bad arguments.
+_CRAFTED_ERRORS = (TypeError, IndexError, OverflowError)
+
+
+def weights_checksum(weights: Mapping[str, Tensor]) -> str:
+    """SHA-256 over a state_dict: for each name in sorted order, name, dtype, shape and raw bytes.
+
+    Args:
+      weights:
+        Parameter name -> tensor (any device, dtype and shape).
+
+    Returns:
+      The hex digest (64 characters).
+    """
+    digest = hashlib.sha256()
+    for name in sorted(weights):
+        tensor = weights[name].detach().cpu().contiguous()
+        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())  # (bytes,) uint8 view, no copy
+    return digest.hexdigest()
+
 
 def model_payload(model: FixedPointLM, vocab: Vocabulary) -> Dict[str, Any]:
-    """The self-contained model checkpoint dict (weights cloned to CPU)."""
+    """The self-contained model checkpoint dict (weights cloned to CPU, with their checksum)."""
     weights = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
     return {
         "format": FORMAT,
@@ -38,6 +63,7 @@ def model_payload(model: FixedPointLM, vocab: Vocabulary) -> Dict[str, Any]:
         "config": dataclasses.asdict(model.config),
         "vocab": vocab.to_state(),
         "model": weights,
+        CHECKSUM_KEY: weights_checksum(weights),
     }
 
 
@@ -58,7 +84,7 @@ def read_checkpoint(path: PathLike) -> Dict[str, Any]:
         raise CheckpointError("checkpoint not found (expected a file written by `fprescore train`)", path=path)
     try:
         payload = safe_torch_load(path)
-    except LOAD_ERRORS as error:
+    except LOAD_ERRORS + _CRAFTED_ERRORS as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"cannot read checkpoint, truncated or corrupt ({first_line})", path=path) from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -69,11 +95,35 @@ def read_checkpoint(path: PathLike) -> Dict[str, Any]:
     for key in ("config", "vocab", "model"):
         if not isinstance(payload.get(key), dict):
             raise CheckpointError(f"checkpoint lacks its {key!r} entry", path=path)
+    _verify_weights(payload, path)
     return payload
+
+
+def _verify_weights(payload: Dict[str, Any], path: Path) -> None:
+    """Tensors only, the stored checksum (when present) matches, every float weight is finite."""
+    weights = payload["model"]
+    for name, tensor in weights.items():
+        if not isinstance(name, str) or not isinstance(tensor, Tensor):
+            raise CheckpointError(f"weights entry {name!r:.60} is not a named tensor", path=path)
+    stored = payload.get(CHECKSUM_KEY)
+    if stored is not None:
+        actual = weights_checksum(weights)
+        if stored != actual:
+            raise CheckpointError(
+                f"weights checksum mismatch, the file is damaged (expected sha256 {str(stored)[:16]}..., "
+                f"got {actual[:16]}...)",
+                path=path,
+            )
+    for name, tensor in weights.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(f"weight {name} has {bad} non-finite value(s) (expected finite weights)", path=path)
 
 
 def model_from_payload(payload: Dict[str, Any], path: PathLike) -> Tuple[FixedPointLM, Vocabulary]:
     """Rebuild the model (CPU, eval mode) and vocabulary of a checkpoint dict.
+
+    The config is checked against ``ModelConfig``'s bounds before any weight is allocated.
 
     Raises:
       CheckpointError: naming ``path`` if config, vocabulary or weights do not fit.
@@ -81,7 +131,7 @@ def model_from_payload(payload: Dict[str, Any], path: PathLike) -> Tuple[FixedPo
     try:
         config = ModelConfig(**payload["config"])
         vocab = Vocabulary.from_state(payload["vocab"])
-    except (TypeError, KeyError, ConfigError) as error:
+    except (TypeError, KeyError, ValueError, AttributeError, ConfigError) as error:
         raise CheckpointError(f"invalid model config or vocabulary ({error})", path=path) from error
     if vocab.size != config.vocab_size:
         raise CheckpointError(
@@ -109,7 +159,8 @@ def load_model(path: PathLike, device: Union[str, torch.device] = "cpu") -> Tupl
       (model in eval mode on ``device``, its vocabulary).
 
     Raises:
-      CheckpointError: naming the file if missing, truncated, corrupt or of the wrong format.
+      CheckpointError: naming the file if missing, truncated, corrupt, damaged
+        (checksum), non-finite, out of bounds or of the wrong format.
     """
     model, vocab = model_from_payload(read_checkpoint(path), path)
     return model.to(device), vocab
