@@ -77,9 +77,13 @@ class Batch:
 
     def segments(self, bptt: int) -> Iterator["Batch"]:
         """Consecutive column slices of at most ``bptt`` tokens covering every column."""
-        for start in range(0, self.inputs.shape[1], bptt):
-            columns = slice(start, start + bptt)
-            yield Batch(self.inputs[:, columns], self.targets[:, columns], self.resets[:, columns])
+        for index in range(self.num_segments(bptt)):
+            yield self.segment(index, bptt)
+
+    def segment(self, index: int, bptt: int) -> "Batch":
+        """Columns [index * bptt, (index + 1) * bptt)."""
+        columns = slice(index * bptt, (index + 1) * bptt)
+        return Batch(self.inputs[:, columns], self.targets[:, columns], self.resets[:, columns])
 
     def num_segments(self, bptt: int) -> int:
         return -(-self.inputs.shape[1] // bptt)

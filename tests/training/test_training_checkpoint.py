@@ -10,7 +10,7 @@ from rescorer.errors import CheckpointError
 from rescorer.model.config import ModelConfig
 from rescorer.model.lm import FixedPointLM
 from rescorer.data.vocab import WordVocabulary
-from rescorer.training.checkpoint import load_model, model_payload, save_checkpoint
+from rescorer.model.checkpoint import load_model, model_payload, save_checkpoint
 
 
 @pytest.fixture()

@@ -54,4 +54,4 @@ def test_two_process_gloo_run_matches_single_process(tmp_path):
     for name in one:
         assert torch.allclose(one[name], two[name], rtol=0, atol=1e-5), name
     # Only rank 0 wrote files.
-    assert sorted(path.name for path in (tmp_path / "two").iterdir()) == ["last.pt", "log.jsonl", "model.pt"]
+    assert sorted(path.name for path in (tmp_path / "two").iterdir()) == ["cache", "last.pt", "log.jsonl", "model.pt"]
