@@ -363,7 +363,7 @@ def train_command(
         batch_size=batch_size, bptt=bptt, epochs=epochs, lr=lr, optimizer=optimizer, lr_decay=lr_decay,
         patience=patience, clip=clip, seed=seed, device=device, resume=resume, max_minutes=max_minutes,
         sp_model=sp_model, sp_vocab_size=sp_vocab_size, sp_sample_sentences=sp_sample_sentences,
-        vocab_size=vocab_size, min_count=min_count, cache_dir=cache_dir, save_every_steps=save_every_steps,
+        max_vocab_size=vocab_size, min_count=min_count, cache_dir=cache_dir, save_every_steps=save_every_steps,
         valid_max_tokens=valid_max_tokens,
     )
     is_main = launched_rank() == 0

@@ -6,7 +6,7 @@ run's for its valid/test text) the cache is keyed by that vocabulary; without
 one it is built from the corpus by a ``VocabularyRecipe``:
 
 * a word vocabulary from the counts of the same streaming pass that tokenizes
-  the text: the ``vocab_size`` most frequent words (counting ``<eos>`` and
+  the text: the ``max_vocab_size`` most frequent words (counting ``<eos>`` and
   ``<unk>``) with at least ``min_count`` occurrences; the rest map to ``<unk>``;
 * a sentencepiece model trained on a bounded sample of sentences, drawn by
   sentencepiece itself (``input_sentence_size`` with ``shuffle_input_sentence``,
@@ -42,7 +42,7 @@ class VocabularyRecipe:
     """How to choose the vocabulary of a training corpus.
 
     Attributes:
-      vocab_size:
+      max_vocab_size:
         Word vocabulary: keep at most this many tokens, ``<eos>`` and ``<unk>``
         included, most frequent first (None: all).
       min_count:
@@ -53,17 +53,17 @@ class VocabularyRecipe:
         Sentencepiece trains on at most this many sentences, sampled by sentencepiece.
     """
 
-    vocab_size: Optional[int] = None
+    max_vocab_size: Optional[int] = None
     min_count: int = 1
     sp_vocab_size: Optional[int] = None
     sp_sample_sentences: int = DEFAULT_SP_SAMPLE
 
     def __post_init__(self) -> None:
-        if self.vocab_size is not None and not 3 <= self.vocab_size <= MAX_VOCAB_SIZE:
-            raise ConfigError(f"--vocab-size must be in [3, {MAX_VOCAB_SIZE}] (got {self.vocab_size})")
+        if self.max_vocab_size is not None and not 3 <= self.max_vocab_size <= MAX_VOCAB_SIZE:
+            raise ConfigError(f"--vocab-size must be in [3, {MAX_VOCAB_SIZE}] (got {self.max_vocab_size})")
         if self.min_count < 1:
             raise ConfigError(f"--min-count must be at least 1 (got {self.min_count})")
-        if self.sp_vocab_size is not None and (self.vocab_size is not None or self.min_count != 1):
+        if self.sp_vocab_size is not None and (self.max_vocab_size is not None or self.min_count != 1):
             raise ConfigError("--vocab-size/--min-count choose a word vocabulary; they exclude --sp-vocab-size")
         if self.sp_sample_sentences < 1:
             raise ConfigError(f"--sp-sample-sentences must be at least 1 (got {self.sp_sample_sentences})")
@@ -92,15 +92,15 @@ def vocabulary_digest(vocab: Vocabulary) -> str:
     return hashlib.sha256(material).hexdigest()
 
 
-def word_vocabulary_from_counts(scan: CorpusScan, vocab_size: Optional[int], min_count: int) -> WordVocabulary:
+def word_vocabulary_from_counts(scan: CorpusScan, max_vocab_size: Optional[int], min_count: int) -> WordVocabulary:
     """``<eos>``, ``<unk>``, then words by decreasing count (ties: first seen), as ``WordVocabulary.build``."""
     counts = scan.counts[1:]  # (n,) per word, type id order = first-seen order
     order = np.argsort(-counts, kind="stable")
     keep = counts[order] >= min_count
     words = [scan.types[index] for index in order[keep].tolist()]
     words = [word for word in words if word not in (EOS, UNK)]
-    if vocab_size is not None:
-        words = words[: vocab_size - 2]
+    if max_vocab_size is not None:
+        words = words[: max_vocab_size - 2]
     return WordVocabulary([EOS, UNK] + words)
 
 
@@ -193,7 +193,7 @@ def prepare_corpus(
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
-            vocab = word_vocabulary_from_counts(scan, recipe.vocab_size, recipe.min_count)
+            vocab = word_vocabulary_from_counts(scan, recipe.max_vocab_size, recipe.min_count)
             atomic_write_text(vocab_path, json.dumps(vocab.to_state()["words"], ensure_ascii=False))
     digest = vocabulary_digest(vocab)
     key = _digest({"format": CACHE_FORMAT, "vocab": digest, "inputs": sizes})

@@ -49,7 +49,7 @@ class TrainConfig:
       sp_model, sp_vocab_size, sp_sample_sentences:
         Use this sentencepiece model, or train one with this many pieces on a
         sample of at most this many sentences; neither: a word vocabulary.
-      vocab_size, min_count:
+      max_vocab_size, min_count:
         Word vocabulary: the most frequent words (``<eos>``, ``<unk>``
         included), seen at least ``min_count`` times; the rest become ``<unk>``.
       cache_dir:
@@ -80,7 +80,7 @@ class TrainConfig:
     sp_model: Optional[Path] = None
     sp_vocab_size: Optional[int] = None
     sp_sample_sentences: int = DEFAULT_SP_SAMPLE
-    vocab_size: Optional[int] = None
+    max_vocab_size: Optional[int] = None
     min_count: int = 1
     cache_dir: Optional[Path] = None
     save_every_steps: Optional[int] = None
@@ -96,9 +96,9 @@ class TrainConfig:
         Raises:
           ConfigError: for conflicting vocabulary options.
         """
-        if self.sp_model is not None and (self.sp_vocab_size is not None or self.vocab_size is not None):
+        if self.sp_model is not None and (self.sp_vocab_size is not None or self.max_vocab_size is not None):
             raise ConfigError("--sp-model excludes --sp-vocab-size and --vocab-size")
-        return VocabularyRecipe(self.vocab_size, self.min_count, self.sp_vocab_size, self.sp_sample_sentences)
+        return VocabularyRecipe(self.max_vocab_size, self.min_count, self.sp_vocab_size, self.sp_sample_sentences)
 
     def caches(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir is not None else Path(self.out_dir) / "cache"
