@@ -181,7 +181,7 @@ def train_command(
         int,
         typer.Option(
             help="Sentencepiece trains on a sample of at most this many sentences (its input_sentence_size).",
-            min=1,
+            min=101,
             rich_help_panel=VOCAB,
         ),
     ] = 1_000_000,

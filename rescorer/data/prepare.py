@@ -65,8 +65,8 @@ class VocabularyRecipe:
             raise ConfigError(f"--min-count must be at least 1 (got {self.min_count})")
         if self.sp_vocab_size is not None and (self.max_vocab_size is not None or self.min_count != 1):
             raise ConfigError("--vocab-size/--min-count choose a word vocabulary; they exclude --sp-vocab-size")
-        if self.sp_sample_sentences < 1:
-            raise ConfigError(f"--sp-sample-sentences must be at least 1 (got {self.sp_sample_sentences})")
+        if self.sp_sample_sentences <= 100:  # sentencepiece's own lower limit
+            raise ConfigError(f"--sp-sample-sentences must be above 100 (got {self.sp_sample_sentences})")
 
 
 class DataProgress:

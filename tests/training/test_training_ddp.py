@@ -1,5 +1,9 @@
 """torchrun DDP on CPU (gloo, 2 processes) matches a single process with the same global batch.
 
+The DDP run also reads its training text as two files through a glob (one
+corpus, the same cache content), and writes mid-epoch checkpoints, which gather
+both ranks' RNG states and carries to rank 0.
+
 Not bitwise: each process averages its own rows' loss and DDP all-reduces the
 gradients, so the float sums run in a different order than in one process.
 With dropout 0 (dropout masks are drawn per process) the results agree to
@@ -43,8 +47,12 @@ def test_two_process_gloo_run_matches_single_process(tmp_path):
         "--device", "cpu", "--threads", "1",
     ]
     single = run([sys.executable, "-m", "rescorer", *options, "--out", str(tmp_path / "one")], tmp_path / "one")
+    lines = train.read_text().splitlines(keepends=True)
+    (tmp_path / "part-1.txt").write_text("".join(lines[:100]))
+    (tmp_path / "part-2.txt").write_text("".join(lines[100:]))
+    options[options.index(str(train))] = str(tmp_path / "part-*.txt")
     ddp_command = [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "rescorer"]
-    double = run([*ddp_command, *options, "--out", str(tmp_path / "two")], tmp_path / "two")
+    double = run([*ddp_command, *options, "--out", str(tmp_path / "two"), "--save-every-steps", "7"], tmp_path / "two")
     assert double["epochs_run"] == single["epochs_run"] == 2
     for key in ("train_ppl", "valid_ppl", "test_ppl"):
         assert double[key] == pytest.approx(single[key], rel=1e-5)
@@ -53,5 +61,8 @@ def test_two_process_gloo_run_matches_single_process(tmp_path):
     two = safe_torch_load(tmp_path / "two" / "model.pt")["model"]
     for name in one:
         assert torch.allclose(one[name], two[name], rtol=0, atol=1e-5), name
+    training = safe_torch_load(tmp_path / "two" / "last.pt")["training"]
+    assert training["world_size"] == 2 and len(training["ranks"]) == 2
+    assert not torch.equal(training["ranks"][0]["rng"]["cpu"], training["ranks"][1]["rng"]["cpu"])
     # Only rank 0 wrote files.
     assert sorted(path.name for path in (tmp_path / "two").iterdir()) == ["cache", "last.pt", "log.jsonl", "model.pt"]
