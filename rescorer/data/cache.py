@@ -159,12 +159,14 @@ def encode_scan(scan: CorpusScan, vocab: Vocabulary, directory: Path, progress: 
                     break
                 tokens = flat[ids] if single else _expand(ids, lengths, flat, firsts)
                 tokens.astype(dtype).tofile(handles["tokens"])
-                ends = ids == SENTENCE_END  # (n,)
-                is_oov = oov[ids]
-                (np.cumsum(lengths[ids])[ends] + totals[0]).tofile(handles["offsets"])
-                (np.cumsum(~ends)[ends] + totals[1]).tofile(handles["word_offsets"])
+                ends = np.flatnonzero(ids == SENTENCE_END)  # (s,) positions of the sentence ends
+                # Exclusive token end of each sentence; words before each end = position - earlier ends.
+                token_ends = ends + 1 if single else np.cumsum(lengths[ids])[ends]
+                (token_ends + totals[0]).tofile(handles["offsets"])
+                (ends - np.arange(ends.shape[0]) + totals[1]).tofile(handles["word_offsets"])
+                is_oov = oov[ids]  # (n,)
                 (np.cumsum(is_oov)[ends] + totals[2]).tofile(handles["oov_offsets"])
-                totals += [tokens.shape[0], int((~ends).sum()), int(is_oov.sum())]
+                totals += [tokens.shape[0], ids.shape[0] - ends.shape[0], int(is_oov.sum())]
                 if progress is not None:
                     progress(ids.shape[0])
     finally:

@@ -18,6 +18,7 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from itertools import count
+from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -144,7 +145,9 @@ class _TypeCounter:
             was written yet): a leading line end then marks a blank line.
         """
         words = text.replace("\n", " \0 ").split()
-        ids = np.fromiter(map(self.ids.__getitem__, words), dtype=np.int32, count=len(words))  # (n,)
+        # itemgetter looks all words up in one C call (a new word gets the next id); 2+ words give a tuple.
+        found = itemgetter(*words)(self.ids) if len(words) > 1 else [self.ids[word] for word in words]
+        ids = np.fromiter(found, dtype=np.int32, count=len(words))  # (n,)
         ends = ids == SENTENCE_END
         previous_end = np.concatenate([[after_end], ends[:-1]])  # (n,)
         ids = ids[~(ends & previous_end)]  # a line end right after a line end is a blank line
