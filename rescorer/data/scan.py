@@ -207,10 +207,14 @@ def scan_corpus(files: Sequence[Path], type_path: Path, progress: Optional[Progr
 
 
 def iter_sentences(files: Sequence[Path]) -> Iterator[str]:
-    """Each non-blank line of ``files`` with its words joined by single spaces (for sentencepiece)."""
+    """Each non-blank line of ``files`` with its words joined by single spaces (for sentencepiece).
+
+    Raises:
+      InputFormatError: naming the file and line of a NUL byte or bad UTF-8.
+    """
     for path in files:
         with open(path, "rb") as handle:
-            for raw in handle:
-                words = raw.decode("utf-8", errors="replace").split()
+            for line, raw in enumerate(handle, start=1):
+                words = _decode(raw, path, line).split()
                 if words:
                     yield " ".join(words)
