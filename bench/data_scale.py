@@ -43,6 +43,14 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
+def import_rss_mb() -> float:
+    """Peak RSS of a process that only imports the package (torch included): the floor."""
+    done = subprocess.run([sys.executable, "-c", "import resource, rescorer.training.loop; "
+                           "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)"],
+                          capture_output=True, text=True, check=True)
+    return float(done.stdout)
+
+
 def write_corpus(path: Path, words: int, seed: int = 0) -> Dict[str, Any]:
     """Sample sentences from SOURCES until ``words`` words; returns size facts."""
     lines = [line for source in SOURCES for line in source.read_text(encoding="utf-8").splitlines() if line.split()]
@@ -66,11 +74,12 @@ def write_corpus(path: Path, words: int, seed: int = 0) -> Dict[str, Any]:
 def worker_build(args: argparse.Namespace) -> Dict[str, Any]:
     from rescorer.data.prepare import VocabularyRecipe, prepare_corpus
 
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     cache, vocab = prepare_corpus(args.corpus, args.cache, recipe=VocabularyRecipe(max_vocab_size=args.vocab_size))
-    seconds = time.monotonic() - started
-    return {"seconds": seconds, "words": cache.words, "tokens": len(cache), "sentences": cache.sentences,
-            "words_per_second": cache.words / seconds, "vocab": vocab.size, "oov_rate": cache.oov_rate,
+    seconds, cpu_seconds = time.monotonic() - started, time.process_time() - cpu_started
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "words": cache.words, "tokens": len(cache),
+            "sentences": cache.sentences, "words_per_second": cache.words / seconds,
+            "words_per_cpu_second": cache.words / cpu_seconds, "vocab": vocab.size, "oov_rate": cache.oov_rate,
             "dtype": str(cache.tokens.dtype), "peak_rss_mb": peak_rss_mb()}
 
 
@@ -189,7 +198,8 @@ def main() -> None:
         return
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    report: Dict[str, Any] = {"load_before": os.getloadavg(), "sizes": []}
+    report: Dict[str, Any] = {"load_before": os.getloadavg(), "import_rss_mb": import_rss_mb(), "sizes": []}
+    print(json.dumps({"import_rss_mb": report["import_rss_mb"]}), flush=True)
     for words in (int(value) for value in args.words):
         corpus, cache, out = work / f"corpus-{words}.txt", work / f"cache-{words}", work / f"train-{words}"
         for folder in (cache, out):

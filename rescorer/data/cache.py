@@ -30,7 +30,7 @@ from rescorer.data.vocab import Vocabulary
 from rescorer.errors import InputFormatError
 
 CACHE_FORMAT = 1
-ENCODE_CHUNK = 1 << 22  # type ids per vectorised encoding step
+ENCODE_CHUNK = 1 << 21  # type ids per vectorised encoding step (~60 MB of temporaries)
 FILES = ("tokens", "offsets", "word_offsets", "oov_offsets")
 
 

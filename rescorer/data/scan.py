@@ -27,7 +27,7 @@ import numpy as np
 from rescorer.errors import InputFormatError
 from rescorer.paths import PathLike
 
-CHUNK_BYTES = 1 << 24  # 16 MiB of text per step (extended to the end of its line)
+CHUNK_BYTES = 1 << 22  # 4 MiB of text per step (extended to the end of its line): ~70 MB of str objects
 SENTENCE_END = 0  # the type id marking the end of a sentence (a text line)
 _MARKER = "\0"  # stands for a line end during splitting; NUL bytes are refused in the text
 
