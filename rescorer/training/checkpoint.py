@@ -6,6 +6,7 @@
         "epoch": completed epochs,
         "optimizer": optimizer.state_dict(), "schedule": PlateauSchedule.state(),
         "history": the epoch log records, "settings": {RESUME_KEYS}, "world_size": W,
+        "data_key": the training cache's key (a mid-epoch position needs the same text),
         "ranks": [per process: {"rng": {"cpu": ByteTensor, "cuda": [ByteTensor]},
                                 "position": None at an epoch end, else
                                 {"step": segments done in epoch + 1,

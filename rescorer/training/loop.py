@@ -56,6 +56,7 @@ class _Run:
     history: List[Dict[str, Any]]
     next_epoch: int = 1
     position: Optional[EpochPosition] = None  # where a mid-epoch last.pt left this process
+    data_key: str = ""  # the training cache's key: the text and vocabulary the positions refer to
 
 
 def _make_optimizer(config: TrainConfig, model: FixedPointLM) -> torch.optim.Optimizer:
@@ -108,7 +109,8 @@ def _setup(config: TrainConfig, context: DistributedContext, reporter: Reporter)
 
         ids = [device.index] if device.type == "cuda" else None
         trainer = DistributedDataParallel(model, device_ids=ids)
-    run = _Run(config, context, device, vocab, model, trainer, optimizer, schedule, [])
+    run = _Run(config, context, device, vocab, model, trainer, optimizer, schedule, [],
+               data_key=train_cache.directory.name)
     if checkpoint is not None:
         training = checkpoint["training"]
         run.optimizer.load_state_dict(training["optimizer"])
@@ -116,6 +118,9 @@ def _setup(config: TrainConfig, context: DistributedContext, reporter: Reporter)
         run.history = list(training["history"])
         run.next_epoch = int(training["epoch"]) + 1
         run.position = restore_rank(training, context, device, config.seed)
+        if run.position is not None and training.get("data_key") != train_cache.directory.name:
+            raise ConfigError("the training text changed since this mid-epoch checkpoint (its data position "
+                              "would point elsewhere); resume with the same --train files", path=last_path)
     elif context.active:
         torch.manual_seed(config.seed + context.rank)  # distinct dropout masks per process
     return run, train_cache
@@ -134,6 +139,7 @@ def _save_last(run: _Run, epoch: int, position: Optional[EpochPosition] = None) 
         "history": run.history,
         "settings": {key: getattr(run.config, key) for key in RESUME_KEYS},
         "world_size": run.context.world_size,
+        "data_key": run.data_key,
         "ranks": ranks,
     }
     save_checkpoint(Path(run.config.out_dir) / "last.pt", payload)

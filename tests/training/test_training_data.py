@@ -89,3 +89,18 @@ def test_absurd_model_sizes_fail_before_any_allocation(corpus, tmp_path):
         train(tiny_config(corpus, tmp_path / "run", iterations=10**12))
     with pytest.raises(ConfigError, match="hidden_dim is out of bounds"):
         train(tiny_config(corpus, tmp_path / "run2", hidden_dim=10**7))
+
+
+def test_mid_epoch_resume_refuses_a_changed_training_text(corpus, tmp_path):
+    train(tiny_config(corpus, tmp_path / "run", epochs=1, save_every_steps=2))
+    last = tmp_path / "run" / "last.pt"
+    payload = safe_torch_load(last)
+    payload["training"]["epoch"] = 0  # pretend the run stopped at step 2 of epoch 1
+    payload["training"]["ranks"][0]["position"] = {"step": 2, "carry": None,
+                                                    "totals": torch.zeros(2, dtype=torch.float64)}
+    from rescorer.model.checkpoint import save_checkpoint
+
+    save_checkpoint(last, payload)
+    corpus[0].write_text(corpus[0].read_text() + " one more line \n")
+    with pytest.raises(ConfigError, match="the training text changed"):
+        train(tiny_config(corpus, tmp_path / "run", epochs=1, save_every_steps=2, resume=True))
