@@ -240,9 +240,11 @@ def _train(config: TrainConfig, context: DistributedContext, reporter: Reporter)
     rows = training_rows(train_cache, config.batch_size).shard(context.rank, context.world_size)
     valid_cache, _ = _prepare(config, context, config.valid_path, run.vocab, reporter)
     valid_cache = valid_cache.prefix(config.valid_max_tokens)
-    if run.next_epoch > 1 or run.position is not None:
-        where = "" if run.position is None else f", step {run.position.step} of epoch {run.next_epoch}"
-        reporter.message(f"resumed after epoch {run.next_epoch - 1}{where} from {Path(config.out_dir) / 'last.pt'}")
+    last = Path(config.out_dir) / "last.pt"
+    if run.position is not None:
+        reporter.message(f"resumed at step {run.position.step} of epoch {run.next_epoch} from {last}")
+    elif run.next_epoch > 1:
+        reporter.message(f"resumed after epoch {run.next_epoch - 1} from {last}")
     stopped = "epochs"
     for epoch in range(run.next_epoch, config.epochs + 1):
         if run.schedule.exhausted:
