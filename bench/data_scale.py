@@ -152,15 +152,20 @@ def throughput(args: argparse.Namespace) -> Dict[str, Any]:
     torch.manual_seed(0)
     model = FixedPointLM(ModelConfig(vocab_size=vocab.size, embed_dim=args.hidden, hidden_dim=args.hidden,
                                      iterations=4))
+    device = torch.device(args.device)
+    model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     rates: Dict[str, List[float]] = {name: [] for name in sources}
+    data_share: Dict[str, List[float]] = {name: [] for name in sources}
     segments = sources["cache"].num_segments(35)
     for round_index in range(args.rounds):
         for name, rows in sources.items():
-            state, tokens = None, 0
+            state, tokens, data_seconds = None, 0, 0.0
             started = time.perf_counter()
             for step in range(args.steps):
-                segment = rows.segment((round_index * args.steps + step) % segments, 35)
+                fetched = time.perf_counter()
+                segment = rows.segment((round_index * args.steps + step) % segments, 35).to(device)
+                data_seconds += time.perf_counter() - fetched
                 logits, state = model(segment.inputs, segment.resets, state)
                 loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), segment.targets.reshape(-1))
                 optimizer.zero_grad()
@@ -169,11 +174,17 @@ def throughput(args: argparse.Namespace) -> Dict[str, Any]:
                 optimizer.step()
                 state = detach_state(state)
                 tokens += segment.targets.numel()
-            rates[name].append(tokens / (time.perf_counter() - started))
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            elapsed = time.perf_counter() - started
+            rates[name].append(tokens / elapsed)
+            data_share[name].append(data_seconds / elapsed)
     shutil.rmtree(folder, ignore_errors=True)
     median = {name: statistics.median(values) for name, values in rates.items()}
-    return {"tokens_per_second": median, "ratio": median["cache"] / median["in-memory"], "rounds": args.rounds,
-            "steps": args.steps}
+    # The share of step time spent fetching the batch: on a GPU, the time it idles waiting for data.
+    share = {name: statistics.median(values) for name, values in data_share.items()}
+    return {"tokens_per_second": median, "ratio": median["cache"] / median["in-memory"], "data_time_share": share,
+            "rounds": args.rounds, "steps": args.steps, "device": args.device}
 
 
 def main() -> None:
@@ -187,6 +198,7 @@ def main() -> None:
     parser.add_argument("--valid-max-tokens", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--device", default="cpu", help="for the throughput part (cpu or cuda)")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--worker", choices=["build", "train"], help=argparse.SUPPRESS)
     parser.add_argument("--corpus", help=argparse.SUPPRESS)
