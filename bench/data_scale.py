@@ -159,7 +159,8 @@ def throughput(args: argparse.Namespace) -> Dict[str, Any]:
     data_share: Dict[str, List[float]] = {name: [] for name in sources}
     segments = sources["cache"].num_segments(35)
     for round_index in range(args.rounds):
-        for name, rows in sources.items():
+        order = list(sources.items())
+        for name, rows in order if round_index % 2 == 0 else order[::-1]:  # alternate who goes first
             state, tokens, data_seconds = None, 0, 0.0
             started = time.perf_counter()
             for step in range(args.steps):
