@@ -197,7 +197,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--train-seconds", type=float, default=20.0)
     parser.add_argument("--valid-max-tokens", type=int, default=5000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--device", default="cpu", help="for the throughput part (cpu or cuda)")
     parser.add_argument("--keep", action="store_true")
