@@ -143,6 +143,33 @@ def _read_vocabulary(path: Path) -> Vocabulary:
     return WordVocabulary(json.loads(path.read_text(encoding="utf-8")))
 
 
+def _choose_vocabulary(files: List[Path], sizes: List[Tuple[int, str]], cache_dir: Path, recipe: VocabularyRecipe,
+                       progress: DataProgress) -> Tuple[Vocabulary, Optional[CorpusScan], Optional[Path]]:
+    """The recipe's vocabulary, stored in (or read from) ``cache_dir/vocab-<key>``.
+
+    Returns:
+      (vocabulary, the scan that counted the words and its build folder) when a
+      word vocabulary was just counted, so the tokens need no second pass; else
+      (vocabulary, None, None).
+    """
+    suffix = ".json" if recipe.sp_vocab_size is None else ".model"
+    vocab_path = cache_dir / f"vocab-{_digest({'recipe': dataclasses.asdict(recipe), 'inputs': sizes})}{suffix}"
+    if vocab_path.is_file():
+        return _read_vocabulary(vocab_path), None, None
+    if recipe.sp_vocab_size is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        return _recipe_vocabulary(files, recipe, vocab_path), None, None
+    folder = building_folder(cache_dir, "build")
+    try:
+        scan = _scan(files, folder, progress)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    vocab = word_vocabulary_from_counts(scan, recipe.max_vocab_size, recipe.min_count)
+    atomic_write_text(vocab_path, json.dumps(vocab.to_state()["words"], ensure_ascii=False))
+    return vocab, scan, folder
+
+
 def prepare_corpus(
     sources: Union[PathLike, Sequence[PathLike]],
     cache_dir: PathLike,
@@ -178,23 +205,7 @@ def prepare_corpus(
     sizes = [(item["size"], item["sha256"]) for item in inputs]
     scan, folder = None, None
     if vocab is None:
-        recipe = recipe or VocabularyRecipe()
-        suffix = ".json" if recipe.sp_vocab_size is None else ".model"
-        vocab_path = cache_dir / f"vocab-{_digest({'recipe': dataclasses.asdict(recipe), 'inputs': sizes})}{suffix}"
-        if vocab_path.is_file():
-            vocab = _read_vocabulary(vocab_path)
-        elif recipe.sp_vocab_size is not None:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            vocab = _recipe_vocabulary(files, recipe, vocab_path)
-        else:
-            folder = building_folder(cache_dir, "build")
-            try:
-                scan = _scan(files, folder, progress)
-            except BaseException:
-                shutil.rmtree(folder, ignore_errors=True)
-                raise
-            vocab = word_vocabulary_from_counts(scan, recipe.max_vocab_size, recipe.min_count)
-            atomic_write_text(vocab_path, json.dumps(vocab.to_state()["words"], ensure_ascii=False))
+        vocab, scan, folder = _choose_vocabulary(files, sizes, cache_dir, recipe or VocabularyRecipe(), progress)
     digest = vocabulary_digest(vocab)
     key = _digest({"format": CACHE_FORMAT, "vocab": digest, "inputs": sizes})
     entry = find_entry(cache_dir, key)
