@@ -14,6 +14,10 @@ Training rows (``contiguous_rows``) cut the stream PTB-style into B equal
 rows; a row may start mid-sentence, where the state starts from the initial
 state. Evaluation rows (``sentence_rows``) start at sentence boundaries and
 are padded, so every position sees exactly its sentence's history.
+
+These in-memory functions define the batching contract. Training and
+evaluation read the same rows from a token cache (``rescorer.data.rows``),
+which the tests check against them; the benchmarks use them as the baseline.
 """
 from dataclasses import dataclass
 from typing import Iterator, List, Sequence, Tuple
