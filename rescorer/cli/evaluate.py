@@ -10,7 +10,7 @@ Examples::
 """
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -45,14 +45,25 @@ def eval_command(
             help="Print one JSON object {ppl, tokens, oov_rate} and nothing else.",
         ),
     ] = False,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
+    cache_dir: Annotated[
+        Optional[Path],
+        typer.Option(help="Keep the token cache here and reuse it (default: a temporary folder).", file_okay=False),
+    ] = None,
+    max_tokens: Annotated[
+        Optional[int],
+        typer.Option(help="Score only the leading whole sentences of at most this many tokens.", min=1),
+    ] = None,
 ) -> None:
-    """Print perplexity, LM token count and OOV rate of TEXT under MODEL."""
-    from rescorer.training.checkpoint import load_model
+    """Print perplexity, LM token count and OOV rate of TEXT under MODEL (streamed from a token cache)."""
+    from rescorer.cli.train import RichDataProgress
+    from rescorer.devices import resolve_device
+    from rescorer.model.checkpoint import load_model
     from rescorer.training.evaluate import evaluate_file
 
-    language_model, vocab = load_model(model, device)
-    result = evaluate_file(language_model, vocab, text)
+    language_model, vocab = load_model(model, resolve_device(device))
+    progress = RichDataProgress(enabled=not as_json)
+    result = evaluate_file(language_model, vocab, text, cache_dir=cache_dir, max_tokens=max_tokens, progress=progress)
     if as_json:
         typer.echo(json.dumps({"ppl": result.ppl, "tokens": result.tokens, "oov_rate": result.oov_rate}))
         return

@@ -8,10 +8,11 @@ Examples::
 """
 import time
 from pathlib import Path
-from typing import Annotated, Any, Dict, Optional
+from typing import Annotated, Any, Dict, List, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TransferSpeedColumn)
 from rich.table import Table
 
 from rescorer.cli.common import console, guarded
@@ -25,10 +26,35 @@ VOCAB = "Vocabulary"
 ExistingFile = dict(exists=True, dir_okay=False, readable=True)
 
 
-class RichReporter:
+class RichDataProgress:
+    """A byte progress bar with MB/s for checksumming and tokenizing a corpus."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.data_bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            TimeElapsedColumn(), console=console, disable=not enabled,
+        )
+        self.data_task = None
+
+    def data_start(self, label: str, total_bytes: int) -> None:
+        self.data_bar.start()
+        self.data_task = self.data_bar.add_task(label, total=total_bytes)
+
+    def data_advance(self, done_bytes: int) -> None:
+        self.data_bar.update(self.data_task, advance=done_bytes)
+
+    def data_stop(self) -> None:
+        self.data_bar.stop()
+        if self.data_task is not None:
+            self.data_bar.remove_task(self.data_task)
+            self.data_task = None
+
+
+class RichReporter(RichDataProgress):
     """Progress bar with tokens/s and running loss; lines for epochs and notes (rank 0 only)."""
 
     def __init__(self, enabled: bool) -> None:
+        super().__init__(enabled)
         self.enabled = enabled
         self.progress = Progress(
             TextColumn("epoch {task.fields[epoch]}"),
@@ -43,9 +69,10 @@ class RichReporter:
         self.loss_sum = self.steps = self.tokens = 0.0
         self.started = time.monotonic()
 
-    def start_epoch(self, epoch: int, segments: int) -> None:
+    def start_epoch(self, epoch: int, segments: int, done: int = 0) -> None:
         self.progress.start()
-        self.task = self.progress.add_task("train", total=segments, epoch=epoch, speed=0.0, loss=float("nan"))
+        self.task = self.progress.add_task("train", total=segments, completed=done, epoch=epoch, speed=0.0,
+                                           loss=float("nan"))
         self.loss_sum = self.steps = self.tokens = 0.0
         self.started = time.monotonic()
 
@@ -111,30 +138,27 @@ def train_command(
         ),
     ] = None,
     train: Annotated[
-        Optional[Path],
+        Optional[List[str]],
         typer.Option(
             "--train",
-            help="Training text, one sentence per line.",
+            help="Training text, one sentence per line: a file or a quoted glob; repeat for more (one corpus).",
             rich_help_panel=DATA,
-            **ExistingFile,
         ),
     ] = None,
     valid: Annotated[
-        Optional[Path],
+        Optional[List[str]],
         typer.Option(
             "--valid",
-            help="Validation text (model selection, LR decay).",
+            help="Validation text (model selection, LR decay): file or glob, repeatable.",
             rich_help_panel=DATA,
-            **ExistingFile,
         ),
     ] = None,
     test: Annotated[
-        Optional[Path],
+        Optional[List[str]],
         typer.Option(
             "--test",
-            help="Test text, scored once at the end.",
+            help="Test text, scored once at the end: file or glob, repeatable.",
             rich_help_panel=DATA,
-            **ExistingFile,
         ),
     ] = None,
     sp_model: Annotated[
@@ -151,6 +175,46 @@ def train_command(
             help="Train a sentencepiece model with this many pieces.",
             min=8,
             rich_help_panel=VOCAB,
+        ),
+    ] = None,
+    sp_sample_sentences: Annotated[
+        int,
+        typer.Option(
+            help="Sentencepiece trains on a sample of at most this many sentences (its input_sentence_size).",
+            min=101,
+            rich_help_panel=VOCAB,
+        ),
+    ] = 1_000_000,
+    vocab_size: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Word vocabulary: keep the N most frequent tokens (<eos>, <unk> included); the rest become <unk>.",
+            min=3,
+            rich_help_panel=VOCAB,
+        ),
+    ] = None,
+    min_count: Annotated[
+        int,
+        typer.Option(
+            help="Word vocabulary: keep only words seen at least this often.",
+            min=1,
+            rich_help_panel=VOCAB,
+        ),
+    ] = 1,
+    cache_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Token caches (default OUT/cache); share one between runs to tokenize a corpus once.",
+            file_okay=False,
+            rich_help_panel=DATA,
+        ),
+    ] = None,
+    valid_max_tokens: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Validate on the leading whole sentences of at most this many tokens.",
+            min=1,
+            rich_help_panel=DATA,
         ),
     ] = None,
     cell: Annotated[str, typer.Option(help="rnn, gru or lstm.", rich_help_panel=MODEL)] = "lstm",
@@ -251,6 +315,14 @@ def train_command(
             rich_help_panel=RUN,
         ),
     ] = False,
+    save_every_steps: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Also write OUT/last.pt every S steps within an epoch (resumable mid-epoch).",
+            min=1,
+            rich_help_panel=RUN,
+        ),
+    ] = None,
     max_minutes: Annotated[
         Optional[float],
         typer.Option(
@@ -267,15 +339,17 @@ def train_command(
     from rescorer.errors import ConfigError
     from rescorer.training.distributed import launched_rank
     from rescorer.model.config import ModelConfig
-    from rescorer.training.loop import TrainConfig, train as run_training
+    from rescorer.training.config import TrainConfig
+    from rescorer.training.loop import train as run_training
 
     if corpus is not None:
         if data_dir is None or train is not None:
             raise ConfigError("--corpus needs --data-dir and excludes --train/--valid/--test")
         files = corpus_files(corpus, data_dir)
-        train, valid, test = files["train"], files.get("valid"), files.get("test")
+        train, valid, test = [files["train"]], files.get("valid"), files.get("test")
         if valid is None:
             raise ConfigError(f"no {corpus} validation file (run `fprescore data download {corpus}`)", path=data_dir)
+        valid, test = [valid], None if test is None else [test]
     if train is None or valid is None:
         raise ConfigError("give --corpus with --data-dir, or --train and --valid")
     if threads is not None:
@@ -288,7 +362,9 @@ def train_command(
         ),
         batch_size=batch_size, bptt=bptt, epochs=epochs, lr=lr, optimizer=optimizer, lr_decay=lr_decay,
         patience=patience, clip=clip, seed=seed, device=device, resume=resume, max_minutes=max_minutes,
-        sp_model=sp_model, sp_vocab_size=sp_vocab_size,
+        sp_model=sp_model, sp_vocab_size=sp_vocab_size, sp_sample_sentences=sp_sample_sentences,
+        max_vocab_size=vocab_size, min_count=min_count, cache_dir=cache_dir, save_every_steps=save_every_steps,
+        valid_max_tokens=valid_max_tokens,
     )
     is_main = launched_rank() == 0
     result = run_training(config, RichReporter(enabled=is_main))

@@ -14,6 +14,10 @@ Training rows (``contiguous_rows``) cut the stream PTB-style into B equal
 rows; a row may start mid-sentence, where the state starts from the initial
 state. Evaluation rows (``sentence_rows``) start at sentence boundaries and
 are padded, so every position sees exactly its sentence's history.
+
+These in-memory functions define the batching contract. Training and
+evaluation read the same rows from a token cache (``rescorer.data.rows``),
+which the tests check against them; the benchmarks use them as the baseline.
 """
 from dataclasses import dataclass
 from typing import Iterator, List, Sequence, Tuple
@@ -77,9 +81,13 @@ class Batch:
 
     def segments(self, bptt: int) -> Iterator["Batch"]:
         """Consecutive column slices of at most ``bptt`` tokens covering every column."""
-        for start in range(0, self.inputs.shape[1], bptt):
-            columns = slice(start, start + bptt)
-            yield Batch(self.inputs[:, columns], self.targets[:, columns], self.resets[:, columns])
+        for index in range(self.num_segments(bptt)):
+            yield self.segment(index, bptt)
+
+    def segment(self, index: int, bptt: int) -> "Batch":
+        """Columns [index * bptt, (index + 1) * bptt)."""
+        columns = slice(index * bptt, (index + 1) * bptt)
+        return Batch(self.inputs[:, columns], self.targets[:, columns], self.resets[:, columns])
 
     def num_segments(self, bptt: int) -> int:
         return -(-self.inputs.shape[1] // bptt)

@@ -73,8 +73,9 @@ class Vocabulary:
     def is_oov(self, word: str) -> bool:
         """True if ``word`` cannot be represented without ``<unk>``.
 
-        The literal token "<unk>" (present in PTB and WikiText) is a vocabulary
-        entry, not an OOV.
+        For a word vocabulary the literal token "<unk>" (present in PTB and
+        WikiText) is a vocabulary entry, not an OOV; a sentencepiece vocabulary
+        maps it to its unknown piece, which is an OOV (see ``SentencePieceVocabulary``).
         """
         if word == UNK:
             return False
@@ -194,39 +195,60 @@ class SentencePieceVocabulary(Vocabulary):
             raise InputFormatError(error.message, path=path) from error
 
     @classmethod
-    def train(cls, sentences: Iterable[Sequence[str]], vocab_size: int) -> "SentencePieceVocabulary":
-        """Train a unigram model (at most ``vocab_size`` pieces) on ``sentences`` in memory.
+    def train(
+        cls, sentences: Iterable[Sequence[str]], vocab_size: int, sample_sentences: Optional[int] = None
+    ) -> "SentencePieceVocabulary":
+        """Train a unigram model (at most ``vocab_size`` pieces) on ``sentences``, streamed.
 
         The model has no ``<s>``, so ``</s>`` serves as both bos and eos, as
-        in a word-level PTB stream. Training is single-threaded (reproducible).
+        in a word-level PTB stream. Its unknown piece is ``<unk>`` (id 0); the
+        text's literal ``<unk>`` words are left out of training, since
+        ``encode_word`` maps them to that piece. With ``sample_sentences``,
+        sentencepiece itself keeps a uniform sample of that many sentences
+        (``input_sentence_size`` + ``shuffle_input_sentence``: reservoir
+        sampling, seeded) so a huge corpus streams past in bounded memory.
+        Training is single-threaded (reproducible).
         """
         import sentencepiece
 
+        sampling = {}
+        if sample_sentences is not None:
+            sentencepiece.set_random_generator_seed(1)
+            sampling = dict(input_sentence_size=sample_sentences, shuffle_input_sentence=True)
         model = io.BytesIO()
+        text = (" ".join(word for word in sentence if word != UNK) for sentence in sentences)
         try:
             sentencepiece.SentencePieceTrainer.train(
-                sentence_iterator=(" ".join(sentence) for sentence in sentences),
+                sentence_iterator=(line for line in text if line),
                 model_writer=model,
                 vocab_size=vocab_size,
                 model_type="unigram",
                 bos_id=-1,
                 eos_id=1,
                 unk_id=0,
+                unk_piece=UNK,
                 hard_vocab_limit=False,
                 num_threads=1,
                 minloglevel=2,
+                **sampling,
             )
         except RuntimeError as error:
             raise ConfigError(f"sentencepiece training failed ({error})") from error
         return cls(model.getvalue())
 
     def encode_word(self, word: str) -> List[int]:
-        """The piece ids of ``word`` (cached)."""
+        """The piece ids of ``word`` (cached); the literal ``<unk>`` is the unknown piece."""
+        if word == UNK:
+            return [self.unk_id]
         ids = self._cache.get(word)
         if ids is None:
             ids = list(self.processor.EncodeAsIds(word)) or [self.unk_id]
             self._cache[word] = ids
         return list(ids)
+
+    def is_oov(self, word: str) -> bool:
+        """True if ``word`` needs the unknown piece; the literal ``<unk>`` is one such word."""
+        return self.unk_id in self.encode_word(word)
 
     def to_state(self) -> dict:
         proto = torch.frombuffer(bytearray(self.model_proto), dtype=torch.uint8)  # (bytes,) uint8

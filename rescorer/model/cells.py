@@ -15,12 +15,12 @@ matmul. Gate layouts follow torch.nn (LSTM: i, f, g, o; GRU: r, z, n), so the
 cells agree with ``torch.nn.{RNN,GRU,LSTM}Cell`` given the same weights.
 """
 import math
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
-State = Tuple[Tensor, ...]
+from rescorer.solvers.protocol import State
 
 
 class RecurrentCell(nn.Module):

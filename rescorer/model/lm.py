@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rescorer.model.cells import State, make_cell
+from rescorer.model.cells import make_cell
 from rescorer.model.config import ModelConfig
 from rescorer.solvers.jacobi import jacobi_solve
+from rescorer.solvers.protocol import State
 from rescorer.solvers.sequential import sequential_solve
 
 

@@ -33,7 +33,7 @@ from rescorer.rescoring.scoring import score_requests
 from rescorer.rescoring.sentences import history_mismatch
 from rescorer.rescoring.tokens import ArcTokenizer
 from rescorer.rescoring.utterance import UtteranceJob, finish_job, start_job
-from rescorer.training.checkpoint import load_model
+from rescorer.model.checkpoint import load_model
 
 
 class ProgressHook(Protocol):

@@ -26,9 +26,9 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from rescorer.model.cells import State
+from rescorer.solvers.protocol import State, StepCell
 
 
 def _shift_states(states: State, first: Optional[State], reset_mask: Tensor) -> State:
@@ -78,7 +78,7 @@ def _stack_carry(last: List[List[State]], parts: int, zeros: Tensor) -> State:
 
 
 def jacobi_solve(
-    cells: nn.ModuleList,
+    cells: Sequence[StepCell],
     inputs: Tensor,
     resets: Tensor,
     iterations: int,
@@ -89,7 +89,7 @@ def jacobi_solve(
 
     Args:
       cells:
-        L ``RecurrentCell`` modules, bottom first.
+        L cells (``StepCell``, e.g. ``rescorer.model.cells``), bottom first.
       inputs:
         Float tensor of shape (B, T, E), layer-0 inputs (embeddings, dropped out).
       resets:

@@ -10,13 +10,13 @@ parts of shape (L, B, H): ``(hidden,)`` or ``(hidden, cell)`` for the LSTM.
 from typing import List, Optional, Sequence, Tuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from rescorer.model.cells import State
+from rescorer.solvers.protocol import State, StepCell
 
 
 def sequential_solve(
-    cells: nn.ModuleList,
+    cells: Sequence[StepCell],
     inputs: Tensor,
     resets: Tensor,
     state: Optional[State] = None,
@@ -26,7 +26,7 @@ def sequential_solve(
 
     Args:
       cells:
-        L ``RecurrentCell`` modules, bottom first.
+        L cells (``StepCell``, e.g. ``rescorer.model.cells``), bottom first.
       inputs:
         Float tensor of shape (B, T, E), layer-0 inputs (embeddings, dropped out).
       resets:

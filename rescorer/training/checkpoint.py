@@ -1,115 +1,129 @@
-"""Checkpoints: dicts of tensors and plain types, written atomically.
+"""The training state in ``last.pt``: what ``--resume`` needs to continue bitwise.
 
-Two files per training run:
-  * ``model.pt``: the best model, self-contained (config, vocabulary, weights)::
+``last.pt`` is a model checkpoint (``rescorer.model.checkpoint``) plus::
 
-        {"format": "fprescore-lm", "version": 1, "config": asdict(ModelConfig),
-         "vocab": Vocabulary.to_state(), "model": state_dict}
-
-  * ``last.pt``: the same keys plus ``"training"`` (optimizer, schedule, RNG
-    states, epoch, history) to resume after an interruption.
-
-Both load with ``torch.load(weights_only=True)`` (on torch 1.13, whose weights-only
-unpickler lacks the float opcode, with an equally strict loader): no arbitrary pickle.
-"""
-import dataclasses
-from pathlib import Path
-from typing import Any, Dict, Tuple, Union
-
-import torch
-
-from rescorer.data.vocab import Vocabulary
-from rescorer.errors import CheckpointError, ConfigError
-from rescorer.formats.torch_pickle import LOAD_ERRORS, safe_torch_load
-from rescorer.model.config import ModelConfig
-from rescorer.model.lm import FixedPointLM
-from rescorer.outputs.atomic import atomic_save
-from rescorer.paths import PathLike
-
-FORMAT = "fprescore-lm"
-VERSION = 1
-
-def model_payload(model: FixedPointLM, vocab: Vocabulary) -> Dict[str, Any]:
-    """The self-contained model checkpoint dict (weights cloned to CPU)."""
-    weights = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "config": dataclasses.asdict(model.config),
-        "vocab": vocab.to_state(),
-        "model": weights,
+    "training": {
+        "epoch": completed epochs,
+        "optimizer": optimizer.state_dict(), "schedule": PlateauSchedule.state(),
+        "history": the epoch log records, "settings": {RESUME_KEYS}, "world_size": W,
+        "data_key": the training cache's key (a mid-epoch position needs the same text),
+        "ranks": [per process: {"rng": {"cpu": ByteTensor, "cuda": [ByteTensor]},
+                                "position": None at an epoch end, else
+                                {"step": segments done in epoch + 1,
+                                 "carry": [solver carry parts of this rank's rows],
+                                 "totals": float64 (2,) NLL and tokens so far}}],
     }
 
+It is written at every epoch end and, with ``--save-every-steps S``, every S
+steps mid-epoch. Every process's RNG and carry are gathered to rank 0, so a
+resumed DDP run with the same number of processes continues exactly too.
+"""
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
 
-def save_checkpoint(path: PathLike, payload: Dict[str, Any]) -> None:
-    """Write ``payload`` with ``torch.save`` via a temporary file and a rename."""
-    atomic_save(path, lambda handle: torch.save(payload, handle))
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from rescorer.errors import CheckpointError, ConfigError
+from rescorer.solvers.protocol import State
+from rescorer.training.distributed import DistributedContext
+
+# Settings that must not change when a run is resumed.
+RESUME_KEYS = ("batch_size", "bptt", "optimizer", "seed")
 
 
-def read_checkpoint(path: PathLike) -> Dict[str, Any]:
-    """Load a checkpoint dict without arbitrary code (``safe_torch_load``) and check its format.
+@dataclass
+class EpochPosition:
+    """Where a mid-epoch checkpoint left this process's rows.
 
-    Raises:
-      CheckpointError: naming ``path`` if it is missing, truncated, corrupt,
-        not a dict of tensors/plain types, or not an fprescore LM checkpoint.
+    Attributes:
+      step:
+        Segments of the epoch already trained.
+      carry:
+        The solver carry after them (detached), or None.
+      totals:
+        1-D float64 tensor of shape (2,): NLL sum and token count so far.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError("checkpoint not found (expected a file written by `fprescore train`)", path=path)
-    try:
-        payload = safe_torch_load(path)
-    except LOAD_ERRORS as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"cannot read checkpoint, truncated or corrupt ({first_line})", path=path) from error
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise CheckpointError(f"not an fprescore LM checkpoint (expected format {FORMAT!r}, got {found!r})", path=path)
-    if payload.get("version") != VERSION:
-        raise CheckpointError(f"unsupported version (expected {VERSION}, got {payload.get('version')!r})", path=path)
-    for key in ("config", "vocab", "model"):
-        if not isinstance(payload.get(key), dict):
-            raise CheckpointError(f"checkpoint lacks its {key!r} entry", path=path)
-    return payload
+
+    step: int
+    carry: Optional[State]
+    totals: Tensor
 
 
-def model_from_payload(payload: Dict[str, Any], path: PathLike) -> Tuple[FixedPointLM, Vocabulary]:
-    """Rebuild the model (CPU, eval mode) and vocabulary of a checkpoint dict.
-
-    Raises:
-      CheckpointError: naming ``path`` if config, vocabulary or weights do not fit.
-    """
-    try:
-        config = ModelConfig(**payload["config"])
-        vocab = Vocabulary.from_state(payload["vocab"])
-    except (TypeError, KeyError, ConfigError) as error:
-        raise CheckpointError(f"invalid model config or vocabulary ({error})", path=path) from error
-    if vocab.size != config.vocab_size:
-        raise CheckpointError(
-            f"vocabulary does not fit the model (expected {config.vocab_size} tokens, got {vocab.size})", path=path
-        )
-    model = FixedPointLM(config)
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as error:
-        raise CheckpointError(f"weights do not fit the config ({str(error).splitlines()[0]})", path=path) from error
-    model.eval()
-    return model, vocab
+def rank_state(device: torch.device, position: Optional[EpochPosition]) -> Dict[str, Any]:
+    """This process's RNG states and epoch position, on the CPU."""
+    state: Dict[str, Any] = {
+        "rng": {
+            "cpu": torch.get_rng_state(),
+            "cuda": [torch.cuda.get_rng_state(device)] if device.type == "cuda" else [],
+        },
+        "position": None,
+    }
+    if position is not None:
+        carry = None if position.carry is None else [part.detach().cpu() for part in position.carry]
+        state["position"] = {"step": position.step, "carry": carry, "totals": position.totals.cpu()}
+    return state
 
 
-def load_model(path: PathLike, device: Union[str, torch.device] = "cpu") -> Tuple[FixedPointLM, Vocabulary]:
-    """Load ``model.pt`` (or ``last.pt``) for scoring.
+def gather_rank_states(context: DistributedContext, state: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Every process's ``rank_state`` in rank order (collective under DDP)."""
+    if not context.active:
+        return [state]
+    gathered: List[Any] = [None] * context.world_size
+    dist.all_gather_object(gathered, state)
+    return gathered
+
+
+def check_resumable(config: Any, checkpoint: Dict[str, Any], path: Path, world_size: int) -> None:
+    """Refuse to resume with a different model, batching or (mid-epoch) process count.
 
     Args:
-      path:
-        A checkpoint written by ``fprescore train``.
-      device:
-        Where to put the model.
-
-    Returns:
-      (model in eval mode on ``device``, its vocabulary).
-
-    Raises:
-      CheckpointError: naming the file if missing, truncated, corrupt or of the wrong format.
+      config:
+        The ``TrainConfig`` given now.
     """
-    model, vocab = model_from_payload(read_checkpoint(path), path)
-    return model.to(device), vocab
+    if not isinstance(checkpoint.get("training"), dict):
+        raise CheckpointError("not a resumable checkpoint (no 'training' entry; use last.pt)", path=path)
+    training = checkpoint["training"]
+    stored = training["settings"]
+    expected = dataclasses.asdict(config.model_config(checkpoint["config"]["vocab_size"]))
+    differences = [f"{key}: {checkpoint['config'][key]!r} != {value!r}" for key, value in expected.items()
+                   if checkpoint["config"].get(key) != value]
+    differences += [f"{key}: {stored[key]!r} != {getattr(config, key)!r}" for key in RESUME_KEYS
+                    if stored.get(key) != getattr(config, key)]
+    if differences:
+        changes = "; ".join(differences)
+        raise ConfigError(f"cannot resume with different settings (stored != given: {changes})", path=path)
+    ranks = training.get("ranks", [])
+    mid_epoch = any(rank.get("position") is not None for rank in ranks)
+    if mid_epoch and len(ranks) != world_size:
+        raise ConfigError(
+            f"a mid-epoch checkpoint resumes only with the same number of processes "
+            f"(expected {len(ranks)}, got {world_size})",
+            path=path,
+        )
+
+
+def restore_rank(training: Dict[str, Any], context: DistributedContext, device: torch.device,
+                 seed: int) -> Optional[EpochPosition]:
+    """Set this process's RNG states from ``last.pt``; returns its epoch position (None at an epoch end).
+
+    A checkpoint of another process count (or one written before per-process
+    states were kept) restores rank 0's RNG, and the other ranks reseed
+    deterministically from the seed and the epoch.
+    """
+    ranks = training.get("ranks") or [{"rng": training["rng"], "position": None}]
+    if len(ranks) != context.world_size and context.rank > 0:
+        torch.manual_seed(seed + 1000 * (int(training["epoch"]) + 1) + context.rank)
+        return None
+    mine = ranks[context.rank]
+    torch.set_rng_state(mine["rng"]["cpu"])
+    if device.type == "cuda" and mine["rng"].get("cuda"):
+        torch.cuda.set_rng_state(mine["rng"]["cuda"][0], device)
+    position = mine.get("position")
+    if position is None:
+        return None
+    carry = None if position["carry"] is None else tuple(part.to(device) for part in position["carry"])
+    return EpochPosition(int(position["step"]), carry, position["totals"].to(torch.float64))

@@ -1,118 +1,44 @@
-"""The training loop: truncated BPTT over sentence-reset streams, checkpoints, resume, DDP.
+"""The training loop: truncated BPTT over cached sentence-reset streams, checkpoints, resume, DDP.
 
-One epoch walks the B training rows in segments of ``bptt`` tokens, carrying
-the solver state (detached) from segment to segment. After each epoch the
-model is scored on the validation text; the learning rate is divided by
-``lr_decay`` when validation perplexity does not improve, and training stops
-after ``patience`` such epochs in a row. Every epoch writes ``last.pt``
-(everything needed to resume) and, when it improved, ``model.pt``.
+The training text is tokenized once into a memory-mapped cache
+(``rescorer.data.prepare``); one epoch walks the B training rows
+(``training_rows``, PTB-style contiguous rows) in segments of ``bptt`` tokens
+read from it, carrying the solver state (detached) from segment to segment.
+Each DDP process reads only its own rows. After each epoch the model is
+scored on the validation text; the learning rate is divided by ``lr_decay``
+when validation perplexity does not improve, and training stops after
+``patience`` such epochs in a row. Every epoch (and, with ``save_every_steps``,
+every S steps) writes ``last.pt``; an improved epoch writes ``model.pt``.
 
-Resuming from ``last.pt`` restores weights, optimizer, schedule and RNG
-states, so on CPU a resumed run gives bitwise the same weights as an
-uninterrupted one with the same seed.
+Resuming from ``last.pt`` restores weights, optimizer, schedule, RNG states and
+the position within the epoch, so on CPU a resumed run gives bitwise the same
+weights as an uninterrupted one with the same seed.
 """
 import contextlib
-import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
-from rescorer.data.batching import Batch, contiguous_rows, encode_sentences, shard_rows
-from rescorer.data.corpus import read_sentences
-from rescorer.data.vocab import SentencePieceVocabulary, Vocabulary, WordVocabulary
-from rescorer.errors import CheckpointError, ConfigError
-from rescorer.model.config import ModelConfig
+from rescorer.data.cache import TokenCache
+from rescorer.data.prepare import prepare_corpus
+from rescorer.data.rows import StreamRows, training_rows
+from rescorer.data.vocab import SentencePieceVocabulary, Vocabulary
+from rescorer.devices import resolve_device
+from rescorer.errors import ConfigError
+from rescorer.model.checkpoint import model_from_payload, model_payload, read_checkpoint, save_checkpoint
 from rescorer.model.lm import FixedPointLM, detach_state
-from rescorer.training.checkpoint import model_from_payload, model_payload, read_checkpoint, save_checkpoint
+from rescorer.training.checkpoint import (RESUME_KEYS, EpochPosition, check_resumable, gather_rank_states,
+                                          rank_state, restore_rank)
+from rescorer.training.config import DEFAULT_LR, TrainConfig, TrainResult
 from rescorer.training.distributed import DistributedContext, init_distributed, shutdown_distributed
-from rescorer.training.evaluate import evaluate_stream
+from rescorer.training.evaluate import evaluate_cache
 from rescorer.training.reporting import Reporter, write_log
 from rescorer.training.schedule import PlateauSchedule
-
-DEFAULT_LR = {"adam": 1e-3, "sgd": 20.0}
-# Settings that must not change when a run is resumed.
-RESUME_KEYS = ("batch_size", "bptt", "optimizer", "seed")
-
-
-@dataclass
-class TrainConfig:
-    """Everything ``fprescore train`` needs; the CLI only fills this in.
-
-    Attributes:
-      train_path, valid_path, test_path:
-        One-sentence-per-line texts; test is optional.
-      out_dir:
-        Receives last.pt, model.pt and log.jsonl.
-      architecture:
-        The model's settings; its ``vocab_size`` is a placeholder that
-        ``model_config`` replaces with the vocabulary's size.
-      batch_size:
-        B, global number of training rows (split over DDP processes).
-      bptt:
-        Tokens per truncated-BPTT segment.
-      epochs:
-        Maximum number of epochs.
-      lr:
-        Initial learning rate; None picks 1e-3 for Adam and 20 for SGD.
-      lr_decay, patience:
-        Divide the rate by ``lr_decay`` after an epoch without improvement;
-        stop after ``patience`` such epochs in a row.
-      clip:
-        Gradient-norm clipping threshold (0 disables).
-      device:
-        "auto" (CUDA if available), "cpu" or "cuda".
-      resume:
-        Continue from ``out_dir/last.pt``.
-      max_minutes:
-        Wall-clock budget of this invocation; training stops at the first
-        segment past it, then validates and checkpoints.
-      sp_model, sp_vocab_size:
-        Use this sentencepiece model, or train one with this many pieces;
-        neither: a word vocabulary from the training text.
-    """
-
-    train_path: Path
-    valid_path: Path
-    out_dir: Path
-    test_path: Optional[Path] = None
-    architecture: ModelConfig = field(default_factory=lambda: ModelConfig(vocab_size=1))
-    batch_size: int = 20
-    bptt: int = 35
-    epochs: int = 10
-    lr: Optional[float] = None
-    optimizer: str = "adam"
-    lr_decay: float = 4.0
-    patience: int = 3
-    clip: float = 0.25
-    seed: int = 1
-    device: str = "auto"
-    resume: bool = False
-    max_minutes: Optional[float] = None
-    sp_model: Optional[Path] = None
-    sp_vocab_size: Optional[int] = None
-
-    def model_config(self, vocab_size: int) -> ModelConfig:
-        """The architecture with the vocabulary's size."""
-        return dataclasses.replace(self.architecture, vocab_size=vocab_size)
-
-
-@dataclass
-class TrainResult:
-    """Outcome of ``train``; perplexities are of the best epoch's model (model.pt)."""
-
-    best_epoch: int
-    train_ppl: float
-    valid_ppl: float
-    test_ppl: Optional[float]
-    epochs_run: int
-    stopped: str
-    model_path: Path
-    log_path: Path
 
 
 @dataclass
@@ -129,28 +55,8 @@ class _Run:
     schedule: PlateauSchedule
     history: List[Dict[str, Any]]
     next_epoch: int = 1
-
-
-def resolve_device(name: str, context: DistributedContext) -> torch.device:
-    """"auto" -> CUDA if available; under torchrun, CUDA device ``local_rank``."""
-    if name not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"unknown device (expected auto, cpu or cuda, got {name!r})")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda but no CUDA device is available")
-    if name == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", context.local_rank)
-
-
-def build_vocabulary(config: TrainConfig, train_sentences: List[List[str]]) -> Vocabulary:
-    """The vocabulary chosen by ``sp_model`` / ``sp_vocab_size`` (else word-level)."""
-    if config.sp_model is not None and config.sp_vocab_size is not None:
-        raise ConfigError("give either --sp-model or --sp-vocab-size, not both")
-    if config.sp_model is not None:
-        return SentencePieceVocabulary.from_file(config.sp_model)
-    if config.sp_vocab_size is not None:
-        return SentencePieceVocabulary.train(train_sentences, config.sp_vocab_size)
-    return WordVocabulary.build(train_sentences)
+    position: Optional[EpochPosition] = None  # where a mid-epoch last.pt left this process
+    data_key: str = ""  # the training cache's key: the text and vocabulary the positions refer to
 
 
 def _make_optimizer(config: TrainConfig, model: FixedPointLM) -> torch.optim.Optimizer:
@@ -162,21 +68,37 @@ def _make_optimizer(config: TrainConfig, model: FixedPointLM) -> torch.optim.Opt
     raise ConfigError(f"unknown optimizer (expected adam or sgd, got {config.optimizer!r})")
 
 
-def _setup(config: TrainConfig, context: DistributedContext, train_sentences: List[List[str]]) -> _Run:
-    """Build vocabulary, model and optimizer, fresh or from ``last.pt``."""
-    device = resolve_device(config.device, context)
+def _prepare(config: TrainConfig, context: DistributedContext, sources: Any, vocab: Optional[Vocabulary],
+             reporter: Reporter) -> Tuple[TokenCache, Vocabulary]:
+    """The token cache of ``sources``; rank 0 builds it while the other processes wait, then open it."""
+    progress = reporter if context.is_main else None
+    if context.is_main:
+        found = prepare_corpus(sources, config.caches(), vocab, config.recipe(), progress)
+    context.barrier()
+    if not context.is_main:
+        found = prepare_corpus(sources, config.caches(), vocab, config.recipe(), progress)
+    return found
+
+
+def _setup(config: TrainConfig, context: DistributedContext, reporter: Reporter) -> Tuple[_Run, TokenCache]:
+    """Open the training cache, build vocabulary, model and optimizer, fresh or from ``last.pt``."""
+    device = resolve_device(config.device, context.local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    config.recipe()  # conflicting vocabulary options fail before any work
     last_path = Path(config.out_dir) / "last.pt"
-    checkpoint = None
+    checkpoint, model, vocab = None, None, None
     if config.resume:
         checkpoint = read_checkpoint(last_path)
-        _check_resumable(config, checkpoint, last_path)
+        check_resumable(config, checkpoint, last_path, context.world_size)
+        model, vocab = model_from_payload(checkpoint, last_path)
     elif last_path.exists():
         raise ConfigError("already holds a training run (last.pt); pass --resume or another --out", path=config.out_dir)
+    elif config.sp_model is not None:
+        vocab = SentencePieceVocabulary.from_file(config.sp_model)
+    train_cache, vocab = _prepare(config, context, config.train_path, vocab, reporter)
     torch.manual_seed(config.seed)
-    if checkpoint is not None:
-        model, vocab = model_from_payload(checkpoint, last_path)
-    else:
-        vocab = build_vocabulary(config, train_sentences)
+    if model is None:
         model = FixedPointLM(config.model_config(vocab.size))
     model.to(device).train()
     optimizer = _make_optimizer(config, model)
@@ -187,45 +109,28 @@ def _setup(config: TrainConfig, context: DistributedContext, train_sentences: Li
 
         ids = [device.index] if device.type == "cuda" else None
         trainer = DistributedDataParallel(model, device_ids=ids)
-    run = _Run(config, context, device, vocab, model, trainer, optimizer, schedule, [])
+    run = _Run(config, context, device, vocab, model, trainer, optimizer, schedule, [],
+               data_key=train_cache.directory.name)
     if checkpoint is not None:
-        _restore(run, checkpoint["training"])
+        training = checkpoint["training"]
+        run.optimizer.load_state_dict(training["optimizer"])
+        run.schedule.load_state(training["schedule"])
+        run.history = list(training["history"])
+        run.next_epoch = int(training["epoch"]) + 1
+        run.position = restore_rank(training, context, device, config.seed)
+        if run.position is not None and training.get("data_key") != train_cache.directory.name:
+            raise ConfigError("the training text changed since this mid-epoch checkpoint (its data position "
+                              "would point elsewhere); resume with the same --train files", path=last_path)
     elif context.active:
         torch.manual_seed(config.seed + context.rank)  # distinct dropout masks per process
-    return run
+    return run, train_cache
 
 
-def _check_resumable(config: TrainConfig, checkpoint: Dict[str, Any], path: Path) -> None:
-    """Refuse to resume with a different model or batching."""
-    if not isinstance(checkpoint.get("training"), dict):
-        raise CheckpointError("not a resumable checkpoint (no 'training' entry; use last.pt)", path=path)
-    stored = checkpoint["training"]["settings"]
-    expected = dataclasses.asdict(config.model_config(checkpoint["config"]["vocab_size"]))
-    differences = [f"{key}: {checkpoint['config'][key]!r} != {value!r}" for key, value in expected.items()
-                   if checkpoint["config"].get(key) != value]
-    differences += [f"{key}: {stored[key]!r} != {getattr(config, key)!r}" for key in RESUME_KEYS
-                    if stored.get(key) != getattr(config, key)]
-    if differences:
-        changes = "; ".join(differences)
-        raise ConfigError(f"cannot resume with different settings (stored != given: {changes})", path=path)
-
-
-def _restore(run: _Run, training: Dict[str, Any]) -> None:
-    """Load optimizer, schedule, RNG and history from ``last.pt``'s training entry."""
-    run.optimizer.load_state_dict(training["optimizer"])
-    run.schedule.load_state(training["schedule"])
-    run.history = list(training["history"])
-    run.next_epoch = int(training["epoch"]) + 1
-    torch.set_rng_state(training["rng"]["cpu"])
-    if run.device.type == "cuda" and training["rng"].get("cuda"):
-        torch.cuda.set_rng_state_all(list(training["rng"]["cuda"]))
-    if run.context.rank > 0:
-        # Only rank 0's RNG state is stored; the others reseed deterministically.
-        torch.manual_seed(run.config.seed + 1000 * run.next_epoch + run.context.rank)
-
-
-def _save_last(run: _Run, epoch: int) -> None:
-    """Write ``last.pt`` atomically (rank 0 only)."""
+def _save_last(run: _Run, epoch: int, position: Optional[EpochPosition] = None) -> None:
+    """Write ``last.pt`` atomically (collective under DDP: every rank's state goes to rank 0)."""
+    ranks = gather_rank_states(run.context, rank_state(run.device, position))
+    if not run.context.is_main:
+        return
     payload = model_payload(run.model, run.vocab)
     payload["training"] = {
         "epoch": epoch,
@@ -233,10 +138,9 @@ def _save_last(run: _Run, epoch: int) -> None:
         "schedule": run.schedule.state(),
         "history": run.history,
         "settings": {key: getattr(run.config, key) for key in RESUME_KEYS},
-        "rng": {
-            "cpu": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if run.device.type == "cuda" else [],
-        },
+        "world_size": run.context.world_size,
+        "data_key": run.data_key,
+        "ranks": ranks,
     }
     save_checkpoint(Path(run.config.out_dir) / "last.pt", payload)
 
@@ -248,17 +152,23 @@ def _autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-def _train_epoch(
-    run: _Run, batch: Batch, global_rows: int, reporter: Reporter, deadline: Optional[float]
-) -> Dict[str, Any]:
-    """One pass over this process's rows; returns loss sum, token count and whether time ran out."""
+def _train_epoch(run: _Run, epoch: int, rows: StreamRows, reporter: Reporter,
+                 deadline: Optional[float]) -> Dict[str, Any]:
+    """One pass over this process's rows (from a mid-epoch position if resuming).
+
+    Returns:
+      The global NLL sum and token count of the epoch, and whether time ran out.
+    """
     config, context = run.config, run.context
-    totals = torch.zeros(2, dtype=torch.float64)  # (nll, tokens) of this process
-    state = None
+    position, run.position = run.position, None
+    first, state = (0, None) if position is None else (position.step, position.carry)
+    totals = torch.zeros(2, dtype=torch.float64) if position is None else position.totals  # (nll, tokens)
+    segments = rows.num_segments(config.bptt)
+    reporter.start_epoch(epoch, segments, first)
     out_of_time = False
-    for segment in batch.segments(config.bptt):
-        segment = segment.to(run.device)
-        global_tokens = global_rows * segment.inputs.shape[1]
+    for index in range(first, segments):
+        segment = rows.segment(index, config.bptt).to(run.device)
+        global_tokens = config.batch_size * segment.inputs.shape[1]
         with _autocast(run.device):
             logits, state = run.trainer(segment.inputs, segment.resets, state)  # (B, T, V)
         flat_logits = logits.float().reshape(-1, logits.shape[-1])  # (B * T, V)
@@ -274,6 +184,9 @@ def _train_epoch(
         nll_value = nll.item()
         totals += torch.tensor([nll_value, segment.targets.numel()], dtype=torch.float64)
         reporter.step(global_tokens, nll_value / segment.targets.numel())
+        done = index + 1
+        if config.save_every_steps and done % config.save_every_steps == 0 and done < segments:
+            _save_last(run, epoch - 1, EpochPosition(done, state, totals.clone()))
         if deadline is not None and _past(deadline, context, run.device):
             out_of_time = True
             break
@@ -296,7 +209,7 @@ def train(config: TrainConfig, reporter: Optional[Reporter] = None) -> TrainResu
          "tokens_per_second", "improved", "out_of_time"}
 
     then one ``{"event": "final", "best_epoch", "train_ppl", "valid_ppl",
-    "test_ppl", "stopped", ...}``.
+    "test_ppl", "stopped", "train_words", "train_oov_rate", ...}``.
 
     Raises:
       ConfigError, InputFormatError, CheckpointError: on bad options, text or checkpoint.
@@ -313,40 +226,43 @@ def _train(config: TrainConfig, context: DistributedContext, reporter: Reporter)
     deadline = None if config.max_minutes is None else time.monotonic() + 60.0 * config.max_minutes
     if config.batch_size < context.world_size:
         raise ConfigError(f"--batch-size {config.batch_size} is smaller than the {context.world_size} processes")
-    train_sentences = read_sentences(config.train_path)
-    valid_sentences = read_sentences(config.valid_path)
-    run = _setup(config, context, train_sentences)
-    train_stream = encode_sentences(train_sentences, run.vocab)
-    if len(train_stream) < config.batch_size:
+    if config.save_every_steps is not None and config.save_every_steps < 1:
+        raise ConfigError(f"--save-every-steps must be at least 1 (got {config.save_every_steps})")
+    run, train_cache = _setup(config, context, reporter)
+    if len(train_cache) < config.batch_size:
         raise ConfigError(
             f"training text too short (expected at least --batch-size {config.batch_size} tokens, "
-            f"got {len(train_stream)})",
+            f"got {len(train_cache)})",
             path=config.train_path,
         )
-    train_batch = contiguous_rows(train_stream, config.batch_size)
-    train_batch = train_batch.rows(*shard_rows(config.batch_size, context.rank, context.world_size))
-    valid_stream = encode_sentences(valid_sentences, run.vocab)
-    if run.next_epoch > 1:
-        reporter.message(f"resumed after epoch {run.next_epoch - 1} from {Path(config.out_dir) / 'last.pt'}")
+    reporter.message(f"train: {train_cache.words} words, {train_cache.sentences} sentences, {len(train_cache)} "
+                     f"tokens, vocabulary {run.vocab.size}, OOV {100 * train_cache.oov_rate:.2f}%")
+    rows = training_rows(train_cache, config.batch_size).shard(context.rank, context.world_size)
+    valid_cache, _ = _prepare(config, context, config.valid_path, run.vocab, reporter)
+    valid_cache = valid_cache.prefix(config.valid_max_tokens)
+    last = Path(config.out_dir) / "last.pt"
+    if run.position is not None:
+        reporter.message(f"resumed at step {run.position.step} of epoch {run.next_epoch} from {last}")
+    elif run.next_epoch > 1:
+        reporter.message(f"resumed after epoch {run.next_epoch - 1} from {last}")
     stopped = "epochs"
     for epoch in range(run.next_epoch, config.epochs + 1):
         if run.schedule.exhausted:
             stopped = "early_stop"
             break
-        record = _run_epoch(run, epoch, train_batch, valid_stream, reporter, deadline)
+        record = _run_epoch(run, epoch, rows, valid_cache, reporter, deadline)
         if record["out_of_time"]:
             stopped = "time"
             break
-    return _finish(run, stopped, reporter)
+    return _finish(run, stopped, train_cache, reporter)
 
 
-def _run_epoch(run: _Run, epoch: int, train_batch: Batch, valid_stream, reporter: Reporter,
+def _run_epoch(run: _Run, epoch: int, rows: StreamRows, valid_cache: TokenCache, reporter: Reporter,
                deadline: Optional[float]) -> Dict[str, Any]:
     """Train one epoch, validate, adjust the rate, checkpoint; returns the log record."""
     started = time.monotonic()
-    reporter.start_epoch(epoch, train_batch.num_segments(run.config.bptt))
-    totals = _train_epoch(run, train_batch, run.config.batch_size, reporter, deadline)
-    valid = evaluate_stream(run.model, valid_stream, context=run.context)
+    totals = _train_epoch(run, epoch, rows, reporter, deadline)
+    valid = evaluate_cache(run.model, valid_cache, context=run.context)
     lr = run.optimizer.param_groups[0]["lr"]
     improved = run.schedule.update(valid.ppl)
     for group in run.optimizer.param_groups:
@@ -364,11 +280,11 @@ def _run_epoch(run: _Run, epoch: int, train_batch: Batch, valid_stream, reporter
         "out_of_time": totals["out_of_time"],
     }
     run.history.append(record)
+    out_dir = Path(run.config.out_dir)
+    if run.context.is_main and improved:
+        save_checkpoint(out_dir / "model.pt", model_payload(run.model, run.vocab))
+    _save_last(run, epoch)
     if run.context.is_main:
-        out_dir = Path(run.config.out_dir)
-        if improved:
-            save_checkpoint(out_dir / "model.pt", model_payload(run.model, run.vocab))
-        _save_last(run, epoch)
         write_log(out_dir / "log.jsonl", run.history)
     run.context.barrier()
     reporter.end_epoch(record)
@@ -377,7 +293,7 @@ def _run_epoch(run: _Run, epoch: int, train_batch: Batch, valid_stream, reporter
     return record
 
 
-def _finish(run: _Run, stopped: str, reporter: Reporter) -> TrainResult:
+def _finish(run: _Run, stopped: str, train_cache: TokenCache, reporter: Reporter) -> TrainResult:
     """Score model.pt on the test text and write the final log record."""
     out_dir = Path(run.config.out_dir)
     model_path = out_dir / "model.pt"
@@ -385,8 +301,8 @@ def _finish(run: _Run, stopped: str, reporter: Reporter) -> TrainResult:
     best_model.to(run.device)
     test_ppl = None
     if run.config.test_path is not None:
-        test_stream = encode_sentences(read_sentences(run.config.test_path), run.vocab)
-        test_ppl = evaluate_stream(best_model, test_stream, context=run.context).ppl
+        test_cache, _ = _prepare(run.config, run.context, run.config.test_path, run.vocab, reporter)
+        test_ppl = evaluate_cache(best_model, test_cache, context=run.context).ppl
     best = run.history[run.schedule.best_epoch - 1]
     final = {
         "event": "final",
@@ -396,6 +312,8 @@ def _finish(run: _Run, stopped: str, reporter: Reporter) -> TrainResult:
         "test_ppl": test_ppl,
         "epochs_run": len(run.history),
         "stopped": stopped,
+        "train_words": train_cache.words,
+        "train_oov_rate": train_cache.oov_rate,
     }
     if run.context.is_main:
         write_log(out_dir / "log.jsonl", run.history, final)

@@ -9,14 +9,15 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from rescorer.data.prepare import DataProgress
 from rescorer.outputs.atomic import atomic_write_text
 
 
-class Reporter:
-    """Receives training progress; every method is a no-op here."""
+class Reporter(DataProgress):
+    """Receives training progress (and the data steps' byte progress); every method is a no-op here."""
 
-    def start_epoch(self, epoch: int, segments: int) -> None:
-        """An epoch of ``segments`` optimizer steps begins."""
+    def start_epoch(self, epoch: int, segments: int, done: int = 0) -> None:
+        """An epoch of ``segments`` optimizer steps begins (``done`` of them already, when resumed mid-epoch)."""
 
     def step(self, tokens: int, loss: float) -> None:
         """One step trained ``tokens`` tokens (all processes) with mean loss ``loss`` (nats)."""

@@ -96,3 +96,40 @@ def test_corpus_mode_reads_ptb_file_names(texts):
     assert result.exit_code == 0, result.output
     final = json.loads((texts / "corpus-run" / "log.jsonl").read_text().splitlines()[-1])
     assert final["test_ppl"] == pytest.approx(final["valid_ppl"])  # test file == valid file here
+
+
+def test_large_corpus_options_end_to_end(texts):
+    """A glob of training files, --vocab-size, a shared --cache-dir, mid-epoch checkpoints; eval reuses a cache."""
+    lines = (texts / "train.txt").read_text().splitlines(keepends=True)
+    for part in range(2):
+        (texts / f"shard-{part}.txt").write_text("".join(lines[part::2]))
+    cache = texts / "shared-cache"
+    args = train_args(texts) + ["--vocab-size", "8", "--cache-dir", str(cache), "--save-every-steps", "3",
+                                "--valid-max-tokens", "50"]
+    args[args.index(str(texts / "train.txt"))] = str(texts / "shard-*.txt")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "vocabulary 8" in result.output and "OOV" in result.output
+    assert not (texts / "run" / "cache").exists()
+    entries = {path.name for path in cache.iterdir()}
+    assert len(entries) == 3  # train and valid entries, and the chosen vocabulary
+    model = str(texts / "run" / "model.pt")
+    for _ in range(2):
+        evaluated = runner.invoke(app, ["eval", "--model", model, "--text", str(texts / "eval.txt"), "--json",
+                                        "--cache-dir", str(cache)])
+        assert evaluated.exit_code == 0, evaluated.output
+    assert len({path.name for path in cache.iterdir()}) == 4  # one new entry, reused the second time
+    report = json.loads(evaluated.stdout)
+    assert report["tokens"] == 11 and report["oov_rate"] > 1 / 9  # the 8-token vocabulary misses more words
+    bounded = runner.invoke(app, ["eval", "--model", model, "--text", str(texts / "eval.txt"), "--json",
+                                  "--max-tokens", "7"])
+    assert json.loads(bounded.stdout)["tokens"] == 7  # "the cat sat on a zebra <eos>"
+
+
+def test_missing_training_file_is_one_line(texts):
+    args = train_args(texts)
+    args[args.index(str(texts / "train.txt"))] = str(texts / "absent-*.txt")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "absent-*.txt: no such file, and no file matches it as a glob" in result.output.replace("\n", "")
+    assert "Traceback" not in result.output

@@ -89,3 +89,30 @@ def test_sentencepiece_model_file(tmp_path, sentencepiece_vocab):
     with pytest.raises(InputFormatError) as error:
         SentencePieceVocabulary.from_file(tmp_path / "junk.model")
     assert error.value.path == str(tmp_path / "junk.model")
+
+
+def test_sentencepiece_literal_unk_is_one_oov_symbol():
+    """PTB's literal <unk> (6% of its tokens) is the unknown piece, not "▁ < unk >" pieces."""
+    sentences = [["the", "<unk>", "company", "said"], ["<unk>", "rose", "<unk>"], ["the", "company", "rose"]] * 20
+    vocab = SentencePieceVocabulary.train(sentences, vocab_size=40)
+    assert vocab.processor.IdToPiece(vocab.unk_id) == "<unk>"
+    assert vocab.encode_word("<unk>") == [vocab.unk_id]
+    assert vocab.is_oov("<unk>") and not vocab.is_oov("company")
+    assert not any("unk" in vocab.processor.IdToPiece(index) for index in range(vocab.size) if index != vocab.unk_id)
+    # The rescoring tokenizer takes the OOV flag from is_oov, so the OOV penalty applies to it.
+    from rescorer.lattice.symbols import SymbolTable
+    from rescorer.rescoring.tokens import ArcTokenizer
+
+    symbols = SymbolTable()
+    word_id = symbols.add("<unk>")
+    assert ArcTokenizer(vocab, symbols).word_tokens(word_id) == ([vocab.unk_id], True)
+
+
+def test_sentencepiece_sampling_bounds_the_training_sentences():
+    """With sample_sentences, sentencepiece keeps that many sentences (its input_sentence_size)."""
+    sentences = [[f"word{i % 97}", "common"] for i in range(2000)]
+    small = SentencePieceVocabulary.train(sentences, vocab_size=30, sample_sentences=101)  # its minimum
+    again = SentencePieceVocabulary.train(sentences, vocab_size=30, sample_sentences=101)
+    assert small.model_proto == again.model_proto  # seeded sample
+    full = SentencePieceVocabulary.train(sentences, vocab_size=30)
+    assert small.model_proto != full.model_proto

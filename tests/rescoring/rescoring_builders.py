@@ -9,7 +9,7 @@ from rescorer.lattice.fsavec import Lattice, splits_from_counts
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.model.config import ModelConfig
 from rescorer.model.lm import FixedPointLM
-from rescorer.training.checkpoint import model_payload, save_checkpoint
+from rescorer.model.checkpoint import model_payload, save_checkpoint
 
 # words.txt of the tiny lattices: "e" is unknown to the word LM.
 WORDS = ["a", "b", "c", "d", "e"]

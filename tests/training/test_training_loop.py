@@ -9,7 +9,7 @@ from training_builders import tiny_config
 from rescorer.data.batching import encode_sentences
 from rescorer.data.corpus import read_sentences
 from rescorer.errors import ConfigError
-from rescorer.training.checkpoint import load_model
+from rescorer.model.checkpoint import load_model
 from rescorer.training.evaluate import evaluate_file
 from rescorer.training.loop import train
 from rescorer.training.schedule import PlateauSchedule
@@ -25,7 +25,10 @@ def test_loss_falls_and_files_are_written(corpus, tmp_path):
     assert valid[2] < 8.0
     assert result.best_epoch == 3 and result.valid_ppl == valid[2]
     assert records[3]["test_ppl"] == result.test_ppl < 8.0
-    assert {path.name for path in (tmp_path / "run").iterdir()} == {"last.pt", "model.pt", "log.jsonl"}
+    assert {path.name for path in (tmp_path / "run").iterdir()} == {"last.pt", "model.pt", "log.jsonl", "cache"}
+    # One token cache per text (train, valid, test) and the vocabulary chosen from the training text.
+    cached = sorted(path.suffix or "entry" for path in (tmp_path / "run" / "cache").iterdir())
+    assert cached == [".json", "entry", "entry", "entry"]
 
 
 @pytest.mark.parametrize("solver, iterations", [("jacobi", 2), ("jacobi", 3), ("sequential", 4)])

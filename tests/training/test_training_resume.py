@@ -1,4 +1,9 @@
-"""A run killed with SIGKILL and resumed equals the uninterrupted run, bitwise on CPU."""
+"""A run killed with SIGKILL and resumed equals the uninterrupted run, bitwise on CPU.
+
+Killed at an epoch end (``last.pt`` of every epoch) and mid-epoch
+(``--save-every-steps``, ``last.pt`` holding the data position, the solver carry
+and the RNG states).
+"""
 import json
 import os
 import signal
@@ -38,26 +43,42 @@ def ppls(out: Path):
     return [(record.get("train_ppl"), record.get("valid_ppl"), record.get("test_ppl")) for record in records]
 
 
+def kill_at_first_checkpoint(corpus, out: Path, *extra: str) -> dict:
+    """Start a run, SIGKILL it once last.pt exists; returns last.pt's training entry."""
+    killed = train_process(corpus, out, *extra)
+    last = out / "last.pt"
+    while not last.exists() and killed.poll() is None:
+        time.sleep(0.01)
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    return safe_torch_load(last)["training"]
+
+
+def assert_same_run(out: Path, reference: Path) -> None:
+    assert ppls(out) == ppls(reference)
+    full = safe_torch_load(reference / "model.pt")["model"]
+    resumed = safe_torch_load(out / "model.pt")["model"]
+    assert full.keys() == resumed.keys()
+    for name in full:
+        assert torch.equal(full[name], resumed[name]), name
+
+
 @pytest.mark.slow
 def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tmp_path):
     corpus = tuple(write_corpus(tmp_path / name, count, seed) for name, count, seed in
                    (("train.txt", 2000, 1), ("valid.txt", 40, 2), ("test.txt", 40, 3)))
     finish(train_process(corpus, tmp_path / "full"))
 
-    killed = train_process(corpus, tmp_path / "killed")
-    last = tmp_path / "killed" / "last.pt"
-    while not last.exists() and killed.poll() is None:
-        time.sleep(0.01)
-    killed.send_signal(signal.SIGKILL)
-    killed.communicate(timeout=60)
-    assert killed.returncode == -signal.SIGKILL
-    epoch = safe_torch_load(last)["training"]["epoch"]
-    assert epoch < 3, "the run ended before it could be killed; make its epochs longer"
+    training = kill_at_first_checkpoint(corpus, tmp_path / "killed")
+    assert training["epoch"] < 3, "the run ended before it could be killed; make its epochs longer"
     finish(train_process(corpus, tmp_path / "killed", "--resume"))
+    assert_same_run(tmp_path / "killed", tmp_path / "full")
 
-    assert ppls(tmp_path / "killed") == ppls(tmp_path / "full")
-    full = safe_torch_load(tmp_path / "full" / "model.pt")["model"]
-    resumed = safe_torch_load(tmp_path / "killed" / "model.pt")["model"]
-    assert full.keys() == resumed.keys()
-    for name in full:
-        assert torch.equal(full[name], resumed[name]), name
+    # Mid-epoch: every 10 of the epoch's 167 steps.
+    training = kill_at_first_checkpoint(corpus, tmp_path / "mid", "--save-every-steps", "10")
+    position = training["ranks"][0]["position"]
+    assert position is not None and position["step"] % 10 == 0, "killed at an epoch end; make epochs longer"
+    assert training["epoch"] < 3
+    finish(train_process(corpus, tmp_path / "mid", "--resume", "--save-every-steps", "10"))
+    assert_same_run(tmp_path / "mid", tmp_path / "full")

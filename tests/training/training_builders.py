@@ -4,7 +4,7 @@ import random
 from pathlib import Path
 
 from rescorer.model.config import ModelConfig
-from rescorer.training.loop import TrainConfig
+from rescorer.training.config import TrainConfig
 
 SUBJECTS = ["the cat", "a dog", "the old man", "my sister", "the company"]
 VERBS = ["sat on", "looked at", "bought", "was n't near", "liked"]
