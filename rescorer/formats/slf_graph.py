@@ -72,7 +72,13 @@ class SlfGraph:
         return "N-1" if self.num_nodes is None else str(self.num_nodes - 1)
 
     def check_counts(self, path: PathLike, counts_line: int) -> None:
-        """N= and L= must match the node and link lines (each node needs an I= line)."""
+        """N= and L= must match the node and link lines (each node needs an I= line).
+
+        Also bounds every node id by the size of the input before anything is
+        allocated per node: ids must be below N= when declared, else below the
+        number of nodes the lines can name (node lines + 2 per link), and a
+        declared N= without node lines may not exceed 2 per link.
+        """
         where = f"line {counts_line}" if counts_line else None
         if self.num_nodes is not None and len(self.node_lines) not in (0, self.num_nodes):
             raise InputFormatError(f"N={self.num_nodes} but {len(self.node_lines)} node lines",
@@ -82,6 +88,45 @@ class SlfGraph:
                                    path=path, utt_id=self.utt_id, where=where)
         if not self.link_src:
             raise InputFormatError("the lattice has no links", path=path, utt_id=self.utt_id)
+        if self.num_nodes is not None and not self.node_lines and \
+                self.num_nodes > 2 * len(self.link_src):
+            raise InputFormatError(f"N={self.num_nodes} nodes but only {len(self.link_src)} "
+                                   "links and no node lines (expected N <= 2 x links)",
+                                   path=path, utt_id=self.utt_id, where=where)
+        limit = self.num_nodes if self.num_nodes is not None else \
+            len(self.node_lines) + 2 * len(self.link_src)
+        highest = max(max(self.link_src), max(self.link_dst), max(self.node_lines, default=0))
+        if highest >= limit:
+            bound = "" if self.num_nodes is not None else \
+                " without N=: at most 2 nodes per link plus the node lines"
+            raise InputFormatError(f"node id {highest} out of range (expected 0..{limit - 1}"
+                                   f"{bound})", path=path, utt_id=self.utt_id)
+
+    def node_count(self) -> int:
+        """The number of nodes: N= or one more than the highest id named (after ``check_counts``)."""
+        if self.num_nodes is not None:
+            return self.num_nodes
+        return 1 + max(max(self.link_src), max(self.link_dst), max(self.node_lines, default=0))
+
+    def check_defined(self, src: Tensor, dst: Tensor, num_nodes: int, path: PathLike) -> None:
+        """Every link end must have an I= line, when the file has node lines.
+
+        Args:
+          src:
+            1-D int64 tensor of shape (L,), the S= node of each link.
+          dst:
+            1-D int64 tensor of shape (L,), the E= node of each link.
+        """
+        if not self.node_lines or len(self.node_lines) == num_nodes:
+            return  # no node lines, or one per node: every id in range is defined
+        defined = torch.zeros(num_nodes, dtype=torch.bool)
+        defined[torch.tensor(list(self.node_lines), dtype=torch.int64)] = True
+        bad = ~(defined[src] & defined[dst])  # (L,)
+        if bool(bad.any()):
+            link = int(bad.nonzero()[0])
+            node = int(src[link]) if not bool(defined[src[link]]) else int(dst[link])
+            raise InputFormatError(f"link {link} ({int(src[link])}->{int(dst[link])}) names node "
+                                   f"{node}, which has no I= line", path=path, utt_id=self.utt_id)
 
 
 def _terminal(graph: SlfGraph, nodes: Tensor, header: Optional[int], side: str,
@@ -106,9 +151,9 @@ def _terminal(graph: SlfGraph, nodes: Tensor, header: Optional[int], side: str,
 def graph_to_lattice(graph: SlfGraph, symbols: SymbolTable,
                      is_filler: Callable[[str], bool], path: PathLike) -> Lattice:
     """Apply the SLF conventions (see ``slf.py``) and build the ``Lattice``."""
-    num_nodes = graph.num_nodes if graph.num_nodes is not None else 1 + max(
-        max(graph.link_src), max(graph.link_dst), max(graph.node_words, default=0))
+    num_nodes = graph.node_count()
     src, dst = _int64(graph.link_src), _int64(graph.link_dst)
+    graph.check_defined(src, dst, num_nodes, path)
     start = _terminal(graph, dst, graph.start, "start", num_nodes, path)
     end = _terminal(graph, src, graph.end, "end", num_nodes, path)
     if start == end:

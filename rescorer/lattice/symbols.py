@@ -131,6 +131,21 @@ class SymbolTable:
             return self.id(word, path=path, utt_id=utt_id)
         return self.add(word)
 
+    def known(self, word_ids: Tensor) -> Tensor:
+        """Which ids are in the table.
+
+        Args:
+          word_ids:
+            1-D integer tensor of any length and any values.
+
+        Returns:
+          1-D bool tensor of the same shape.
+        """
+        known = torch.zeros(self.max_id + 2, dtype=torch.bool)
+        known[torch.tensor(sorted(self._words), dtype=torch.int64)] = True
+        clipped = word_ids.to(torch.int64).clamp(min=-1, max=self.max_id + 1)
+        return known[clipped]  # -1 and ids above max_id map to the False sentinel at max_id + 1
+
     def check_ids(self, word_ids: Tensor, *, path: Optional[Union[str, Path]] = None,
                   utt_id: Optional[str] = None) -> None:
         """Raise ``SymbolError`` unless every id in ``word_ids`` is in the table.
@@ -141,10 +156,7 @@ class SymbolTable:
         """
         if word_ids.numel() == 0:
             return
-        known = torch.zeros(self.max_id + 2, dtype=torch.bool)
-        known[torch.tensor(sorted(self._words), dtype=torch.int64)] = True
-        clipped = word_ids.to(torch.int64).clamp(min=-1, max=self.max_id + 1)
-        unknown = ~known[clipped]  # -1 maps to the sentinel at max_id + 1
+        unknown = ~self.known(word_ids)
         if bool(unknown.any()):
             self.word(int(word_ids[unknown.nonzero()[0, 0]]), path=path, utt_id=utt_id)
 

@@ -3,7 +3,7 @@ from typer.testing import CliRunner
 
 from rescorer.cli.app import app
 from rescorer.errors import EXIT_ERROR, EXIT_PARTIAL
-from rescorer.formats.k2_pt import read_k2
+from rescorer import read_lattices
 from rescorer.formats.slf import read_slf
 from rescorer.lattice.symbols import SymbolTable
 
@@ -35,7 +35,7 @@ def test_slf_to_k2_writes_fsa_vec_and_grown_words(tmp_path):
     assert "wrote 2 lattice(s)" in result.stdout
     words = SymbolTable.from_file(tmp_path / "out" / "words.txt")
     assert list(words) == ["<eps>", "hello", "world", "there"]
-    first, second = read_k2(tmp_path / "out" / "lats.pt", words)
+    first, second = read_lattices(tmp_path / "out" / "lats.pt", words).to_lattices()
     assert (first.utt_id, second.utt_id) == ("utt1", "utt2")
     assert [words.word(w) for w in second.word_ids.tolist()] == ["hello", "there"]
     assert first.am_scores.tolist() == [-1.5, -0.5, 0.0]
@@ -47,7 +47,7 @@ def test_k2_to_slf_needs_words_and_round_trips(tmp_path):
     runner.invoke(app, ["convert", str(inputs(tmp_path)), "--to", "k2", "--out", str(k2_file),
                         "--words-out", str(tmp_path / "w.txt")])
     result = runner.invoke(app, ["convert", str(k2_file), "--to", "slf", "--out", str(tmp_path / "s")])
-    assert result.exit_code == EXIT_PARTIAL
+    assert result.exit_code == EXIT_ERROR  # every lattice failed
     assert squeeze("ids: --words words.txt is") in squeeze(result.stderr)  # cells wrap
     result = runner.invoke(app, ["convert", str(k2_file), "--to", "slf", "--out", str(tmp_path / "s"),
                                  "--words", str(tmp_path / "w.txt")])
@@ -63,7 +63,7 @@ def test_bad_file_is_skipped_listed_and_exit_3(tmp_path):
     assert result.exit_code == EXIT_PARTIAL
     assert "wrote 2 lattice(s)" in result.stdout
     assert "c.slf" in result.stderr and squeeze("L=7 but 2 link lines") in squeeze(result.stderr)
-    assert len(read_k2(tmp_path / "lats.pt")) == 2
+    assert read_lattices(tmp_path / "lats.pt", SymbolTable.from_file(tmp_path / "words.txt")).num_utts == 2
 
 
 def test_strict_stops_with_one_line_naming_the_file(tmp_path):
