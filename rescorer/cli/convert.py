@@ -104,7 +104,7 @@ def _report(num_written: int, failures: list, out: Path) -> None:
         table = Table(title=f"{len(failures)} skipped")
         table.add_column("file", overflow="fold")
         table.add_column("utterance")
-        table.add_column("problem")
+        table.add_column("problem", overflow="fold")
         for failure in failures:
             table.add_row(str(failure.path), failure.utt_id or "-", failure.error.message)
         err_console.print(table)

@@ -85,3 +85,45 @@ def test_words_file_errors_and_bad_target(tmp_path):
     assert squeeze(f"error: {words}: line 2: bad id 'x'") in squeeze(result.stderr)
     result = runner.invoke(app, ["convert", str(tmp_path), "--to", "fst", "--out", "x"])
     assert result.exit_code == 2
+
+
+def test_repeated_utterance_ids_are_rejected_not_overwritten(tmp_path):
+    folder = inputs(tmp_path)
+    (folder / "c.slf").write_text(SLF.replace("hello", "there"))  # utt1 again
+    for target, out in (("slf", tmp_path / "s"), ("k2", tmp_path / "l.pt")):
+        result = runner.invoke(app, ["convert", str(folder), "--to", target, "--out", str(out)])
+        assert result.exit_code == EXIT_PARTIAL, result.output
+        assert "wrote 2 lattice(s)" in result.stdout
+        assert "twice" in result.stderr and "c.slf" in result.stderr  # table cells wrap
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["utt1.slf", "utt2.slf"]
+    (kept,), _ = read_slf(tmp_path / "s" / "utt1.slf")
+    assert kept.word_ids.numel() == 2  # a.slf's utt1 ("hello world"), not c.slf's
+    words = SymbolTable.from_file(tmp_path / "words.txt")
+    assert read_lattices(tmp_path / "l.pt", words).utt_ids == ["utt1", "utt2"]
+
+
+def test_no_lattice_at_all_is_exit_1(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(app, ["convert", str(empty), "--to", "k2", "--out", str(tmp_path / "l.pt")])
+    assert result.exit_code == EXIT_ERROR
+    assert "no lattices found" in result.stderr and not (tmp_path / "l.pt").exists()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "c.slf").write_text(SLF.replace("N=3 L=2", "N=3 L=7"))
+    result = runner.invoke(app, ["convert", str(bad), "--to", "slf", "--out", str(tmp_path / "s")])
+    assert result.exit_code == EXIT_ERROR
+    assert squeeze("no lattices could be converted") in squeeze(result.stderr)
+
+
+def test_unsafe_utterance_ids_stay_inside_the_folder_and_visible(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for index, utt_id in enumerate(["../evil", '""', ".hidden", "a/b", "a_b"]):
+        (folder / f"{index}.slf").write_text(SLF.replace("UTTERANCE=utt1", f"UTTERANCE={utt_id}"))
+    out = tmp_path / "out" / "s"
+    result = runner.invoke(app, ["convert", str(folder), "--to", "slf", "--out", str(out)])
+    assert result.exit_code == EXIT_PARTIAL  # a_b clashes with a/b
+    assert sorted(p.name for p in out.iterdir()) == ["_.slf", "___evil.slf", "_hidden.slf", "a_b.slf"]
+    assert not (tmp_path / "out" / "evil.slf").exists()
+    assert "would be written to a_b.slf" in result.stderr and "4.slf" in result.stderr
