@@ -15,6 +15,7 @@ from rescorer.formats.k2_pt import read_k2_batch
 from rescorer.formats.kaldi_text import iter_kaldi_text
 from rescorer.formats.slf import open_text, parse_slf_file
 from rescorer.lattice.batch import LatticeBatch
+from rescorer.lattice.checks import split_invalid
 from rescorer.lattice.fsavec import Lattice, LatticeFailure
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.paths import PathLike
@@ -127,11 +128,9 @@ def iter_lattices(paths: Sequence[PathLike], symbols: Optional[SymbolTable]
         batch, lattices, failures = read_file(path, table)
         if batch is not None:
             yield from batch.to_lattices()
-        for lattice in lattices:
-            try:
-                lattice.validate(path)
-            except InputFormatError as error:
-                yield LatticeFailure(path, lattice.utt_id, error)
-            else:
-                yield lattice
+        if lattices:
+            checked, invalid, _ = split_invalid(LatticeBatch.from_lattices(lattices),
+                                                [path] * len(lattices))
+            yield from checked.to_lattices()
+            yield from invalid
         yield from failures

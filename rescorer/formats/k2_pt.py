@@ -30,7 +30,7 @@ from torch import Tensor
 from rescorer.errors import InputFormatError, SymbolError
 from rescorer.formats.torch_pickle import RaggedStandIn, load_torch_dict, save_torch_dict
 from rescorer.lattice.batch import LatticeBatch
-from rescorer.lattice.checks import oversized_utterances, split_invalid
+from rescorer.lattice.checks import split_invalid
 from rescorer.lattice.fsavec import Lattice, LatticeFailure, splits_from_counts, words_from_labels
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.outputs.atomic import atomic_save
@@ -76,7 +76,7 @@ def k2_batch(content: dict, path: Optional[Path], symbols: Optional[SymbolTable]
     """The batch of a k2 ``as_dict`` layout and a failure per bad lattice.
 
     Lattices claiming more states than their arcs can touch are refused before
-    anything is allocated per state (see ``lattice.checks.oversized_utterances``).
+    anything is allocated per state (see ``lattice.checks.split_invalid``).
     """
     where = path if path is not None else Path("<k2 dict>")
     state_splits, arc_splits, arc_rows = _fsas(content, where)
@@ -92,17 +92,8 @@ def k2_batch(content: dict, path: Optional[Path], symbols: Optional[SymbolTable]
         src=columns["src"] + offsets, dst=columns["dst"] + offsets, labels=columns["labels"],
         word_splits=columns["word_splits"], word_ids=columns["word_ids"],
         am_scores=columns["am_scores"], ngram_scores=columns["ngram_scores"], arc_extras=extras)
-    failures = []
-    oversized = oversized_utterances(state_splits, arc_splits).nonzero().flatten().tolist()
-    if oversized:
-        counts = (state_splits[1:] - state_splits[:-1]).tolist()
-        failures = [LatticeFailure(where, utt_ids[index], InputFormatError(
-            f"claims {counts[index]} states for {int(arc_counts[index])} arcs (expected at "
-            "most 2 states per arc; corrupt file?)", path=where, utt_id=utt_ids[index]))
-            for index in oversized]
-        batch = batch.select(sorted(set(range(batch.num_utts)) - set(oversized)))
-    batch, invalid, _ = split_invalid(batch, [where] * batch.num_utts, symbols)
-    return batch, failures + invalid
+    batch, failures, _ = split_invalid(batch, [where] * batch.num_utts, symbols)
+    return batch, failures
 
 
 def _fsas(content: dict, path: PathLike) -> Tuple[Tensor, Tensor, Tensor]:

@@ -78,6 +78,10 @@ def split_invalid(batch: LatticeBatch, paths: Sequence[Path],
                   ) -> Tuple[LatticeBatch, List[LatticeFailure], List[int]]:
     """The valid lattices of ``batch`` and one failure per invalid one.
 
+    Oversized lattices (``oversized_utterances``) are refused first, before any
+    check that allocates per state; the others are checked as ``Lattice.validate``
+    does (and against ``symbols``).
+
     Args:
       batch:
         The lattices as read.
@@ -91,16 +95,32 @@ def split_invalid(batch: LatticeBatch, paths: Sequence[Path],
       batch)``; each failure carries the message that ``Lattice.validate`` or
       ``SymbolTable.check_ids`` gives.
     """
+    oversized = oversized_utterances(batch.state_splits, batch.arc_splits)
+    failures = [_oversized(batch, index, paths[index])
+                for index in oversized.nonzero().flatten().tolist()]
+    checked = list(range(batch.num_utts))
+    if failures:
+        checked = (~oversized).nonzero().flatten().tolist()
+        batch = batch.select(checked)
     bad = invalid_utterances(batch, symbols).nonzero().flatten().tolist()
-    if not bad:
-        return batch, [], list(range(batch.num_utts))
-    failures = []
     for index in bad:
-        failures.append(LatticeFailure(Path(paths[index]), batch.utt_ids[index],
-                                       _problem(batch, index, paths[index], symbols)))
+        failures.append(LatticeFailure(Path(paths[checked[index]]), batch.utt_ids[index],
+                                       _problem(batch, index, paths[checked[index]], symbols)))
+    if not bad:
+        return batch, failures, checked
     drop = set(bad)
-    kept = [i for i in range(batch.num_utts) if i not in drop]
-    return batch.select(kept), failures, kept
+    keep = [i for i in range(batch.num_utts) if i not in drop]
+    return batch.select(keep), failures, [checked[i] for i in keep]
+
+
+def _oversized(batch: LatticeBatch, index: int, path: Path) -> LatticeFailure:
+    """The failure of a lattice that claims too many states."""
+    utt_id = batch.utt_ids[index]
+    states = int(batch.state_splits[index + 1] - batch.state_splits[index])
+    arcs = int(batch.arc_splits[index + 1] - batch.arc_splits[index])
+    error = InputFormatError(f"claims {states} states for {arcs} arcs (expected at most 2 "
+                             "states per arc; corrupt file?)", path=path, utt_id=utt_id)
+    return LatticeFailure(Path(path), utt_id, error)
 
 
 def _problem(batch: LatticeBatch, index: int, path: Path,
