@@ -29,29 +29,37 @@ def main() -> None:
     parser.add_argument("--memory-cap-mb", type=int, default=1024,
                         help="address space a worker may add per input set, MiB")
     parser.add_argument("--small", action="store_true", help="only the test suite's seeds")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="start no new inputs after this (summary.json says how far it got)")
     args = parser.parse_args()
     seeds = harness.make_seeds(args.out / "seeds", small=args.small)
     started, last = time.perf_counter(), [0.0]
 
+    def summary(counts: harness.Counts, finished: bool) -> dict:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        result = {
+            "finished": finished,
+            "args": {key: str(value) for key, value in vars(args).items()},
+            "seeds": [{"name": s.name, "kind": s.kind, "bytes": len(s.data)} for s in seeds],
+            **harness.counts_dict(counts),
+            "wall_s": round(time.perf_counter() - started, 1),
+            "finished_workers_cpu_s": round(children.ru_utime + children.ru_stime, 1),
+        }
+        (args.out / "summary.json").write_text(json.dumps(result, indent=1) + "\n")
+        return result
+
     def progress(counts: harness.Counts) -> None:
         if time.perf_counter() - last[0] > 30:
             last[0] = time.perf_counter()
+            summary(counts, False)
             print(f"{counts.tried:,} tried, {counts.parsed:,} parsed, {counts.rejected:,} "
                   f"rejected, {counts.crashed:,} crashed", flush=True)
 
+    max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
     counts = harness.run_campaign(seeds, args.count, args.seed, args.out, jobs=args.jobs,
                                   time_cap=args.time_cap, memory_cap_mb=args.memory_cap_mb,
-                                  progress=progress)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    summary = {
-        "args": {key: str(value) for key, value in vars(args).items()},
-        "seeds": [{"name": seed.name, "kind": seed.kind, "bytes": len(seed.data)} for seed in seeds],
-        **harness.counts_dict(counts),
-        "wall_s": round(time.perf_counter() - started, 1),
-        "worker_cpu_s": round(children.ru_utime + children.ru_stime, 1),
-    }
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print(json.dumps(summary, indent=1))
+                                  progress=progress, max_seconds=max_seconds)
+    print(json.dumps(summary(counts, True), indent=1))
 
 
 if __name__ == "__main__":

@@ -306,11 +306,13 @@ def _vm_size() -> int:
 
 def run_campaign(seeds: List[Seed], count: int, seed: int, out: Path, jobs: int = 1,
                  time_cap: int = 10, memory_cap_mb: int = 1024,
-                 progress: Optional[Callable[[Counts], None]] = None) -> Counts:
-    """Fuzz ``count`` inputs in ``jobs`` worker processes; reproducers go to ``out/crashes``.
+                 progress: Optional[Callable[[Counts], None]] = None,
+                 max_seconds: Optional[float] = None) -> Counts:
+    """Fuzz inputs ``0 .. count-1`` in ``jobs`` worker processes; reproducers go to ``out/crashes``.
 
     A worker that dies (killed, out of memory in C) is replaced; the input it was
-    on counts as a crash with signature "worker died".
+    on counts as a crash with signature "worker died". After ``max_seconds`` no
+    new chunk of inputs is started (``tried`` then says how far it got).
     """
     context = multiprocessing.get_context("spawn")  # no fork of a process that ran torch
     scratch = out / "scratch"
@@ -320,10 +322,13 @@ def run_campaign(seeds: List[Seed], count: int, seed: int, out: Path, jobs: int 
     counts = Counts()
     results = context.Queue()
     pending = list(range(count))
-    chunk = max(1, min(500, -(-count // jobs)))
+    chunk = max(1, min(200, -(-count // jobs)))
+    stop_at = None if max_seconds is None else time.monotonic() + max_seconds
     running: Dict[int, Tuple[object, List[int], float]] = {}
     done = set()
     while pending or running:
+        if stop_at is not None and time.monotonic() > stop_at:
+            pending = []
         while pending and len(running) < jobs:
             indices, pending = pending[:chunk], pending[chunk:]
             process = context.Process(target=_worker, args=(seeds, seed, indices, scratch,
