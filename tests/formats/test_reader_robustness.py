@@ -79,6 +79,13 @@ def test_corrupt_gzip_is_one_failure_naming_the_file(tmp_path, kind, text):
     assert len(items) == 2  # the good file is still read
 
 
+def test_gzip_bomb_is_refused_without_expanding_it(tmp_path):
+    path = write(tmp_path, gzip.compress(GOOD.encode() + b"#" * 10_000_000), "bomb.slf.gz")
+    assert path.stat().st_size < 20_000
+    with pytest.raises(InputFormatError, match="bomb.slf.gz: gzip data expands more than 100 times"):
+        read_slf(path)
+
+
 def test_detect_format_of_corrupt_gzip_raises_input_format_error(tmp_path):
     path = corrupt_gzip(tmp_path, GOOD * 50, "flipped", "bad.gz")
     with pytest.raises(InputFormatError, match="bad.gz: cannot read"):
