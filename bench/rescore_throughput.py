@@ -84,11 +84,13 @@ def convert_to_k2(data: Path, limit: int, shards: int, folder: Path) -> float:
     Returns:
       Seconds taken (reading and writing).
     """
-    from rescorer.formats.detect import read_lattices
+    from rescorer import read_lattices
     from rescorer.formats.k2_pt import write_k2
+    from rescorer.lattice.symbols import SymbolTable
 
     started = time.perf_counter()
-    lattices, symbols = read_lattices(sorted((data / "lat").iterdir())[:limit])
+    symbols = SymbolTable()
+    lattices = read_lattices(sorted((data / "lat").iterdir())[:limit], symbols).to_lattices()
     folder.mkdir(parents=True, exist_ok=True)
     for shard in range(shards):
         write_k2(folder / f"shard{shard:02d}.pt", lattices[shard::shards])

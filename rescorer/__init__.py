@@ -18,3 +18,23 @@ Ragged structures use k2's axes notation, e.g. ``[utt][state][arc]``.
 """
 
 __version__ = "0.1.0"
+
+# The library API, imported on first use so that ``import rescorer`` stays cheap.
+_LAZY = {
+    "LatticeBatch": "rescorer.lattice.batch",
+    "read_lattices": "rescorer.formats.read",
+    "read_batch": "rescorer.formats.read",
+}
+
+
+def __getattr__(name: str):
+    """``rescorer.read_lattices`` etc.: import the defining module when first asked."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'rescorer' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

@@ -3,9 +3,12 @@
 ``--to k2`` writes one FsaVec file (all utterances) to ``--out``; when the words
 came from SLF without ``--words``, the grown table goes to ``--words-out``
 (default: ``words.txt`` next to ``--out``). ``--to slf`` treats ``--out`` as a
-folder and writes one ``UTTID.slf`` per lattice. Writes are atomic. Bad
-utterances are listed in a table and give exit code 3; ``--strict`` stops at
-the first one (exit code 1).
+folder and writes one ``UTTID.slf`` per lattice, the id made safe as a file name
+(``formats.slf.slf_file_name``: never hidden, never outside the folder). Writes
+are atomic. Utterance ids must be unique across the inputs: a repeated id is a
+failure of the later lattice. Bad utterances are listed in a table and give exit
+code 3; ``--strict`` stops at the first one, and no lattice at all (empty input,
+or every lattice failed) is exit code 1.
 """
 from enum import Enum
 from pathlib import Path
@@ -14,7 +17,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from rescorer.cli.common import console, err_console, guarded
-from rescorer.errors import EXIT_PARTIAL, ConfigError
+from rescorer.errors import EXIT_PARTIAL, ConfigError, InputFormatError
 
 
 class TargetFormat(str, Enum):
@@ -42,38 +45,54 @@ def convert_command(
         "--strict", help="Stop at the first bad utterance instead of skipping it.")] = False,
 ) -> None:
     """Convert lattices between k2 (.pt), HTK SLF and Kaldi text (input only)."""
-    from rescorer.formats.detect import iter_lattices
-    from rescorer.formats.k2_pt import write_k2
-    from rescorer.formats.slf import write_slf
-    from rescorer.lattice.fsavec import LatticeFailure
+    from rescorer.formats.k2_pt import write_k2_batch
+    from rescorer.formats.read import read_batch
     from rescorer.lattice.symbols import SymbolTable
 
     if to is TargetFormat.k2 and out.is_dir():
         raise ConfigError(f"--out {out} is a folder (expected a file for --to k2)")
     symbols = SymbolTable.from_file(words) if words is not None else SymbolTable()
-    lattices, failures = [], []
-    for item in iter_lattices(inputs, symbols):
-        if isinstance(item, LatticeFailure):
-            if strict:
-                raise item.error
-            failures.append(item)
-        elif to is TargetFormat.slf:
-            write_slf(out / f"{_safe_name(item.utt_id)}.slf", item, symbols)
-            lattices.append(item.utt_id)
-        else:
-            lattices.append(item)
-    if to is TargetFormat.k2 and lattices:
-        write_k2(out, lattices)
+    result = read_batch(inputs, symbols)
+    failures = list(result.failures)
+    if strict and failures:
+        raise failures[0].error
+    batch = result.batch
+    if to is TargetFormat.slf:
+        written = _write_slf_files(batch, result.paths, symbols, out, failures, strict)
+    elif batch.num_utts:
+        write_k2_batch(out, batch)
+        written = batch.num_utts
         if symbols.grown:
             symbols.write(words_out or out.parent / "words.txt")
-    _report(len(lattices), failures, out)
+    else:
+        written = 0
+    _report(written, failures, out)
+    if not written:
+        raise InputFormatError(f"no lattices {'could be converted' if failures else 'found'} "
+                               f"in {', '.join(map(str, inputs))} ({len(failures)} failed)")
     if failures:
         raise typer.Exit(EXIT_PARTIAL)
 
 
-def _safe_name(utt_id: str) -> str:
-    """A file name for an utterance id (path separators and spaces replaced)."""
-    return "".join("_" if c in '/\\ \t' else c for c in utt_id)
+def _write_slf_files(batch, paths: list, symbols, out: Path, failures: list, strict: bool) -> int:
+    """One ``NAME.slf`` per lattice (``slf_file_name``); clashing names become failures."""
+    from rescorer.formats.slf import slf_file_name, write_slf
+    from rescorer.lattice.fsavec import LatticeFailure
+
+    owners = {}
+    for index, utt_id in enumerate(batch.utt_ids):
+        name = slf_file_name(utt_id)
+        if name in owners:
+            error = InputFormatError(f"would be written to {name}, the file of utterance "
+                                     f"{owners[name]!r} (the ids differ only in characters "
+                                     "unsafe in file names)", path=paths[index], utt_id=utt_id)
+            if strict:
+                raise error
+            failures.append(LatticeFailure(paths[index], utt_id, error))
+            continue
+        owners[name] = utt_id
+        write_slf(out / name, batch.lattice(index), symbols)
+    return len(owners)
 
 
 def _report(num_written: int, failures: list, out: Path) -> None:
@@ -85,7 +104,7 @@ def _report(num_written: int, failures: list, out: Path) -> None:
         table = Table(title=f"{len(failures)} skipped")
         table.add_column("file", overflow="fold")
         table.add_column("utterance")
-        table.add_column("problem")
+        table.add_column("problem", overflow="fold")
         for failure in failures:
             table.add_row(str(failure.path), failure.utt_id or "-", failure.error.message)
         err_console.print(table)

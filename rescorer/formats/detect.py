@@ -1,4 +1,4 @@
-"""Pick the reader from a file's content and read many files, skipping bad ones.
+"""Pick the reader from a file's content and read files of any format, never raising.
 
 Detection (extensions are ignored): zip magic ``PK\\x03\\x04`` or a pickle
 protocol byte ``\\x80`` -> k2 ``torch.save`` file; otherwise the (possibly
@@ -6,18 +6,29 @@ gunzipped) text is SLF when its first non-comment line is a ``key=value`` field
 (``VERSION=``, ``UTTERANCE=``, ``N=``...), else a Kaldi text lattice archive.
 """
 import gzip
+import zlib
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 from rescorer.errors import InputFormatError, RescorerError, SymbolError
-from rescorer.formats.k2_pt import iter_k2
+from rescorer.formats.k2_pt import read_k2_batch
 from rescorer.formats.kaldi_text import iter_kaldi_text
-from rescorer.formats.slf import open_text, read_slf
+from rescorer.formats.slf import open_text, parse_slf_file
+from rescorer.lattice.batch import LatticeBatch
+from rescorer.lattice.checks import split_invalid
 from rescorer.lattice.fsavec import Lattice, LatticeFailure
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.paths import PathLike
 
 K2, SLF, KALDI = "k2", "slf", "kaldi"
+# What reading a damaged or truncated (possibly gzipped) file can raise.
+READ_ERRORS = (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile, zlib.error)
+
+
+def unreadable(path: PathLike, error: BaseException) -> InputFormatError:
+    """The one-line error for a file that cannot be read or decompressed."""
+    return InputFormatError(f"cannot read ({type(error).__name__}: {error}; truncated or "
+                            "corrupt?)", path=path)
 
 
 def detect_format(path: PathLike) -> str:
@@ -37,9 +48,8 @@ def detect_format(path: PathLike) -> str:
                 if stripped and not stripped.startswith("#"):
                     head = stripped.split()[0]
                     return SLF if "=" in head and not head.startswith("=") else KALDI
-    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as error:
-        raise InputFormatError(f"cannot read ({type(error).__name__}: {error})",
-                               path=path) from error
+    except READ_ERRORS as error:
+        raise unreadable(path, error) from error
     raise InputFormatError("empty file (expected a k2, SLF or Kaldi text lattice)", path=path)
 
 
@@ -53,6 +63,47 @@ def lattice_files(paths: Sequence[PathLike]) -> List[Path]:
         else:
             files.append(path)
     return files
+
+
+# What one file gives: valid lattices already in a batch (k2), lattices still to be
+# validated (SLF, Kaldi text), and failures.
+FileContent = Tuple[Optional[LatticeBatch], List[Lattice], List[LatticeFailure]]
+
+
+def read_file(path: Path, symbols: SymbolTable) -> FileContent:
+    """Every lattice of one file of any format; bad content becomes failures, never raises.
+
+    Args:
+      path:
+        The file.
+      symbols:
+        The --words table (frozen) or a growing table that SLF words are added to;
+        k2 and Kaldi input carry word ids and need a frozen table.
+
+    Returns:
+      ``(batch, lattices, failures)``: a k2 file's valid lattices as a batch (else
+      None); SLF and Kaldi lattices not yet checked by ``Lattice.validate``; one
+      failure per bad lattice, or one for the whole file.
+    """
+    lattices: List[Lattice] = []
+    try:
+        kind = detect_format(path)
+        if kind == SLF:
+            return None, [parse_slf_file(path, symbols)], []
+        if not symbols.frozen:
+            raise SymbolError(f"this is a {'k2' if kind == K2 else 'Kaldi text'} lattice "
+                              "with word ids: --words words.txt is required", path=path)
+        if kind == K2:
+            batch, failures = read_k2_batch(path, symbols)
+            return batch, [], failures
+        failures = []
+        for item in iter_kaldi_text(path, symbols):
+            (failures if isinstance(item, LatticeFailure) else lattices).append(item)
+        return None, lattices, failures
+    except RescorerError as error:
+        return None, lattices, [LatticeFailure(path, error.utt_id, error)]
+    except READ_ERRORS as error:  # raised while a reader streams a damaged file
+        return None, lattices, [LatticeFailure(path, None, unreadable(path, error))]
 
 
 def iter_lattices(paths: Sequence[PathLike], symbols: Optional[SymbolTable]
@@ -69,35 +120,17 @@ def iter_lattices(paths: Sequence[PathLike], symbols: Optional[SymbolTable]
         need a frozen table.
 
     Yields:
-      Lattices in file order, or ``LatticeFailure(path, utt_id, error)``.
+      Per file: its valid lattices in file order, then its failures
+      (``LatticeFailure(path, utt_id, error)``).
     """
     table = SymbolTable() if symbols is None else symbols
     for path in lattice_files(paths):
-        try:
-            kind = detect_format(path)
-            if kind == SLF:
-                yield read_slf(path, table)[0][0]
-                continue
-            if not table.frozen:
-                raise SymbolError(f"this is a {'k2' if kind == K2 else 'Kaldi text'} lattice "
-                                  "with word ids: --words words.txt is required", path=path)
-            reader = iter_k2 if kind == K2 else iter_kaldi_text
-            yield from reader(path, table)
-        except RescorerError as error:
-            yield LatticeFailure(path, error.utt_id, error)
-
-
-def read_lattices(paths: Sequence[PathLike], symbols: Optional[SymbolTable] = None
-                  ) -> Tuple[List[Lattice], SymbolTable]:
-    """All lattices of ``paths``, raising the first failure; plus the symbol table used.
-
-    Without ``symbols`` the table is the one grown from SLF words (``<eps>`` = 0,
-    then ids in order of first appearance).
-    """
-    table = SymbolTable() if symbols is None else symbols
-    lattices = []
-    for item in iter_lattices(paths, table):
-        if isinstance(item, LatticeFailure):
-            raise item.error
-        lattices.append(item)
-    return lattices, table
+        batch, lattices, failures = read_file(path, table)
+        if batch is not None:
+            yield from batch.to_lattices()
+        if lattices:
+            checked, invalid, _ = split_invalid(LatticeBatch.from_lattices(lattices),
+                                                [path] * len(lattices))
+            yield from checked.to_lattices()
+            yield from invalid
+        yield from failures

@@ -15,8 +15,8 @@ Layout of the dict (checked against k2 1.23.4, see tests/interop/):
 - ``lm_scores`` (optional): float32 (A,), the n-gram part of the scores.
 - ``utt_ids`` (optional, ours): list of str, one per FSA. k2's ``Fsa.from_dict``
   keeps it as a non-tensor attribute.
-- Other entries (``labels_version``, ``nnlm_scores``, ``tokens`` ...) are ignored by
-  ``read_k2``; ``read_k2_extra_scores`` returns the per-arc float ones (``nnlm_scores``).
+- Other per-arc float entries (``nnlm_scores``) become the batch's ``arc_extras``;
+  the rest (``labels_version``, ``tokens`` ...) are ignored.
 
 Mapping: words = aux_labels if present else labels (0 and -1 never words);
 am = scores - lm_scores (or scores); ngram = lm_scores (or 0).
@@ -30,78 +30,70 @@ from torch import Tensor
 from rescorer.errors import InputFormatError, SymbolError
 from rescorer.formats.torch_pickle import RaggedStandIn, load_torch_dict, save_torch_dict
 from rescorer.lattice.batch import LatticeBatch
+from rescorer.lattice.checks import split_invalid
 from rescorer.lattice.fsavec import Lattice, LatticeFailure, splits_from_counts, words_from_labels
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.outputs.atomic import atomic_save
 from rescorer.paths import PathLike
 
 
-def read_k2(path: PathLike, symbols: Optional[SymbolTable] = None) -> List[Lattice]:
-    """Read every lattice of a k2 ``.pt`` file; raise on the first problem.
+def read_k2_batch(path: PathLike, symbols: Optional[SymbolTable] = None
+                  ) -> Tuple[LatticeBatch, List[LatticeFailure]]:
+    """Read a k2 ``.pt`` file (Fsa or FsaVec) straight into a batch.
 
     Args:
       path:
-        The file written by ``torch.save(fsa.as_dict())`` (Fsa or FsaVec).
+        The file written by ``torch.save(fsa.as_dict())``.
       symbols:
-        If given, every word id must be in it (else ``SymbolError``).
+        If given, every word id must be in it (else that lattice fails).
 
     Returns:
-      The lattices in file order.
+      ``(batch of the good lattices in file order, one failure per bad lattice)``.
+      Per-arc float entries other than ``scores``/``lm_scores`` (``nnlm_scores``)
+      are the batch's ``arc_extras``.
+
+    Raises:
+      InputFormatError: the file as a whole cannot be read (truncated, not a dict,
+        malformed ``arcs``, ``utt_ids`` or attributes).
     """
-    lattices = []
-    for item in iter_k2(path, symbols):
-        if isinstance(item, LatticeFailure):
-            raise item.error
-        lattices.append(item)
-    return lattices
+    return k2_batch(load_torch_dict(path), Path(path), symbols)
 
 
 def iter_k2(path: PathLike, symbols: Optional[SymbolTable] = None
             ) -> Iterator[Union[Lattice, LatticeFailure]]:
-    """Yield each lattice of a k2 file, or a ``LatticeFailure`` for a bad one.
+    """Each good lattice of a k2 file, then a ``LatticeFailure`` per bad one.
 
     Raises:
-      InputFormatError: the file as a whole cannot be read (truncated, not a dict,
-        malformed ``arcs``); per-utterance problems are yielded instead.
+      InputFormatError: the file as a whole cannot be read (see ``read_k2_batch``).
     """
-    content = load_torch_dict(path)
-    state_splits, arc_splits, arc_rows = _fsas(content, path)
-    num_fsas = state_splits.numel() - 1
-    utt_ids = _utt_ids(content, num_fsas, path)
-    columns = _arc_columns(content, arc_rows, path)
-    for index, utt_id in enumerate(utt_ids):
-        try:
-            lattice = _one_lattice(columns, utt_id, state_splits, arc_splits, index)
-            lattice.validate(path)
-            if symbols is not None:
-                symbols.check_ids(lattice.word_ids, path=path, utt_id=utt_id)
-        except (InputFormatError, SymbolError) as error:
-            yield LatticeFailure(Path(path), utt_id, error)
-            continue
-        yield lattice
+    batch, failures = read_k2_batch(path, symbols)
+    yield from batch.to_lattices()
+    yield from failures
 
 
-def read_k2_extra_scores(path: PathLike) -> List[Dict[str, Tensor]]:
-    """The per-arc float attributes that ``read_k2`` leaves out (e.g. ``nnlm_scores``).
+def k2_batch(content: dict, path: Optional[Path], symbols: Optional[SymbolTable] = None
+             ) -> Tuple[LatticeBatch, List[LatticeFailure]]:
+    """The batch of a k2 ``as_dict`` layout and a failure per bad lattice.
 
-    Every 1-D floating tensor entry with one value per arc, except ``scores`` and
-    ``lm_scores`` (those are the lattice's am/ngram scores); other entries are skipped.
-
-    Returns:
-      One dict per FSA in file order: name -> (A,) float32 tensor aligned with the
-      arcs of the lattice that ``read_k2`` returns for that FSA.
-
-    Raises:
-      InputFormatError: the file as a whole cannot be read (as ``iter_k2``).
+    Lattices claiming more states than their arcs can touch are refused before
+    anything is allocated per state (see ``lattice.checks.split_invalid``).
     """
-    content = load_torch_dict(path)
-    _, arc_splits, arc_rows = _fsas(content, path)
+    where = path if path is not None else Path("<k2 dict>")
+    state_splits, arc_splits, arc_rows = _fsas(content, where)
+    utt_ids = _utt_ids(content, state_splits.numel() - 1, where)
+    columns = _arc_columns(content, arc_rows, where)
+    arc_counts = arc_splits[1:] - arc_splits[:-1]  # (U,)
+    offsets = torch.repeat_interleave(state_splits[:-1], arc_counts)  # (A,)
     extras = {name: value.to(torch.float32) for name, value in content.items()
               if name not in ("scores", "lm_scores") and isinstance(value, Tensor)
               and value.is_floating_point() and tuple(value.shape) == (arc_rows.shape[0],)}
-    bounds = arc_splits.tolist()
-    return [{name: value[first:last] for name, value in extras.items()}
-            for first, last in zip(bounds[:-1], bounds[1:])]
+    batch = LatticeBatch(
+        utt_ids=utt_ids, state_splits=state_splits, arc_splits=arc_splits,
+        src=columns["src"] + offsets, dst=columns["dst"] + offsets, labels=columns["labels"],
+        word_splits=columns["word_splits"], word_ids=columns["word_ids"],
+        am_scores=columns["am_scores"], ngram_scores=columns["ngram_scores"], arc_extras=extras)
+    batch, failures, _ = split_invalid(batch, [where] * batch.num_utts, symbols)
+    return batch, failures
 
 
 def _fsas(content: dict, path: PathLike) -> Tuple[Tensor, Tensor, Tensor]:
@@ -233,25 +225,6 @@ def _ragged_parts(aux_labels: object, num_arcs: int, path: PathLike) -> Tuple[Te
     return row_splits, values
 
 
-def _one_lattice(columns: Dict[str, Tensor], utt_id: str, state_splits: Tensor,
-                 arc_splits: Tensor, index: int) -> Lattice:
-    """Cut FSA ``index`` out of the file-wide columns."""
-    first, last = int(arc_splits[index]), int(arc_splits[index + 1])
-    word_first = int(columns["word_splits"][first])
-    word_last = int(columns["word_splits"][last])
-    return Lattice(
-        utt_id=utt_id,
-        num_states=int(state_splits[index + 1] - state_splits[index]),
-        src=columns["src"][first:last],
-        dst=columns["dst"][first:last],
-        labels=columns["labels"][first:last],
-        word_splits=columns["word_splits"][first:last + 1] - word_first,
-        word_ids=columns["word_ids"][word_first:word_last],
-        am_scores=columns["am_scores"][first:last],
-        ngram_scores=columns["ngram_scores"][first:last],
-    )
-
-
 def lattices_to_k2_dict(lattices: Sequence[Lattice],
                         extra_scores: Optional[Dict[str, Sequence[Tensor]]] = None) -> dict:
     """The ``FsaVec.as_dict()`` layout of ``lattices`` (plus ``utt_ids`` and extras).
@@ -371,27 +344,20 @@ def write_k2(path: PathLike, lattices: Sequence[Lattice],
     atomic_save(path, lambda handle: save_torch_dict(content, handle))
 
 
+def write_k2_batch(path: PathLike, batch: LatticeBatch) -> None:
+    """Write ``batch`` (with its ``arc_extras``) as one FsaVec file, atomically."""
+    content = batch_to_k2_dict(batch)
+    atomic_save(path, lambda handle: save_torch_dict(content, handle))
+
+
 def batch_from_k2_dict(content: dict, path: Optional[PathLike] = None) -> LatticeBatch:
     """``LatticeBatch`` of a k2 ``as_dict`` layout; raises ``InputFormatError``.
 
     Per-arc float entries other than ``scores``/``lm_scores`` become ``arc_extras``.
     """
-    where = path if path is not None else "<k2 dict>"
-    state_splits, arc_splits, arc_rows = _fsas(content, where)
-    utt_ids = _utt_ids(content, state_splits.numel() - 1, where)
-    columns = _arc_columns(content, arc_rows, where)
-    offsets = torch.repeat_interleave(state_splits[:-1], arc_splits[1:] - arc_splits[:-1])  # (A,)
-    extras = {name: value.to(torch.float32) for name, value in content.items()
-              if name not in ("scores", "lm_scores") and isinstance(value, Tensor)
-              and value.is_floating_point() and tuple(value.shape) == (arc_rows.shape[0],)}
-    batch = LatticeBatch(
-        utt_ids=utt_ids, state_splits=state_splits, arc_splits=arc_splits,
-        src=columns["src"] + offsets, dst=columns["dst"] + offsets, labels=columns["labels"],
-        word_splits=columns["word_splits"], word_ids=columns["word_ids"],
-        am_scores=columns["am_scores"], ngram_scores=columns["ngram_scores"], arc_extras=extras)
-    batch.validate(path)
-    for lattice in batch.to_lattices():
-        lattice.validate(where)
+    batch, failures = k2_batch(content, None if path is None else Path(path))
+    if failures:
+        raise failures[0].error
     return batch
 
 

@@ -53,15 +53,28 @@ def is_filler(word: str) -> bool:
             or (len(word) > 1 and word.startswith("[") and word.endswith("]")))
 
 
+# A gzipped lattice expanding beyond this ratio (and 1 MiB) is refused: no real
+# lattice text compresses that well (asr-dev: 3.5x), a gzip bomb does.
+MAX_GZIP_RATIO = 100
+
+
 def read_text(path: PathLike) -> str:
     """The whole text of a file, gunzipped when it starts with the gzip magic bytes.
 
     Line ends are normalised as Python's text files do (``\r\n`` and ``\r`` -> ``\n``).
+
+    Raises:
+      InputFormatError: the gzip data expands more than ``MAX_GZIP_RATIO`` times.
     """
     with open(path, "rb") as handle:
         data = handle.read()
     if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
+        limit = max(MAX_GZIP_RATIO * len(data), 2**20)
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
+            data = unzipped.read(limit + 1)
+        if len(data) > limit:
+            raise InputFormatError(f"gzip data expands more than {MAX_GZIP_RATIO} times "
+                                   f"(beyond {limit:,} bytes); refused as corrupt", path=path)
     text = data.decode("utf-8")
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
@@ -77,7 +90,7 @@ def open_text(path: PathLike) -> IO[str]:
 
 def read_slf(path: PathLike, symbols: Optional[SymbolTable] = None
              ) -> Tuple[List[Lattice], SymbolTable]:
-    """Read one SLF lattice.
+    """Read one SLF lattice and check it (``Lattice.validate``).
 
     Args:
       path:
@@ -94,14 +107,23 @@ def read_slf(path: PathLike, symbols: Optional[SymbolTable] = None
       SymbolError: a word is missing from a frozen table.
     """
     symbols = SymbolTable() if symbols is None else symbols
+    lattice = parse_slf_file(path, symbols)
+    lattice.validate(path)
+    return [lattice], symbols
+
+
+def parse_slf_file(path: PathLike, symbols: SymbolTable) -> Lattice:
+    """The lattice of one SLF file, not yet validated (``read_lattices`` checks a whole batch).
+
+    Raises:
+      As ``read_slf``, except the checks of ``Lattice.validate``.
+    """
     try:
         text = read_text(path)
     except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile, zlib.error) as error:
         raise InputFormatError(f"cannot read ({type(error).__name__}: {error}; truncated or "
                                "corrupt?)", path=path) from error
-    lattice = graph_to_lattice(parse_slf_text(text, path), symbols, is_filler, path)
-    lattice.validate(path)
-    return [lattice], symbols
+    return graph_to_lattice(parse_slf_text(text, path), symbols, is_filler, path)
 
 
 def _fields(line: str, path: PathLike, line_number: int) -> Dict[str, str]:
@@ -260,3 +282,19 @@ def _quote(text: str) -> str:
 def write_slf(path: PathLike, lattice: Lattice, symbols: SymbolTable) -> None:
     """Write ``lattice`` as plain-text SLF to ``path`` atomically."""
     atomic_write_text(path, lattice_to_slf(lattice, symbols))
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.+=@,-]")
+
+
+def slf_file_name(utt_id: str) -> str:
+    """The file name ``NAME.slf`` of an utterance written as SLF, safe in any folder.
+
+    Characters other than ASCII letters, digits and ``_ . + = @ , -`` become
+    ``_``, and so do leading dots, so the name has no path separator, is never
+    hidden and never ``..``; an empty id gives ``_.slf``. Names are cut to 200
+    characters. Distinct ids can share a name (``a/b`` and ``a_b``): callers check.
+    """
+    name = _UNSAFE.sub("_", utt_id)[:200]
+    stripped = name.lstrip(".")
+    return ("_" * (len(name) - len(stripped)) + stripped if name else "_") + ".slf"

@@ -15,9 +15,12 @@ other than space/tab/newline) or whose values would make the line parser raise
 that block line by line, which gives the same result or the exact error with its
 line number. So both paths agree on every input by construction.
 """
+import array
 from typing import Dict, List, Optional, Sequence
 
-from rescorer.formats.slf_graph import SlfGraph
+import torch
+
+from rescorer.formats.slf_graph import MAX_NODE_ID, SlfGraph
 
 # Keys with a meaning on node/link lines, under any of their names; a layout may
 # only use the short names, each once.
@@ -106,14 +109,18 @@ def fast_links(graph: SlfGraph, block: str) -> bool:
     if columns is None or "S" not in columns or "E" not in columns:
         return False
     num_links = len(columns["S"])
-    try:
-        src, dst = list(map(int, columns["S"])), list(map(int, columns["E"]))
-        am = list(map(float, columns["a"])) if "a" in columns else [0.0] * num_links
-        lm = list(map(float, columns["l"])) if "l" in columns else [0.0] * num_links
-    except ValueError:
+    zeros = bytes(8 * num_links)
+    try:  # whole columns at once: one C-level conversion per column
+        src = array.array("q", map(int, columns["S"]))
+        dst = array.array("q", map(int, columns["E"]))
+        am = array.array("d", map(float, columns["a"])) if "a" in columns else array.array("d", zeros)
+        lm = array.array("d", map(float, columns["l"])) if "l" in columns else array.array("d", zeros)
+    except (ValueError, OverflowError):
         return False
-    top = graph.num_nodes
-    if min(min(src), min(dst)) < 0 or (top is not None and max(max(src), max(dst)) >= top):
+    ends = torch.cat([torch.frombuffer(src, dtype=torch.int64),
+                      torch.frombuffer(dst, dtype=torch.int64)])  # (2L,)
+    top = graph.num_nodes if graph.num_nodes is not None else MAX_NODE_ID
+    if int(ends.min()) < 0 or int(ends.max()) >= top:
         return False
     graph.link_src.extend(src)
     graph.link_dst.extend(dst)

@@ -8,7 +8,7 @@ import array
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Union
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -34,11 +34,12 @@ class SlfGraph:
     num_links: Optional[int] = None  # L= header
     node_words: Dict[int, Optional[str]] = field(default_factory=dict)
     node_lines: Dict[int, int] = field(default_factory=dict)
-    link_src: List[int] = field(default_factory=list)
-    link_dst: List[int] = field(default_factory=list)
+    # Link columns: S= and E= (int64), raw a= and l= (float64), W= (None if absent).
+    link_src: array.array = field(default_factory=lambda: array.array("q"))
+    link_dst: array.array = field(default_factory=lambda: array.array("q"))
     link_words: List[Optional[str]] = field(default_factory=list)
-    link_am: List[float] = field(default_factory=list)
-    link_lm: List[float] = field(default_factory=list)
+    link_am: array.array = field(default_factory=lambda: array.array("d"))
+    link_lm: array.array = field(default_factory=lambda: array.array("d"))
     links_word: Optional[bool] = None  # set once a link line is seen
 
     def add_node(self, node: int, word: Optional[str], path: PathLike, line_number: int) -> None:
@@ -57,7 +58,8 @@ class SlfGraph:
                  path: PathLike, line_number: int) -> None:
         """Record one link S->E with its optional word and raw a=, l= values."""
         for node in (src, dst):
-            if node < 0 or (self.num_nodes is not None and node >= self.num_nodes):
+            top = self.num_nodes if self.num_nodes is not None else MAX_NODE_ID
+            if node < 0 or node >= top:
                 raise InputFormatError(f"link node {node} out of range (expected "
                                        f"0..{self._top()})", path=path, utt_id=self.utt_id,
                                        where=f"line {line_number}")
@@ -68,11 +70,22 @@ class SlfGraph:
         self.link_am.append(am)
         self.link_lm.append(lm)
 
+    def link_columns(self) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(src, dst) 1-D int64 and (a, l) 1-D float64 tensors of shape (L,), views of the columns."""
+        return (_view(self.link_src, torch.int64), _view(self.link_dst, torch.int64),
+                _view(self.link_am, torch.float64), _view(self.link_lm, torch.float64))
+
     def _top(self) -> str:
         return "N-1" if self.num_nodes is None else str(self.num_nodes - 1)
 
     def check_counts(self, path: PathLike, counts_line: int) -> None:
-        """N= and L= must match the node and link lines (each node needs an I= line)."""
+        """N= and L= must match the node and link lines (each node needs an I= line).
+
+        Also bounds every node id by the size of the input before anything is
+        allocated per node: ids must be below N= when declared, else below the
+        number of nodes the lines can name (node lines + 2 per link), and a
+        declared N= without node lines may not exceed 2 per link.
+        """
         where = f"line {counts_line}" if counts_line else None
         if self.num_nodes is not None and len(self.node_lines) not in (0, self.num_nodes):
             raise InputFormatError(f"N={self.num_nodes} but {len(self.node_lines)} node lines",
@@ -82,6 +95,47 @@ class SlfGraph:
                                    path=path, utt_id=self.utt_id, where=where)
         if not self.link_src:
             raise InputFormatError("the lattice has no links", path=path, utt_id=self.utt_id)
+        if self.num_nodes is not None and not self.node_lines and \
+                self.num_nodes > 2 * len(self.link_src):
+            raise InputFormatError(f"N={self.num_nodes} nodes but only {len(self.link_src)} "
+                                   "links and no node lines (expected N <= 2 x links)",
+                                   path=path, utt_id=self.utt_id, where=where)
+        limit = self.num_nodes if self.num_nodes is not None else \
+            len(self.node_lines) + 2 * len(self.link_src)
+        src, dst, _, _ = self.link_columns()
+        highest = max(int(src.max()), int(dst.max()), max(self.node_lines, default=0))
+        if highest >= limit:
+            bound = "" if self.num_nodes is not None else \
+                " without N=: at most 2 nodes per link plus the node lines"
+            raise InputFormatError(f"node id {highest} out of range (expected 0..{limit - 1}"
+                                   f"{bound})", path=path, utt_id=self.utt_id)
+
+    def node_count(self) -> int:
+        """The number of nodes: N= or one more than the highest id named (after ``check_counts``)."""
+        if self.num_nodes is not None:
+            return self.num_nodes
+        src, dst, _, _ = self.link_columns()
+        return 1 + max(int(src.max()), int(dst.max()), max(self.node_lines, default=0))
+
+    def check_defined(self, src: Tensor, dst: Tensor, num_nodes: int, path: PathLike) -> None:
+        """Every link end must have an I= line, when the file has node lines.
+
+        Args:
+          src:
+            1-D int64 tensor of shape (L,), the S= node of each link.
+          dst:
+            1-D int64 tensor of shape (L,), the E= node of each link.
+        """
+        if not self.node_lines or len(self.node_lines) == num_nodes:
+            return  # no node lines, or one per node: every id in range is defined
+        defined = torch.zeros(num_nodes, dtype=torch.bool)
+        defined[torch.tensor(list(self.node_lines), dtype=torch.int64)] = True
+        bad = ~(defined[src] & defined[dst])  # (L,)
+        if bool(bad.any()):
+            link = int(bad.nonzero()[0])
+            node = int(src[link]) if not bool(defined[src[link]]) else int(dst[link])
+            raise InputFormatError(f"link {link} ({int(src[link])}->{int(dst[link])}) names node "
+                                   f"{node}, which has no I= line", path=path, utt_id=self.utt_id)
 
 
 def _terminal(graph: SlfGraph, nodes: Tensor, header: Optional[int], side: str,
@@ -106,9 +160,9 @@ def _terminal(graph: SlfGraph, nodes: Tensor, header: Optional[int], side: str,
 def graph_to_lattice(graph: SlfGraph, symbols: SymbolTable,
                      is_filler: Callable[[str], bool], path: PathLike) -> Lattice:
     """Apply the SLF conventions (see ``slf.py``) and build the ``Lattice``."""
-    num_nodes = graph.num_nodes if graph.num_nodes is not None else 1 + max(
-        max(graph.link_src), max(graph.link_dst), max(graph.node_words, default=0))
-    src, dst = _int64(graph.link_src), _int64(graph.link_dst)
+    num_nodes = graph.node_count()
+    src, dst, raw_am, raw_lm = graph.link_columns()
+    graph.check_defined(src, dst, num_nodes, path)
     start = _terminal(graph, dst, graph.start, "start", num_nodes, path)
     end = _terminal(graph, src, graph.end, "end", num_nodes, path)
     if start == end:
@@ -118,11 +172,11 @@ def graph_to_lattice(graph: SlfGraph, symbols: SymbolTable,
         raise InputFormatError(f"unsupported base={graph.base} (expected a log base > 0, != 1)",
                                path=path, utt_id=graph.utt_id)
     to_ln = math.log(graph.base) if graph.base != math.e else 1.0
-    words = _int64(_link_word_ids(graph, symbols, is_filler, path))
+    words = _link_word_ids(graph, dst, num_nodes, symbols, is_filler, path)
     is_word = words > 0
     into_end = dst == end
-    am = _float64(graph.link_am) * (graph.acscale * to_ln)
-    ngram = _float64(graph.link_lm) * (graph.lmscale * to_ln) + \
+    am = raw_am * (graph.acscale * to_ln)
+    ngram = raw_lm * (graph.lmscale * to_ln) + \
         graph.wdpenalty * (is_word | into_end).to(torch.float64)
     start_word = _word_id(graph.node_words.get(start), symbols, is_filler, path, graph.utt_id)
     collapse = not bool((src == end).any()) and not bool(is_word[into_end].any())
@@ -155,14 +209,13 @@ def graph_to_lattice(graph: SlfGraph, symbols: SymbolTable,
     )
 
 
-def _int64(values: List[int]) -> Tensor:
-    """1-D int64 tensor of a non-empty list (through ``array``: 7x faster than torch.tensor)."""
-    return torch.frombuffer(array.array("q", values), dtype=torch.int64)
+# Node ids beyond this are refused while parsing (they cannot fit an int64 column).
+MAX_NODE_ID = 2**62
 
 
-def _float64(values: List[float]) -> Tensor:
-    """1-D float64 tensor of a non-empty list (see ``_int64``)."""
-    return torch.frombuffer(array.array("d", values), dtype=torch.float64)
+def _view(values: array.array, dtype: torch.dtype) -> Tensor:
+    """A 1-D tensor sharing the memory of an ``array`` column (empty when it is)."""
+    return torch.frombuffer(values, dtype=dtype) if len(values) else torch.zeros(0, dtype=dtype)
 
 
 def _word_id(word: Optional[str], symbols: SymbolTable, is_filler: Callable[[str], bool],
@@ -173,21 +226,43 @@ def _word_id(word: Optional[str], symbols: SymbolTable, is_filler: Callable[[str
     return symbols.lookup(word, path=path, utt_id=utt_id)
 
 
-def _link_word_ids(graph: SlfGraph, symbols: SymbolTable,
-                   is_filler: Callable[[str], bool], path: PathLike) -> List[int]:
-    """The word id of each link: its own word, else the word of the node it enters.
+def _link_word_ids(graph: SlfGraph, dst: Tensor, num_nodes: int, symbols: SymbolTable,
+                   is_filler: Callable[[str], bool], path: PathLike) -> Tensor:
+    """1-D int64 tensor of shape (L,): each link's word id, its own word else its end node's.
 
-    Each distinct word is looked up once, in order of first appearance, so a
-    growing table numbers new words as a link-by-link walk would.
+    Each distinct word is looked up once, in order of first appearance along the
+    links, so a growing table numbers new words as a link-by-link walk would.
+    With words on nodes only, that is done per node, not per link.
     """
     if graph.link_words.count(None) == len(graph.link_words):
-        words = list(map(graph.node_words.get, graph.link_dst))
-    else:
+        return _node_word_ids(graph, dst, num_nodes, symbols, is_filler, path)[dst]
+    if None in graph.link_words:  # a mix: the rare layout of hand-written files
         words = [word if word is not None else graph.node_words.get(end_node)
-                 for word, end_node in zip(graph.link_words, graph.link_dst)]
+                 for word, end_node in zip(graph.link_words, dst.tolist())]
+    else:
+        words = graph.link_words
     ids = {word: _word_id(word, symbols, is_filler, path, graph.utt_id)
            for word in dict.fromkeys(words)}
-    return list(map(ids.__getitem__, words))
+    return torch.frombuffer(array.array("q", map(ids.__getitem__, words)), dtype=torch.int64)
+
+
+def _node_word_ids(graph: SlfGraph, dst: Tensor, num_nodes: int, symbols: SymbolTable,
+                   is_filler: Callable[[str], bool], path: PathLike) -> Tensor:
+    """1-D int64 tensor of shape (num_nodes,): the word id of each node (0: none, filler).
+
+    Nodes are looked up in the order in which links first enter them.
+    """
+    num_links = dst.numel()
+    first = torch.full((num_nodes,), num_links, dtype=torch.int64).scatter_reduce(
+        0, dst, torch.arange(num_links), reduce="amin", include_self=True)  # (num_nodes,)
+    entered = (first < num_links).nonzero().flatten()
+    order = entered[torch.argsort(first[entered])]  # entered nodes by first entering link
+    words = list(map(graph.node_words.get, order.tolist()))
+    ids = {word: _word_id(word, symbols, is_filler, path, graph.utt_id)
+           for word in dict.fromkeys(words)}
+    node_ids = torch.zeros(num_nodes, dtype=torch.int64)
+    node_ids[order] = torch.tensor(list(map(ids.__getitem__, words)), dtype=torch.int64)
+    return node_ids
 
 
 def _prepend_arc(parts: Dict[str, Tensor], src: int, dst: int, word: int,

@@ -4,7 +4,7 @@ Parsed from the open file so every error names the file and line (k2's
 ``SymbolTable.from_file`` goes through a string and loses both).
 """
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Union
+from typing import Dict, Iterator, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -38,6 +38,7 @@ class SymbolTable:
         self._ids: Dict[str, int] = {EPSILON: 0}
         self._words: Dict[int, str] = {0: EPSILON}
         self._max_id = 0  # max(self._words), kept up to date (add is on the SLF reading path)
+        self._known: Optional[Tuple[int, Tensor]] = None  # (len(_words), mask) for known()
 
     @classmethod
     def from_file(cls, path: Union[str, Path]) -> "SymbolTable":
@@ -131,6 +132,23 @@ class SymbolTable:
             return self.id(word, path=path, utt_id=utt_id)
         return self.add(word)
 
+    def known(self, word_ids: Tensor) -> Tensor:
+        """Which ids are in the table.
+
+        Args:
+          word_ids:
+            1-D integer tensor of any length and any values.
+
+        Returns:
+          1-D bool tensor of the same shape.
+        """
+        if self._known is None or self._known[0] != len(self._words):  # words are never removed
+            known = torch.zeros(self.max_id + 2, dtype=torch.bool)
+            known[torch.tensor(sorted(self._words), dtype=torch.int64)] = True
+            self._known = (len(self._words), known)
+        clipped = word_ids.to(torch.int64).clamp(min=-1, max=self.max_id + 1)
+        return self._known[1][clipped]  # -1 and ids above max_id: the False at max_id + 1
+
     def check_ids(self, word_ids: Tensor, *, path: Optional[Union[str, Path]] = None,
                   utt_id: Optional[str] = None) -> None:
         """Raise ``SymbolError`` unless every id in ``word_ids`` is in the table.
@@ -141,10 +159,7 @@ class SymbolTable:
         """
         if word_ids.numel() == 0:
             return
-        known = torch.zeros(self.max_id + 2, dtype=torch.bool)
-        known[torch.tensor(sorted(self._words), dtype=torch.int64)] = True
-        clipped = word_ids.to(torch.int64).clamp(min=-1, max=self.max_id + 1)
-        unknown = ~known[clipped]  # -1 maps to the sentinel at max_id + 1
+        unknown = ~self.known(word_ids)
         if bool(unknown.any()):
             self.word(int(word_ids[unknown.nonzero()[0, 0]]), path=path, utt_id=utt_id)
 

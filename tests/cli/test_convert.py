@@ -3,7 +3,7 @@ from typer.testing import CliRunner
 
 from rescorer.cli.app import app
 from rescorer.errors import EXIT_ERROR, EXIT_PARTIAL
-from rescorer.formats.k2_pt import read_k2
+from rescorer import read_lattices
 from rescorer.formats.slf import read_slf
 from rescorer.lattice.symbols import SymbolTable
 
@@ -35,7 +35,7 @@ def test_slf_to_k2_writes_fsa_vec_and_grown_words(tmp_path):
     assert "wrote 2 lattice(s)" in result.stdout
     words = SymbolTable.from_file(tmp_path / "out" / "words.txt")
     assert list(words) == ["<eps>", "hello", "world", "there"]
-    first, second = read_k2(tmp_path / "out" / "lats.pt", words)
+    first, second = read_lattices(tmp_path / "out" / "lats.pt", words).to_lattices()
     assert (first.utt_id, second.utt_id) == ("utt1", "utt2")
     assert [words.word(w) for w in second.word_ids.tolist()] == ["hello", "there"]
     assert first.am_scores.tolist() == [-1.5, -0.5, 0.0]
@@ -47,7 +47,7 @@ def test_k2_to_slf_needs_words_and_round_trips(tmp_path):
     runner.invoke(app, ["convert", str(inputs(tmp_path)), "--to", "k2", "--out", str(k2_file),
                         "--words-out", str(tmp_path / "w.txt")])
     result = runner.invoke(app, ["convert", str(k2_file), "--to", "slf", "--out", str(tmp_path / "s")])
-    assert result.exit_code == EXIT_PARTIAL
+    assert result.exit_code == EXIT_ERROR  # every lattice failed
     assert squeeze("ids: --words words.txt is") in squeeze(result.stderr)  # cells wrap
     result = runner.invoke(app, ["convert", str(k2_file), "--to", "slf", "--out", str(tmp_path / "s"),
                                  "--words", str(tmp_path / "w.txt")])
@@ -63,7 +63,7 @@ def test_bad_file_is_skipped_listed_and_exit_3(tmp_path):
     assert result.exit_code == EXIT_PARTIAL
     assert "wrote 2 lattice(s)" in result.stdout
     assert "c.slf" in result.stderr and squeeze("L=7 but 2 link lines") in squeeze(result.stderr)
-    assert len(read_k2(tmp_path / "lats.pt")) == 2
+    assert read_lattices(tmp_path / "lats.pt", SymbolTable.from_file(tmp_path / "words.txt")).num_utts == 2
 
 
 def test_strict_stops_with_one_line_naming_the_file(tmp_path):
@@ -85,3 +85,45 @@ def test_words_file_errors_and_bad_target(tmp_path):
     assert squeeze(f"error: {words}: line 2: bad id 'x'") in squeeze(result.stderr)
     result = runner.invoke(app, ["convert", str(tmp_path), "--to", "fst", "--out", "x"])
     assert result.exit_code == 2
+
+
+def test_repeated_utterance_ids_are_rejected_not_overwritten(tmp_path):
+    folder = inputs(tmp_path)
+    (folder / "c.slf").write_text(SLF.replace("hello", "there"))  # utt1 again
+    for target, out in (("slf", tmp_path / "s"), ("k2", tmp_path / "l.pt")):
+        result = runner.invoke(app, ["convert", str(folder), "--to", target, "--out", str(out)])
+        assert result.exit_code == EXIT_PARTIAL, result.output
+        assert "wrote 2 lattice(s)" in result.stdout
+        assert "twice" in result.stderr and "c.slf" in result.stderr  # table cells wrap
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["utt1.slf", "utt2.slf"]
+    (kept,), _ = read_slf(tmp_path / "s" / "utt1.slf")
+    assert kept.word_ids.numel() == 2  # a.slf's utt1 ("hello world"), not c.slf's
+    words = SymbolTable.from_file(tmp_path / "words.txt")
+    assert read_lattices(tmp_path / "l.pt", words).utt_ids == ["utt1", "utt2"]
+
+
+def test_no_lattice_at_all_is_exit_1(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(app, ["convert", str(empty), "--to", "k2", "--out", str(tmp_path / "l.pt")])
+    assert result.exit_code == EXIT_ERROR
+    assert "no lattices found" in result.stderr and not (tmp_path / "l.pt").exists()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "c.slf").write_text(SLF.replace("N=3 L=2", "N=3 L=7"))
+    result = runner.invoke(app, ["convert", str(bad), "--to", "slf", "--out", str(tmp_path / "s")])
+    assert result.exit_code == EXIT_ERROR
+    assert squeeze("no lattices could be converted") in squeeze(result.stderr)
+
+
+def test_unsafe_utterance_ids_stay_inside_the_folder_and_visible(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for index, utt_id in enumerate(["../evil", '""', ".hidden", "a/b", "a_b"]):
+        (folder / f"{index}.slf").write_text(SLF.replace("UTTERANCE=utt1", f"UTTERANCE={utt_id}"))
+    out = tmp_path / "out" / "s"
+    result = runner.invoke(app, ["convert", str(folder), "--to", "slf", "--out", str(out)])
+    assert result.exit_code == EXIT_PARTIAL  # a_b clashes with a/b
+    assert sorted(p.name for p in out.iterdir()) == ["_.slf", "___evil.slf", "_hidden.slf", "a_b.slf"]
+    assert not (tmp_path / "out" / "evil.slf").exists()
+    assert "would be written to a_b.slf" in result.stderr and "4.slf" in result.stderr

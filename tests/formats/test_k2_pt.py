@@ -9,11 +9,24 @@ import pytest
 import torch
 
 from rescorer.errors import InputFormatError, SymbolError
-from rescorer.formats.k2_pt import (iter_k2, lattices_to_k2_dict, read_k2, read_k2_extra_scores,
-                                    write_k2)
+from rescorer.formats.k2_pt import iter_k2, lattices_to_k2_dict, read_k2_batch, write_k2
 from rescorer.formats.torch_pickle import RaggedStandIn
 from rescorer.lattice.fsavec import LatticeFailure
 from rescorer.lattice.symbols import SymbolTable
+
+
+def read_k2(path, symbols=None):
+    """The lattices of a k2 file, raising its first failure."""
+    batch, failures = read_k2_batch(path, symbols)
+    if failures:
+        raise failures[0].error
+    return batch.to_lattices()
+
+
+def read_k2_extra_scores(path):
+    """Per FSA, the arc_extras of the batch read from ``path``."""
+    batch, _ = read_k2_batch(path)
+    return [batch.arc_extras_of(index) for index in range(batch.num_utts)]
 
 
 def float_bits(values):
@@ -238,10 +251,10 @@ def test_one_bad_fsa_is_a_failure_and_the_other_is_read(tmp_path):
     content = two_fsa_dict()
     content["arcs"][8 + 2] = 4  # FSA "a": first arc's label 5 -> 4, fine
     content["arcs"][8 + 4 + 2] = 3  # FSA "a": the arc into the final state loses its -1
-    items = list(iter_k2(save(tmp_path, content)))
-    assert isinstance(items[0], LatticeFailure) and items[0].utt_id == "a"
-    assert "utterance a: arc 1 has label 3 and destination 2" in str(items[0].error)
-    assert items[1].utt_id == "b"
+    items = list(iter_k2(save(tmp_path, content)))  # the good lattices first, then failures
+    assert isinstance(items[1], LatticeFailure) and items[1].utt_id == "a"
+    assert "utterance a: arc 1 has label 3 and destination 2" in str(items[1].error)
+    assert items[0].utt_id == "b"
 
 
 def test_symbols_must_cover_the_word_ids(tmp_path):

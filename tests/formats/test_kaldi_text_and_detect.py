@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from rescorer.errors import InputFormatError
-from rescorer.formats.detect import detect_format, iter_lattices, read_lattices
+from rescorer import read_lattices
+from rescorer.formats.detect import detect_format, iter_lattices
 from rescorer.formats.k2_pt import write_k2
 from rescorer.formats.kaldi_text import read_kaldi_text
 from rescorer.formats.slf import read_slf
@@ -55,8 +56,9 @@ def test_kaldi_bad_line_fails_only_that_utterance(tmp_path):
     path = tmp_path / "lat.txt"
     path.write_text(KALDI.replace("1 2 5 0.5,3,7", "1 2 5 0.5;3"))
     items = list(iter_lattices([path], SymbolTable.from_file(words_file(tmp_path))))
-    assert isinstance(items[0], LatticeFailure) and items[1].utt_id == "u2"
-    assert str(items[0].error) == (f"{path}: utterance u1: line 4: bad weight '0.5;3' "
+    # per file: the good lattices, then the failures
+    assert items[0].utt_id == "u2" and isinstance(items[1], LatticeFailure)
+    assert str(items[1].error) == (f"{path}: utterance u1: line 4: bad weight '0.5;3' "
                                    "(expected graph_cost,acoustic_cost) in '1 2 5 0.5;3'")
 
 
@@ -113,6 +115,7 @@ def test_theanolm_slf_and_kaldi_describe_the_same_lattice():
 
 @needs_data
 def test_read_lattices_grows_one_table_across_slf_files():
-    lattices, table = read_lattices([DATA / "slf-samples/ami"])
-    assert len(lattices) == 8 and table.grown
-    assert all(int(l.word_ids.max()) <= table.max_id for l in lattices)
+    table = SymbolTable()
+    batch = read_lattices([DATA / "slf-samples/ami"], table)
+    assert batch.num_utts == 8 and table.grown
+    assert int(batch.word_ids.max()) == table.max_id

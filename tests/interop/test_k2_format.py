@@ -7,11 +7,19 @@ import torch
 
 k2 = pytest.importorskip("k2")
 
-from rescorer.formats.k2_pt import read_k2, write_k2  # noqa: E402
+from rescorer.formats.k2_pt import read_k2_batch, write_k2  # noqa: E402
 from rescorer.formats.slf import read_slf  # noqa: E402
 from rescorer.lattice.symbols import SymbolTable  # noqa: E402
 
 pytestmark = pytest.mark.k2
+
+
+def read_k2(path):
+    """The lattices of a k2 file, raising its first failure."""
+    batch, failures = read_k2_batch(path)
+    if failures:
+        raise failures[0].error
+    return batch.to_lattices()
 
 # src dst label aux_label score: a transducer whose words differ from its labels.
 FIRST = """0 1 3 7 -1.5

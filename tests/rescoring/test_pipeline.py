@@ -9,7 +9,7 @@ import torch
 from rescorer.algorithms.best_path import best_path
 from rescorer.data.vocab import SentencePieceVocabulary, WordVocabulary
 from rescorer.errors import ConfigError, ExpansionLimitError
-from rescorer.formats.k2_pt import read_k2, write_k2
+from rescorer.formats.k2_pt import read_k2_batch, write_k2
 from rescorer.outputs.plots import plotting_available
 from rescorer.rescoring.combine import Scales
 from rescorer.rescoring.config import RescoreConfig
@@ -152,7 +152,9 @@ def test_written_lattices_carry_nnlm_scores_of_the_best_path(tmp_path):
     files = setup(tmp_path)
     run_rescore(config(tmp_path, *files[:3], write_lattices=True, nbest=1))
     content = torch.load(tmp_path / "out" / "lattices.pt")
-    (expanded,) = read_k2(tmp_path / "out" / "lattices.pt")
+    batch, failures = read_k2_batch(tmp_path / "out" / "lattices.pt")
+    (expanded,) = batch.to_lattices()
+    assert failures == []
     nnlm = content["nnlm_scores"]
     assert nnlm.shape == (expanded.num_arcs,)
     total = expanded.am_scores + 0.5 * expanded.ngram_scores + 0.7 * nnlm

@@ -13,7 +13,7 @@ from typing import Dict, List
 import kaldialign
 
 from rescorer.algorithms.best_path import best_path
-from rescorer.formats.detect import read_lattices
+from rescorer import read_lattices
 from rescorer.lattice.symbols import SymbolTable
 
 
@@ -40,8 +40,8 @@ def main() -> None:
     parser.add_argument("--text", type=Path, required=True)
     args = parser.parse_args()
 
-    symbols = SymbolTable.from_file(args.words) if args.words else None
-    lattices, symbols = read_lattices(args.lattices, symbols)
+    symbols = SymbolTable.from_file(args.words) if args.words else SymbolTable()
+    lattices = read_lattices(args.lattices, symbols).to_lattices()
     decoder, references = read_text(args.onebest), read_text(args.text)
     agree = viterbi_errors = decoder_errors = reference_words = 0
     for lattice in lattices:

@@ -1,0 +1,105 @@
+"""Reading speed of today's readers against a baseline revision, side by side in one run.
+
+Usage: .venv/bin/python bench/read_speed.py [--baseline REV] [--rounds 3] [--limit N]
+
+For each input set (asr-dev's SLF files, slf-samples' SLF files, asr-dev as one k2
+file) every round reads the whole set once with the baseline's code (``git archive
+REV rescorer``) and once with the working tree's, each in a fresh process with one
+torch thread, alternating, and reports the median CPU and wall seconds and arcs/s.
+Baseline API (before the batch readers): ``formats.detect.read_lattices`` (lists)
+then ``LatticeBatch.from_lattices``; k2: ``formats.k2_pt.read_k2``. Current API:
+``rescorer.read_lattices``. Results: docs/results/readers.md.
+"""
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / ".." / "shared" / "data"
+
+CHILD = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import torch
+torch.set_num_threads(1)
+from rescorer.lattice.symbols import SymbolTable
+kind, paths, words = sys.argv[2], sys.argv[3].split("\n"), sys.argv[4] or None
+table = SymbolTable.from_file(words) if words else SymbolTable()
+wall, cpu = time.perf_counter(), time.process_time()
+if kind == "baseline":
+    from rescorer.lattice.batch import LatticeBatch
+    if paths[0].endswith(".pt"):
+        from rescorer.formats.k2_pt import read_k2
+        lattices = read_k2(paths[0], table)
+    else:
+        from rescorer.formats.detect import read_lattices
+        lattices, _ = read_lattices(paths, table)
+    batch = LatticeBatch.from_lattices(lattices)
+else:
+    import rescorer
+    batch = rescorer.read_lattices(paths, table)
+print(json.dumps({"cpu": time.process_time() - cpu, "wall": time.perf_counter() - wall,
+                  "utts": batch.num_utts, "arcs": batch.num_arcs}))
+"""
+
+
+def measure(code: Path, kind: str, paths, words) -> dict:
+    """One read of ``paths`` by the code under ``code`` in a fresh process."""
+    out = subprocess.run([sys.executable, "-c", CHILD, str(code), kind,
+                          "\n".join(map(str, paths)), str(words or "")],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", default="0ddfc3c", help="git revision of the old readers")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=None, help="asr-dev files to read")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        old = Path(tmp) / "baseline"
+        old.mkdir()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline, "rescorer"],
+                                 check=True, capture_output=True).stdout
+        (Path(tmp) / "old.tar").write_bytes(archive)
+        with tarfile.open(Path(tmp) / "old.tar") as tar:
+            tar.extractall(old)
+        asr_dev = sorted((DATA / "asr-dev" / "lat").iterdir())[:args.limit]
+        samples = sorted((DATA / "slf-samples" / "ami").iterdir()) + \
+            [DATA / "slf-samples" / "theanolm" / "lattice.slf"]
+        k2_file, words = Path(tmp) / "asr-dev.pt", Path(tmp) / "words.txt"
+        subprocess.run([sys.executable, "-m", "rescorer", "convert", *map(str, asr_dev), "--to",
+                        "k2", "--out", str(k2_file), "--words-out", str(words)],
+                       check=True, capture_output=True, cwd=ROOT)
+        sets = [("asr-dev SLF (gz)", asr_dev, None), ("slf-samples SLF", samples, None),
+                ("asr-dev as one k2 file", [k2_file], words)]
+        rows = []
+        for name, paths, table in sets:
+            runs = {"baseline": [], "current": []}
+            for _ in range(args.rounds):
+                runs["baseline"].append(measure(old, "baseline", paths, table))
+                runs["current"].append(measure(ROOT, "current", paths, table))
+            rows.append((name, len(paths), runs))
+    print(f"baseline {args.baseline}, {args.rounds} rounds, medians, 1 torch thread")
+    print("| input | files | arcs | baseline CPU s | current CPU s | baseline arcs/s (CPU) "
+          "| current arcs/s (CPU) | CPU speed-up | baseline wall s | current wall s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, files, runs in rows:
+        med = {kind: {key: statistics.median(run[key] for run in values) for key in ("cpu", "wall")}
+               for kind, values in runs.items()}
+        arcs = runs["current"][0]["arcs"]
+        assert arcs == runs["baseline"][0]["arcs"], "the two readers read different arcs"
+        old_cpu, new_cpu = med["baseline"]["cpu"], med["current"]["cpu"]
+        print(f"| {name} | {files} | {arcs:,} | {old_cpu:.2f} | {new_cpu:.2f} | "
+              f"{arcs / old_cpu:,.0f} | {arcs / new_cpu:,.0f} | {old_cpu / new_cpu:.2f}x | "
+              f"{med['baseline']['wall']:.2f} | {med['current']['wall']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Per-utterance invariant checks over a whole ``LatticeBatch`` at once.
+
+``Lattice.validate`` checks one lattice with a dozen small tensor operations;
+a reader that builds a batch of thousands of lattices checks them all with the
+same operations over the flat arc tensors instead, and asks ``Lattice.validate``
+for the exact message only for the (rare) utterances that fail.
+"""
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from rescorer.errors import InputFormatError, RescorerError, SymbolError
+from rescorer.lattice.batch import LatticeBatch
+from rescorer.lattice.fsavec import LatticeFailure
+from rescorer.lattice.symbols import SymbolTable
+
+
+def oversized_utterances(state_splits: Tensor, arc_splits: Tensor) -> Tensor:
+    """Lattices that claim more states than their arcs can touch.
+
+    A lattice whose every state lies on an arc has at most 2 states per arc; a
+    file claiming more (a corrupt or crafted state count) is rejected before
+    anything is allocated per state.
+
+    Args:
+      state_splits:
+        1-D int64 tensor of shape (U+1,), row splits of ``[utt][state]``.
+      arc_splits:
+        1-D int64 tensor of shape (U+1,), row splits of ``[utt][arc]``.
+
+    Returns:
+      1-D bool tensor of shape (U,), True for an oversized lattice.
+    """
+    num_states = state_splits[1:] - state_splits[:-1]  # (U,)
+    num_arcs = arc_splits[1:] - arc_splits[:-1]  # (U,)
+    return num_states > 2 * num_arcs + 2
+
+
+def invalid_utterances(batch: LatticeBatch, symbols: Optional[SymbolTable] = None) -> Tensor:
+    """Lattices of ``batch`` that ``Lattice.validate`` (or the word check) would reject.
+
+    Args:
+      batch:
+        The batch; its splits must be non-decreasing from 0 and its state counts
+        bounded (see ``oversized_utterances``).
+      symbols:
+        If given, word ids missing from it make a lattice invalid too.
+
+    Returns:
+      1-D bool tensor of shape (U,).
+    """
+    splits = batch.state_splits
+    num_states = splits[1:] - splits[:-1]  # (U,)
+    num_arcs = batch.arc_splits[1:] - batch.arc_splits[:-1]  # (U,)
+    bad = (num_states < 2) | (num_arcs == 0)  # (U,)
+    arc_utt = batch.arc_utt  # (A,)
+    first, final = splits[arc_utt], splits[arc_utt + 1] - 1  # (A,) each
+    src, dst, labels = batch.src, batch.dst, batch.labels
+    into_final = dst == final  # (A,)
+    arc_bad = ((src < first) | (src > final) | (dst < first) | (dst > final) | (src == final)
+               | (into_final != (labels == -1)) | (labels < -1)
+               | ~torch.isfinite(batch.am_scores) | ~torch.isfinite(batch.ngram_scores))
+    word_arc = torch.repeat_interleave(torch.arange(batch.num_arcs), batch.words_per_arc)  # (W,)
+    word_bad = batch.word_ids <= 0  # (W,)
+    if symbols is not None and batch.word_ids.numel():
+        word_bad |= ~symbols.known(batch.word_ids)
+    arc_bad[word_arc[word_bad]] = True
+    bad[arc_utt[arc_bad]] = True
+    entered = torch.zeros(batch.num_utts, dtype=torch.int64).index_add_(
+        0, arc_utt, into_final.to(torch.int64))  # (U,) arcs into each final state
+    return bad | (entered == 0)
+
+
+def split_invalid(batch: LatticeBatch, paths: Sequence[Path],
+                  symbols: Optional[SymbolTable] = None
+                  ) -> Tuple[LatticeBatch, List[LatticeFailure], List[int]]:
+    """The valid lattices of ``batch`` and one failure per invalid one.
+
+    Oversized lattices (``oversized_utterances``) are refused first, before any
+    check that allocates per state; the others are checked as ``Lattice.validate``
+    does (and against ``symbols``).
+
+    Args:
+      batch:
+        The lattices as read.
+      paths:
+        The file of each lattice (U paths), for the messages.
+      symbols:
+        If given, every word id must be in it.
+
+    Returns:
+      ``(valid lattices in order, failures, indices of the valid ones in
+      batch)``; each failure carries the message that ``Lattice.validate`` or
+      ``SymbolTable.check_ids`` gives.
+    """
+    oversized = oversized_utterances(batch.state_splits, batch.arc_splits)
+    failures = [_oversized(batch, index, paths[index])
+                for index in oversized.nonzero().flatten().tolist()]
+    checked = list(range(batch.num_utts))
+    if failures:
+        checked = (~oversized).nonzero().flatten().tolist()
+        batch = batch.select(checked)
+    bad = invalid_utterances(batch, symbols).nonzero().flatten().tolist()
+    for index in bad:
+        failures.append(LatticeFailure(Path(paths[checked[index]]), batch.utt_ids[index],
+                                       _problem(batch, index, paths[checked[index]], symbols)))
+    if not bad:
+        return batch, failures, checked
+    drop = set(bad)
+    keep = [i for i in range(batch.num_utts) if i not in drop]
+    return batch.select(keep), failures, [checked[i] for i in keep]
+
+
+def _oversized(batch: LatticeBatch, index: int, path: Path) -> LatticeFailure:
+    """The failure of a lattice that claims too many states."""
+    utt_id = batch.utt_ids[index]
+    states = int(batch.state_splits[index + 1] - batch.state_splits[index])
+    arcs = int(batch.arc_splits[index + 1] - batch.arc_splits[index])
+    error = InputFormatError(f"claims {states} states for {arcs} arcs (expected at most 2 "
+                             "states per arc; corrupt file?)", path=path, utt_id=utt_id)
+    return LatticeFailure(Path(path), utt_id, error)
+
+
+def _problem(batch: LatticeBatch, index: int, path: Path,
+             symbols: Optional[SymbolTable]) -> RescorerError:
+    """The located error of one lattice that ``invalid_utterances`` flagged."""
+    lattice = batch.lattice(index)
+    try:
+        lattice.validate(path)
+        if symbols is not None:
+            symbols.check_ids(lattice.word_ids, path=path, utt_id=lattice.utt_id)
+    except (InputFormatError, SymbolError) as error:
+        return error
+    raise AssertionError(f"{lattice.utt_id}: flagged invalid but passes Lattice.validate")
