@@ -145,6 +145,8 @@ class _TypeCounter:
             was written yet): a leading line end then marks a blank line.
         """
         words = text.replace("\n", " \0 ").split()
+        if not words:  # only spaces after the last line end
+            return np.zeros(0, dtype=np.int32)
         # itemgetter looks all words up in one C call (a new word gets the next id); 2+ words give a tuple.
         found = itemgetter(*words)(self.ids) if len(words) > 1 else [self.ids[word] for word in words]
         ids = np.fromiter(found, dtype=np.int32, count=len(words))  # (n,)

@@ -75,6 +75,8 @@ def test_line_rules_match_read_sentences_across_chunk_boundaries(tmp_path, monke
     assert torch.equal(stream_of(cache)[0], stream.targets)
     assert cache.offsets.tolist() == [0, 4, 7, 12, 14]
     assert cache.word_offsets.tolist() == [0, 3, 5, 9, 10]
+    write(path, "a bcde\n" + " " * 20)  # 7 bytes, then a last chunk of spaces only
+    assert prepare_corpus(path, tmp_path / "cache")[0].offsets.tolist() == [0, 3]
 
 
 def test_several_files_and_globs_are_one_corpus(tmp_path):
