@@ -131,3 +131,19 @@ def test_corrupt_pickle_stack_is_an_input_format_error(tmp_path):
     symbols.frozen = True  # a --words table, so that the k2 reader runs
     with pytest.raises(InputFormatError, match="stack.pt: cannot load as a torch file"):
         rescorer.read_lattices(path, symbols)
+
+
+@pytest.mark.parametrize("state", ["99999999", "2147483000"])
+def test_kaldi_lattice_claiming_huge_states_fails_before_algorithms_allocate(tmp_path, state):
+    # Kaldi text numbers states by id: one arc into state 99999999 used to pass the reader
+    # and then allocate 800 MB per state array in the algorithms (issue 8, item 2).
+    path = write(tmp_path, f"u\n0 {state} 5 1.0,2.0,\n{state}\n\nv\n0 1 5 1.0,2.0,\n1\n\n", "x.txt")
+    symbols = SymbolTable()
+    for word in "abcde":
+        symbols.add(word)
+    symbols.frozen = True
+    failure, good = list(iter_lattices([path], symbols))  # in file order
+    assert good.utt_id == "v" and failure.utt_id == "u"
+    assert f"claims {int(state) + 2} states for 2 arcs" in str(failure.error)
+    with pytest.raises(InputFormatError, match=f"utterance u: claims {int(state) + 2} states"):
+        rescorer.read_lattices(path, symbols)
