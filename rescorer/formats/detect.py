@@ -15,7 +15,7 @@ from rescorer.formats.k2_pt import read_k2_batch
 from rescorer.formats.kaldi_text import iter_kaldi_text
 from rescorer.formats.slf import open_text, parse_slf_file
 from rescorer.lattice.batch import LatticeBatch
-from rescorer.lattice.checks import split_invalid
+from rescorer.lattice.checks import lattice_failure
 from rescorer.lattice.fsavec import Lattice, LatticeFailure
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.paths import PathLike
@@ -120,17 +120,15 @@ def iter_lattices(paths: Sequence[PathLike], symbols: Optional[SymbolTable]
         need a frozen table.
 
     Yields:
-      Per file: its valid lattices in file order, then its failures
-      (``LatticeFailure(path, utt_id, error)``).
+      Per file: its lattices in file order (a ``LatticeFailure(path, utt_id,
+      error)`` in place of each invalid one), then the failures of its reading.
     """
     table = SymbolTable() if symbols is None else symbols
     for path in lattice_files(paths):
         batch, lattices, failures = read_file(path, table)
         if batch is not None:
             yield from batch.to_lattices()
-        if lattices:
-            checked, invalid, _ = split_invalid(LatticeBatch.from_lattices(lattices),
-                                                [path] * len(lattices))
-            yield from checked.to_lattices()
-            yield from invalid
+        for lattice in lattices:
+            failure = lattice_failure(lattice, path)
+            yield lattice if failure is None else failure
         yield from failures

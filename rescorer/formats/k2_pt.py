@@ -27,7 +27,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from rescorer.errors import InputFormatError, SymbolError
+from rescorer.errors import InputFormatError
 from rescorer.formats.torch_pickle import RaggedStandIn, load_torch_dict, save_torch_dict
 from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.checks import split_invalid

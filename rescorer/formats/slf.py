@@ -27,7 +27,7 @@ import io
 import re
 import zlib
 from pathlib import Path
-from typing import IO, Dict, List, Optional, Tuple, Union
+from typing import IO, Dict, List, Optional, Tuple
 
 from rescorer.errors import InputFormatError
 from rescorer.formats.slf_columns import fast_links, fast_nodes

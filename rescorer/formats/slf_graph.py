@@ -7,7 +7,6 @@ documented in ``slf.py`` with tensor operations.
 import array
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch

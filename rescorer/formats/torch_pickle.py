@@ -14,6 +14,7 @@ import copyreg
 import inspect
 import io
 import pickle
+import struct
 import types
 import zipfile
 from pathlib import Path
@@ -149,8 +150,12 @@ def _load_restricted(path: Union[str, Path]) -> Any:
             return _RestrictedUnpickler(io.BytesIO(handle.read()), archive, prefix).load()
 
 
+# What loading a corrupt pickle raises (torch's weights-only unpickler pops from an
+# empty stack with IndexError, indexes past its memo with KeyError, calls allowed
+# rebuild functions with wrong arguments with TypeError, ...).
 LOAD_ERRORS = (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError,
-                pickle.UnpicklingError, zipfile.BadZipFile, UnicodeDecodeError)
+               IndexError, TypeError, OverflowError, struct.error,
+               pickle.UnpicklingError, zipfile.BadZipFile, UnicodeDecodeError)
 
 
 def load_torch_dict(path: Union[str, Path]) -> dict:

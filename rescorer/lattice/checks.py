@@ -13,7 +13,7 @@ from torch import Tensor
 
 from rescorer.errors import InputFormatError, RescorerError, SymbolError
 from rescorer.lattice.batch import LatticeBatch
-from rescorer.lattice.fsavec import LatticeFailure
+from rescorer.lattice.fsavec import Lattice, LatticeFailure
 from rescorer.lattice.symbols import SymbolTable
 
 
@@ -115,12 +115,26 @@ def split_invalid(batch: LatticeBatch, paths: Sequence[Path],
 
 def _oversized(batch: LatticeBatch, index: int, path: Path) -> LatticeFailure:
     """The failure of a lattice that claims too many states."""
-    utt_id = batch.utt_ids[index]
     states = int(batch.state_splits[index + 1] - batch.state_splits[index])
     arcs = int(batch.arc_splits[index + 1] - batch.arc_splits[index])
+    return _oversized_failure(batch.utt_ids[index], states, arcs, path)
+
+
+def _oversized_failure(utt_id: str, states: int, arcs: int, path: Path) -> LatticeFailure:
     error = InputFormatError(f"claims {states} states for {arcs} arcs (expected at most 2 "
                              "states per arc; corrupt file?)", path=path, utt_id=utt_id)
     return LatticeFailure(Path(path), utt_id, error)
+
+
+def lattice_failure(lattice: Lattice, path: Path) -> Optional[LatticeFailure]:
+    """What ``split_invalid`` says about one lattice alone: None if it is valid."""
+    if lattice.num_states > 2 * lattice.num_arcs + 2:
+        return _oversized_failure(lattice.utt_id, lattice.num_states, lattice.num_arcs, path)
+    try:
+        lattice.validate(path)
+    except InputFormatError as error:
+        return LatticeFailure(Path(path), lattice.utt_id, error)
+    return None
 
 
 def _problem(batch: LatticeBatch, index: int, path: Path,

@@ -1,10 +1,13 @@
 """Issue 8 defects in the readers: each case failed (traceback, huge allocation or a wrong
 message) before the fix; now every one is one ``RescorerError`` naming the file."""
 import gzip
+import io
+import zipfile
 
 import pytest
 import torch
 
+import rescorer
 from rescorer.errors import InputFormatError
 from rescorer.formats.detect import detect_format, iter_lattices
 from rescorer.formats.k2_pt import write_k2
@@ -111,3 +114,36 @@ def test_k2_file_with_huge_declared_state_count_is_a_failure(tmp_path):
     assert good.utt_id == "v" and failure.utt_id == "u"
     assert isinstance(failure.error, InputFormatError)
     assert "claims 2147483644 states for 2 arcs" in str(failure.error)
+
+
+def test_corrupt_pickle_stack_is_an_input_format_error(tmp_path):
+    # Found by bench/fuzz.py: torch's weights-only unpickler pops from an empty stack
+    # (IndexError) on this data.pkl, which is just PROTO 2 + STOP.
+    buffer = io.BytesIO()
+    torch.save({"arcs": torch.zeros(4, dtype=torch.int32)}, buffer)
+    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    path = tmp_path / "stack.pt"
+    with zipfile.ZipFile(path, "w") as target:
+        for name in source.namelist():
+            data = b"\x80\x02." if name.endswith("data.pkl") else source.read(name)
+            target.writestr(name, data)
+    symbols = SymbolTable()
+    symbols.frozen = True  # a --words table, so that the k2 reader runs
+    with pytest.raises(InputFormatError, match="stack.pt: cannot load as a torch file"):
+        rescorer.read_lattices(path, symbols)
+
+
+@pytest.mark.parametrize("state", ["99999999", "2147483000"])
+def test_kaldi_lattice_claiming_huge_states_fails_before_algorithms_allocate(tmp_path, state):
+    # Kaldi text numbers states by id: one arc into state 99999999 used to pass the reader
+    # and then allocate 800 MB per state array in the algorithms (issue 8, item 2).
+    path = write(tmp_path, f"u\n0 {state} 5 1.0,2.0,\n{state}\n\nv\n0 1 5 1.0,2.0,\n1\n\n", "x.txt")
+    symbols = SymbolTable()
+    for word in "abcde":
+        symbols.add(word)
+    symbols.frozen = True
+    failure, good = list(iter_lattices([path], symbols))  # in file order
+    assert good.utt_id == "v" and failure.utt_id == "u"
+    assert f"claims {int(state) + 2} states for 2 arcs" in str(failure.error)
+    with pytest.raises(InputFormatError, match=f"utterance u: claims {int(state) + 2} states"):
+        rescorer.read_lattices(path, symbols)

@@ -322,7 +322,7 @@ def run_campaign(seeds: List[Seed], count: int, seed: int, out: Path, jobs: int 
     counts = Counts()
     results = context.Queue()
     pending = list(range(count))
-    chunk = max(1, min(200, -(-count // jobs)))
+    chunk = max(1, min(500, -(-count // jobs)))
     stop_at = None if max_seconds is None else time.monotonic() + max_seconds
     running: Dict[int, Tuple[object, List[int], float]] = {}
     done = set()
