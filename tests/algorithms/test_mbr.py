@@ -1,5 +1,4 @@
 """MBR decoding (Kaldi lattice-mbr-decode, Xu et al. 2011) on hand-built lattices."""
-import itertools
 import math
 import random
 

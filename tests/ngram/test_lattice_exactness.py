@@ -3,7 +3,6 @@
 The best path's n-gram part, summed from per-arc query scores, equals the
 sentence log-prob of its words computed directly from the ARPA.
 """
-from pathlib import Path
 
 import pytest
 import torch
