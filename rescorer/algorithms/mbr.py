@@ -23,8 +23,9 @@ word (epsilon included) until R no longer changes (at most 100 rounds).
 
 Ties between words of one bin go to the current word, then to the smallest
 word id (Kaldi leaves them to ``std::sort``). Times: with per-state times,
-each bin word's start/end is the posterior-weighted mean of the times of its
-arcs' end states, as Kaldi computes them (``tau_b``, ``tau_e``), and
+a bin word's start and end are the posterior-weighted means of the source and
+destination state times of the arcs aligned to it (Kaldi's ``tau_b``,
+``tau_e``; an epsilon alignment uses the destination time for both), and
 overlapping consecutive words are split in proportion to their durations as
 Kaldi's ``MbrDecode`` does.
 
