@@ -33,6 +33,7 @@ from rescorer.errors import ExpansionLimitError
 from rescorer.formats.slf import read_slf
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.ngram.cache import load_ngram
+from rescorer.ngram.lattice import expanded_arc_log_probs
 from rescorer.outputs.text import read_kaldi_text
 from rescorer.outputs.wer import compute_wer
 from rescorer.rescoring.tokens import ArcTokenizer
@@ -70,9 +71,7 @@ def _expand(lattice, model, tokenizer, lmscale, wdpenalty, max_arcs):
     tokens = tokenizer.encode(lattice)
     expanded = expand_histories(lattice, tokens.splits, tokens.tokens, model.order - 1,
                                 model.vocabulary.bos_id, model.vocabulary.eos_id, max_arcs)
-    scores = model.log_probs(expanded.histories[expanded.query_history],
-                             expanded.history_lengths[expanded.query_history], expanded.query_token)
-    lm = torch.zeros(expanded.lattice.num_arcs, dtype=torch.float64).index_add_(0, expanded.query_arc, scores)
+    lm = expanded_arc_log_probs(expanded, model)
     orig = expanded.orig_arc
     total = lattice.am_scores.double()[orig] + lmscale * lm + penalty[orig]
     return expanded.lattice, total

@@ -23,8 +23,9 @@ word (epsilon included) until R no longer changes (at most 100 rounds).
 
 Ties between words of one bin go to the current word, then to the smallest
 word id (Kaldi leaves them to ``std::sort``). Times: with per-state times,
-each bin word's start/end is the posterior-weighted mean of the times of its
-arcs' end states, as Kaldi computes them (``tau_b``, ``tau_e``), and
+a bin word's start and end are the posterior-weighted means of the source and
+destination state times of the arcs aligned to it (Kaldi's ``tau_b``,
+``tau_e``; an epsilon alignment uses the destination time for both), and
 overlapping consecutive words are split in proportion to their durations as
 Kaldi's ``MbrDecode`` does.
 
@@ -59,9 +60,9 @@ class MbrResult:
       confidences:
         1-D float64 tensor of shape (Q,), each word's posterior in its bin.
       bins:
-        The confusion network: per bin (2Q+1 of them, even ones are the
-        epsilon positions between words), (word id, posterior) pairs sorted by
-        decreasing posterior; word 0 is epsilon.
+        The confusion network: per bin (2Q+1 of them once converged; even
+        ones are the epsilon positions between words), (word id, posterior)
+        pairs sorted by decreasing posterior; word 0 is epsilon.
       bayes_risk:
         The expected edit distance of the consensus to the lattice (with the
         ``1 + delta`` epsilon cost).
@@ -117,7 +118,8 @@ def mbr_decode(lattice: Lattice, arc_scores: Tensor, scale: float = 1.0,
       arc_scores:
         1-D float tensor of shape (A,), total log-scores (higher is better).
       scale:
-        Posterior scale applied to the scores (not to the Viterbi start).
+        Posterior scale (> 0) applied to the scores; it does not change the
+        Viterbi path the decoding starts from.
       state_times:
         Optional 1-D float tensor of shape (S,), the time of each state (e.g.
         SLF node times; for word-on-node SLF use the time where the word

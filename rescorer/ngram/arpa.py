@@ -212,7 +212,7 @@ def _read_header(reader: _Reader) -> Tuple[List[Tuple[int, int]], Optional[str]]
 
 def _read_section(reader: _Reader, order: int, count: int, index: Dict[str, int]) -> ArpaSection:
     """The lines after ``\\K-grams:``: ``count`` lines of ``prob w1..wK [backoff]``."""
-    word_ids = array("q")
+    word_ids = array("i")  # int32 while parsing (vocabularies are < 2^31); int64 below
     log_probs = array("d")
     backoffs = array("d")
     for _ in range(count):
@@ -241,14 +241,15 @@ def _read_section(reader: _Reader, order: int, count: int, index: Dict[str, int]
                 reader.fail(f"word {word!r} of a {order}-gram is not among the unigrams")
             word_ids.append(word_id)
     return ArpaSection(
-        words=_tensor(word_ids, torch.int64).reshape(count, order),  # (N_k, k)
+        words=_tensor(word_ids, torch.int32).to(torch.int64).reshape(count, order),  # (N_k, k)
         log_probs=_tensor(log_probs, torch.float64) * LN_10,  # log10 -> ln
         backoffs=_tensor(backoffs, torch.float64) * LN_10,
     )
 
 
 def _tensor(values: array, dtype: torch.dtype) -> Tensor:
-    """A tensor copy of a typed array (without a Python loop over its items)."""
+    """A tensor view of a typed array (no Python loop over its items; callers convert it,
+    which copies, so the array can be freed)."""
     if len(values) == 0:
         return torch.zeros(0, dtype=dtype)
-    return torch.frombuffer(values, dtype=dtype).clone()
+    return torch.frombuffer(values, dtype=dtype)

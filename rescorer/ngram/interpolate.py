@@ -11,9 +11,11 @@ Two forms, both per predicted token t with history h:
   ``ln((1 - lam) * P_ngram(t|h) + lam * P_nnlm(t|h))``, a proper distribution
   when both are, computed stably as a log-sum-exp.
 
-Both LMs must predict the same token sequence for the mixture to be a
-distribution: with word-level vocabularies that tokenize lattice words the
-same way (``encode_word``), each arc's token list is the same for both.
+Both arguments must be log-probabilities of the same event. When the two LMs
+tokenize a word the same way, that is each token; when they do not (the
+PTB-mini neural LM reads "wasn't" as "was n't", while the asr-dev-ptb3g ARPA
+has "wasn't" as one word), interpolate per word: sum each LM's token
+log-probs of the word first, then mix the two word log-probs.
 """
 import math
 

@@ -1,5 +1,4 @@
 """MBR decoding (Kaldi lattice-mbr-decode, Xu et al. 2011) on hand-built lattices."""
-import itertools
 import math
 import random
 
@@ -243,3 +242,11 @@ def test_vectorised_statistics_equal_the_sequential_recursion(seed):
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, abs=1e-12)
     assert stats.bayes_risk == pytest.approx(risk, abs=1e-12)
+
+
+def test_a_lattice_without_words_gives_an_empty_hypothesis():
+    lattice, scores = make_lattice([(0, 1, [], -1.0), (0, 1, [], -2.0), (1, 2, [], 0.0)])
+    result = mbr_decode(lattice, scores, state_times=torch.tensor([0.0, 1.0, 1.0]))
+    assert result.word_ids.tolist() == [] and result.confidences.numel() == 0
+    assert result.bins == [[(0, pytest.approx(1.0))]]
+    assert result.word_times.shape == (0, 2) and result.bayes_risk == 0.0

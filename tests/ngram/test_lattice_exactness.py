@@ -1,9 +1,11 @@
 """On real asr-dev-ptb3g lattices: ARPA scores on the history-expanded lattice are exact.
 
 The best path's n-gram part, summed from per-arc query scores, equals the
-sentence log-prob of its words computed directly from the ARPA.
+sentence log-prob of its words computed directly from the ARPA, with the
+expansion window n-1 = 2 and with a longer one (4, as a K=4 neural LM needs).
 """
-from pathlib import Path
+
+from dataclasses import replace
 
 import pytest
 import torch
@@ -12,10 +14,12 @@ from rescorer.algorithms.best_path import best_path
 from rescorer.algorithms.history import expand_histories
 from rescorer.algorithms.mbr import mbr_decode
 from rescorer.algorithms.prune import prune_by_beam
+from rescorer.errors import ConfigError
 from rescorer.formats.slf import read_slf
 from rescorer.lattice.fsavec import splits_from_counts
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.ngram.arpa import read_arpa
+from rescorer.ngram.lattice import expanded_arc_log_probs
 from rescorer.ngram.model import NgramLM
 
 SMALL = ["dev-0180.slf.gz", "dev-0028.slf.gz", "dev-0131.slf.gz"]  # the smallest files
@@ -35,19 +39,17 @@ def model(shared_arpa):
     return NgramLM.from_arpa(read_arpa(shared_arpa), shared_arpa)
 
 
-@pytest.mark.parametrize("name", SMALL)
-def test_best_path_ngram_score_is_the_sentence_log_prob(shared_arpa, model, name):
+@pytest.mark.parametrize("name, window", [(SMALL[0], 2), (SMALL[1], 2), (SMALL[2], 4)])
+def test_best_path_ngram_score_is_the_sentence_log_prob(shared_arpa, model, name, window):
     path = shared_arpa.parents[1] / "lat" / name
     if not path.is_file():
         pytest.skip(f"{path} is absent")
     (lattice,), symbols = read_slf(path, SymbolTable())
     lattice, _ = prune_by_beam(lattice, lattice.am_scores + lattice.ngram_scores, 8.0)
     splits, tokens = _arc_tokens(lattice, symbols, model.vocabulary)
-    expanded = expand_histories(lattice, splits, tokens, 2, model.vocabulary.bos_id,
+    expanded = expand_histories(lattice, splits, tokens, window, model.vocabulary.bos_id,
                                 model.vocabulary.eos_id, 300_000)
-    scores = model.log_probs(expanded.histories[expanded.query_history],
-                             expanded.history_lengths[expanded.query_history], expanded.query_token)
-    lm = torch.zeros(expanded.lattice.num_arcs, dtype=torch.float64).index_add_(0, expanded.query_arc, scores)
+    lm = expanded_arc_log_probs(expanded, model)
     total = lattice.am_scores.double()[expanded.orig_arc] + 9.5 * lm
     _, arcs = best_path(expanded.lattice, total)
     words = [w for arc in expanded.orig_arc[arcs].tolist() for w in lattice.arc_words(arc)]
@@ -55,5 +57,8 @@ def test_best_path_ngram_score_is_the_sentence_log_prob(shared_arpa, model, name
     direct = float(model.sentence_log_probs([ids])[0])
     assert float(lm[arcs].sum()) == pytest.approx(direct, abs=1e-9)
     assert len(ids) >= 3
+    if window == 2:
+        with pytest.raises(ConfigError, match="shorter than the n-gram's context"):
+            expanded_arc_log_probs(replace(expanded, histories=expanded.histories[:, :1]), model)
     # MBR on the same lattice with a very peaked posterior returns the Viterbi words.
     assert mbr_decode(expanded.lattice, total, scale=50.0).word_ids.tolist() == words
