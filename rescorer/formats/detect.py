@@ -2,8 +2,10 @@
 
 Detection (extensions are ignored): zip magic ``PK\\x03\\x04`` or a pickle
 protocol byte ``\\x80`` -> k2 ``torch.save`` file; otherwise the (possibly
-gunzipped) text is SLF when its first non-comment line is a ``key=value`` field
-(``VERSION=``, ``UTTERANCE=``, ``N=``...), else a Kaldi text lattice archive.
+gunzipped) content is a binary Kaldi archive when it starts ``KEY `` + the FST magic
+number; otherwise the text is SLF when its first non-comment line is a ``key=value``
+field (``VERSION=``, ``UTTERANCE=``, ``N=``...), else a Kaldi text lattice archive.
+Kaldi specifiers (``ark:...``, ``scp:...``) are read by ``kaldi_archive``.
 """
 import gzip
 from pathlib import Path
@@ -11,6 +13,8 @@ from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 from rescorer.errors import InputFormatError, RescorerError, SymbolError
 from rescorer.formats.k2_pt import iter_k2
+from rescorer.formats.kaldi_archive import is_binary_archive
+from rescorer.formats.kaldi_specifier import is_specifier
 from rescorer.formats.kaldi_text import iter_kaldi_text
 from rescorer.formats.slf import open_text, read_slf
 from rescorer.lattice.fsavec import Lattice, LatticeFailure
@@ -31,6 +35,8 @@ def detect_format(path: PathLike) -> str:
             magic = handle.read(4)
         if magic.startswith(b"PK\x03\x04") or magic[:1] == b"\x80":
             return K2
+        if is_binary_archive(path):
+            return KALDI
         with open_text(path) as text:
             for line in text:
                 stripped = line.strip()
@@ -74,13 +80,14 @@ def iter_lattices(paths: Sequence[PathLike], symbols: Optional[SymbolTable]
     table = SymbolTable() if symbols is None else symbols
     for path in lattice_files(paths):
         try:
-            kind = detect_format(path)
+            kind = KALDI if is_specifier(str(path)) else detect_format(path)
             if kind == SLF:
                 yield read_slf(path, table)[0][0]
                 continue
             if not table.frozen:
                 raise SymbolError(f"this is a {'k2' if kind == K2 else 'Kaldi text'} lattice "
                                   "with word ids: --words words.txt is required", path=path)
+            # iter_kaldi_text reads every Kaldi form: text or binary, files or specifiers.
             reader = iter_k2 if kind == K2 else iter_kaldi_text
             yield from reader(path, table)
         except RescorerError as error:
