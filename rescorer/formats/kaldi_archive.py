@@ -56,6 +56,8 @@ class _Buffer:
         self.base = 0  # stream offset of data[0]
         self.line = 1  # line number of data[pos]
         self.eof = False
+        self.failure: Optional[InputFormatError] = None
+        self._read = getattr(handle, "read1", handle.read)
 
     @property
     def offset(self) -> int:
@@ -68,17 +70,20 @@ class _Buffer:
     def fill(self, count: int) -> None:
         """Read until ``count`` bytes are available or the stream ends.
 
-        Raises:
-          InputFormatError: the stream cannot be read (I/O error, corrupt gzip).
+        A read error (I/O, corrupt gzip) ends the stream there and is kept in
+        ``failure``: the bytes decoded before it stay readable.
         """
         while self.available() < count and not self.eof:
             try:
-                chunk = self.handle.read(max(CHUNK, count - self.available()))
+                # read1: at most one read below, so the bytes decoded before a damaged
+                # part of a gzip stream still arrive before its error.
+                chunk = self._read(max(CHUNK, count - self.available()))
             except (OSError, EOFError, zlib.error) as error:
                 self.eof = True
-                raise InputFormatError(
+                self.failure = InputFormatError(
                     f"cannot read past byte {self.base + len(self.data)} "
-                    f"({type(error).__name__}: {error})", path=self.name) from error
+                    f"({type(error).__name__}: {error})", path=self.name)
+                return
             if chunk:
                 self.data += chunk
             else:
@@ -147,12 +152,14 @@ def iter_kaldi_archive(source: PathLike, symbols: Optional[SymbolTable] = None
 
 
 def _iter_stream(buffer: _Buffer, symbols: Optional[SymbolTable]) -> Iterator[Item]:
-    """The entries of one archive stream."""
+    """The entries of one archive stream; a read error ends it with one failure."""
     while True:
-        try:
-            entry = _next_entry(buffer)
-        except InputFormatError as error:  # the stream itself failed
-            yield LatticeFailure(Path(buffer.name), None, error)
+        entry = _next_entry(buffer)
+        if buffer.failure is not None and buffer.available() == 0:
+            # The stream broke: the entry running into the break may be cut short.
+            key = None if entry is None else entry[0]
+            yield LatticeFailure(Path(buffer.name), key, InputFormatError(
+                buffer.failure.message, path=buffer.name, utt_id=key))
             return
         if entry is None:
             return

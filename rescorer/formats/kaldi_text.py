@@ -93,7 +93,8 @@ def parse_text_fst(lines: Sequence[str], first_line: int = 1) -> KaldiFst:
     dst = _ints(entry, arc_rows, 1, "state id")
     if dst.numel() and int(dst.max()) >= bound:
         index = int(arc_rows[int(dst.argmax())])
-        entry.fail(index, f"state id {int(dst.max())} (expected below {bound})")
+        entry.fail(index, f"state id {int(dst.max())} (expected below {bound}: an entry of "
+                          f"{len(lines)} lines defines at most that many states)")
     if compact:
         labels = _ints(entry, arc_rows, 2, "label")
         ilabel = olabel = labels
