@@ -341,3 +341,21 @@ def is_binary_archive(path: PathLike) -> bool:
     except (RescorerError, OSError, EOFError, zlib.error):
         return False
     return _BINARY_ARCHIVE.match(head) is not None
+
+
+def read_kaldi_fst(path: PathLike, utt_id: Optional[str] = None) -> Lattice:
+    """One lattice from a file holding a single FST without a key (``kaldifst``'s
+    ``Lattice.write``, OpenFst's ``fstprint`` input), binary or text.
+
+    Raises:
+      InputFormatError: unreadable, not a lattice, or invalid.
+    """
+    stream = InputStream(str(path))
+    try:
+        result = _read_object(_Buffer(stream.handle, str(path)))
+    finally:
+        stream.close()
+    item = _to_item(result, utt_id or Path(path).stem, str(path), None)
+    if isinstance(item, LatticeFailure):
+        raise item.error
+    return item

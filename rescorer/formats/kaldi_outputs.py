@@ -186,3 +186,12 @@ def write_kaldi_nbest(out_dir: PathLike, hypotheses: Sequence, am_scale: float,
         atomic_write_text(out / name, "".join(line + "\n" for line in lines))
         written.append(out / name)
     return written
+
+
+def write_kaldi_fst(path: PathLike, lattice: Lattice, compact: bool = True) -> None:
+    """One lattice as a bare binary FST file (no key), as ``kaldifst.Lattice.write`` does.
+
+    ``compact=False`` writes a Lattice (``lattice4``: one transition id per arc).
+    """
+    with atomic_open(Path(path), "wb") as handle:
+        handle.write(encode_fst(lattice_to_fst(lattice, compact=compact)))
