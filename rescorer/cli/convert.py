@@ -1,9 +1,12 @@
-"""``fprescore convert``: lattices from k2 / SLF / Kaldi text to k2 or SLF.
+"""``fprescore convert``: lattices from k2 / SLF / Kaldi to k2, SLF or Kaldi.
 
 ``--to k2`` writes one FsaVec file (all utterances) to ``--out``; when the words
 came from SLF without ``--words``, the grown table goes to ``--words-out``
 (default: ``words.txt`` next to ``--out``). ``--to slf`` treats ``--out`` as a
-folder and writes one ``UTTID.slf`` per lattice. Writes are atomic. Bad
+folder and writes one ``UTTID.slf`` per lattice. ``--to kaldi`` writes one Kaldi
+archive of CompactLattices to ``--out``, a write specifier: binary by default,
+``ark,t:FILE`` for text, gzipped when FILE ends in ``.gz`` (``ark:-`` for stdout).
+Writes are atomic. Bad
 utterances are listed in a table and give exit code 3; ``--strict`` stops at
 the first one (exit code 1).
 """
@@ -22,16 +25,19 @@ class TargetFormat(str, Enum):
 
     k2 = "k2"
     slf = "slf"
+    kaldi = "kaldi"
 
 
 @guarded
 def convert_command(
     inputs: Annotated[List[Path], typer.Argument(
-        help="Lattice files or folders (k2 .pt, HTK SLF, Kaldi text; detected from content).",
+        help="Lattice files or folders (k2 .pt, HTK SLF, Kaldi archives; detected from content), "
+             "or Kaldi specifiers (ark:FILE, ark:-, 'ark:gunzip -c lat.1.gz|', scp:FILE).",
         show_default=False)],
     to: Annotated[TargetFormat, typer.Option("--to", help="Output format.")],
     out: Annotated[Path, typer.Option(
-        "--out", "-o", help="k2: the output file; slf: the output folder (one UTTID.slf each).",
+        "--out", "-o", help="k2: the output file; slf: the output folder (one UTTID.slf each); "
+                            "kaldi: a file or ark:FILE (binary), ark,t:FILE (text), .gz gzipped.",
         show_default=False)],
     words: Annotated[Optional[Path], typer.Option(
         "--words", help="words.txt (`word id`); required for k2 and Kaldi input.")] = None,
@@ -41,15 +47,15 @@ def convert_command(
     strict: Annotated[bool, typer.Option(
         "--strict", help="Stop at the first bad utterance instead of skipping it.")] = False,
 ) -> None:
-    """Convert lattices between k2 (.pt), HTK SLF and Kaldi text (input only)."""
+    """Convert lattices between k2 (.pt), HTK SLF and Kaldi archives (binary or text)."""
     from rescorer.formats.detect import iter_lattices
     from rescorer.formats.k2_pt import write_k2
     from rescorer.formats.slf import write_slf
     from rescorer.lattice.fsavec import LatticeFailure
     from rescorer.lattice.symbols import SymbolTable
 
-    if to is TargetFormat.k2 and out.is_dir():
-        raise ConfigError(f"--out {out} is a folder (expected a file for --to k2)")
+    if to is not TargetFormat.slf and out.is_dir():
+        raise ConfigError(f"--out {out} is a folder (expected a file for --to {to.value})")
     symbols = SymbolTable.from_file(words) if words is not None else SymbolTable()
     lattices, failures = [], []
     for item in iter_lattices(inputs, symbols):
@@ -62,11 +68,17 @@ def convert_command(
             lattices.append(item.utt_id)
         else:
             lattices.append(item)
-    if to is TargetFormat.k2 and lattices:
-        write_k2(out, lattices)
+    if to is not TargetFormat.slf and lattices:
+        if to is TargetFormat.k2:
+            write_k2(out, lattices)
+        else:
+            from rescorer.formats.kaldi_outputs import write_kaldi_archive
+
+            write_kaldi_archive(str(out), lattices)
         if symbols.grown:
-            symbols.write(words_out or out.parent / "words.txt")
-    _report(len(lattices), failures, out)
+            symbols.write(words_out or Path(str(out).split(":", 1)[-1]).parent / "words.txt")
+    to_stdout = to is TargetFormat.kaldi and str(out).rsplit(":", 1)[-1].strip() == "-"
+    _report(len(lattices), failures, out, err_console if to_stdout else console)
     if failures:
         raise typer.Exit(EXIT_PARTIAL)
 
@@ -76,11 +88,12 @@ def _safe_name(utt_id: str) -> str:
     return "".join("_" if c in '/\\ \t' else c for c in utt_id)
 
 
-def _report(num_written: int, failures: list, out: Path) -> None:
-    """One summary line on stdout and a table of failures on stderr."""
+def _report(num_written: int, failures: list, out: Path, summary=console) -> None:
+    """One summary line on ``summary`` (stdout unless the archive goes there) and a table
+    of failures on stderr."""
     from rich.table import Table
 
-    console.print(f"wrote {num_written} lattice(s) to {out}")
+    summary.print(f"wrote {num_written} lattice(s) to {out}")
     if failures:
         table = Table(title=f"{len(failures)} skipped")
         table.add_column("file", overflow="fold")

@@ -154,7 +154,7 @@ def finish_job(
     collector.add(ScoredLattice(job.utt_id, lattice, components, job.symbols, expanded.levels,
                                 job.path),
                   first_pass=job.first_pass, oracle=job.oracle, pruned_oracle=job.pruned_oracle)
-    if config.write_lattices:
+    if config.write_lattices or config.kaldi_lattices is not None:
         collector.add_lattice(lattice, nnlm)
     return UtteranceStats(
         arcs=job.lattice.num_arcs, pruned_arcs=prepared.pruned.num_arcs,
