@@ -57,6 +57,7 @@ class _Buffer:
         self.line = 1  # line number of data[pos]
         self.eof = False
         self.failure: Optional[InputFormatError] = None
+        self.bytes_per_state = 512.0  # the largest seen so far: sizes the binary parse window
         self._read = getattr(handle, "read1", handle.read)
 
     @property
@@ -216,17 +217,20 @@ def _read_binary(buffer: _Buffer) -> KaldiFst:
             break
         except NeedMoreData:
             buffer.fill(buffer.available() + CHUNK)
-    window = max(1 << 14, 128 * header.num_states)
+    # A first guess from the bytes per state seen so far (doubled when short).
+    window = max(1 << 14, int(1.25 * buffer.bytes_per_state * header.num_states))
     while True:
         buffer.fill(header.size + window)
         body = bytes(buffer.data[buffer.pos + header.size:buffer.pos + header.size + window])
         at_eof = buffer.eof and buffer.available() <= header.size + window
         try:
             fst, used = kaldi_binary.parse_body(body, header, at_eof)
-        except NeedMoreData:
-            window *= 2
+        except NeedMoreData as short:
+            window = max(2 * window, short.args[0] if short.args else 0)
             continue
         buffer.advance(header.size + used)
+        if header.num_states:
+            buffer.bytes_per_state = max(buffer.bytes_per_state, used / header.num_states)
         return fst
 
 

@@ -47,7 +47,10 @@ _HAS_SYMBOLS = 0x3  # FstHeader flags: input / output symbol tables follow the h
 
 
 class NeedMoreData(Exception):
-    """The bytes given end inside the FST; the caller should supply more (internal)."""
+    """The bytes given end inside the FST; the caller should supply more (internal).
+
+    ``args[0]``, when given, is an estimate of the bytes the body needs.
+    """
 
 
 @dataclass(frozen=True)
@@ -131,12 +134,22 @@ def parse_body(body: bytes, header: FstHeader, at_eof: bool) -> Tuple[KaldiFst, 
         raise InputFormatError(f"header declares {header.num_states} states but only "
                                f"{len(body)} bytes follow (at least {state_words * 4} per state)")
     words = np.frombuffer(body, dtype="<i4", count=num_words).astype(np.int64)
-    chain = _Chain(words, header.compact, num_words // arc_words)
-    positions = chain.states(header.num_states)  # (S+1,)
-    end = int(positions[-1])
-    if end == chain.sentinel:
-        if not at_eof:
-            raise NeedMoreData
+    # Most states have few arcs: lift for up to 63 first, for all when a state has more.
+    arc_limit = min(63, num_words // arc_words)
+    while True:
+        chain = _Chain(words, header.compact, arc_limit)
+        positions = chain.states(header.num_states)  # (S+1,)
+        end = int(positions[-1])
+        if end != chain.sentinel:
+            break
+        broken = int(np.argmax(positions == chain.sentinel))  # first state not reached
+        last = int(positions[broken - 1])  # the last state reached, whose arcs ran out
+        declared = chain.declared_arcs(last)
+        if arc_limit < declared <= num_words // arc_words:
+            arc_limit = num_words // arc_words
+            continue
+        if not at_eof:  # guess the size from the bytes per state so far
+            raise NeedMoreData(int(1.25 * 4 * last / max(broken - 1, 1) * header.num_states))
         raise InputFormatError(f"truncated or corrupt FST ({header.num_states} states declared, "
                                f"records run past the {len(body)} bytes that follow the header)")
     floats = np.frombuffer(body, dtype="<f4", count=num_words)
@@ -151,6 +164,7 @@ class _Chain:
     """
 
     def __init__(self, words: np.ndarray, compact: bool, max_arcs: int) -> None:
+        """``max_arcs``: states declaring more arcs are treated as invalid (sentinel)."""
         self.size = words.size
         self.sentinel = self.size + 1  # positions 0..size are real; size is "just past the end"
         self.compact = compact
@@ -166,9 +180,15 @@ class _Chain:
         self.next_state = np.where(valid, after, self.sentinel)
         self.next_state[self.size:] = self.sentinel  # no record starts at the end
 
+    def declared_arcs(self, position: int) -> int:
+        """The arc count a state record at ``position`` declares (-1 when unreadable)."""
+        count_at = position + int(self.weight_words(np.array([position]))[0])
+        low, high = self.word(np.array([count_at, count_at + 1]))
+        return int(low) if high == 0 and low >= 0 else -1
+
     def word(self, index: np.ndarray) -> np.ndarray:
         """The int32 word at each index (0 past the end)."""
-        return self.padded[np.minimum(index, self.padded.size - 1)]
+        return np.take(self.padded, index, mode="clip")
 
     def weight_words(self, start: np.ndarray) -> np.ndarray:
         """Words of a weight starting at each position (huge when its count is negative)."""
@@ -211,10 +231,10 @@ def _advance(jump: np.ndarray, start: np.ndarray, steps: np.ndarray, bits: int) 
     current = start.copy()
     power = jump  # jump applied 2**bit times
     for bit in range(bits):
-        take = ((steps >> bit) & 1).astype(bool)
-        current[take] = power[current[take]]
+        take = np.bitwise_and(steps, 1 << bit) != 0
+        current[take] = np.take(power, current[take])
         if bit + 1 < bits:
-            power = power[power]
+            power = np.take(power, power)
     return current
 
 

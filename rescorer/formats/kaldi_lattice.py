@@ -23,6 +23,7 @@ arcs; the mapping is exact both ways:
 from dataclasses import dataclass, field, fields
 from typing import Optional
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -372,11 +373,15 @@ def _first_of_run(keys: Tensor, mask: Tensor) -> Tensor:
 
 
 def ragged_rows(splits: Tensor, values: Tensor, rows: Tensor) -> tuple:
-    """``(splits', values')``: the ragged rows ``rows`` of ``(splits, values)``, in that order."""
+    """``(splits', values')``: the ragged rows ``rows`` of ``(splits, values)``, in that order.
+
+    numpy inside: torch.repeat_interleave is slow on small CPU tensors.
+    """
     counts = (splits[1:] - splits[:-1])[rows]
     new_splits = splits_from_counts(counts)
     total = int(new_splits[-1])
     if total == 0:
         return new_splits, values[:0]
-    offsets = torch.repeat_interleave(splits[:-1][rows] - new_splits[:-1], counts)
-    return new_splits, values[offsets + torch.arange(total)]
+    counts_np = counts.numpy()
+    offsets = np.repeat((splits[:-1][rows] - new_splits[:-1]).numpy(), counts_np)
+    return new_splits, torch.index_select(values, 0, torch.from_numpy(offsets + np.arange(total)))

@@ -152,8 +152,7 @@ def _weights(entry: _Lines, rows: Sequence[int], column: int, compact: bool) -> 
         id_texts = [part[2] if len(part) == 3 else "" for part in parts]
         counts = np.fromiter((text.count("_") + 1 if text else 0 for text in id_texts),
                              dtype=np.int64, count=len(id_texts))
-        joined = "_".join(text for text in id_texts if text)
-        ids = np.array(joined.split("_") if joined else [], dtype=np.int64)
+        ids = parse_id_block("_".join(text for text in id_texts if text))
     except (ValueError, OverflowError):
         costs = ids = counts = None
     if costs is None or (ids.size and (ids.min() < 0 or ids.max() > INT32_MAX)):
@@ -161,6 +160,33 @@ def _weights(entry: _Lines, rows: Sequence[int], column: int, compact: bool) -> 
     return (torch.from_numpy(costs[:, 0].astype(np.float32)),
             torch.from_numpy(costs[:, 1].astype(np.float32)),
             splits_from_counts(torch.from_numpy(counts)), torch.from_numpy(ids))
+
+
+def parse_id_block(text: str) -> np.ndarray:
+    """1-D int64 array of the non-negative integers of ``"12_7_7_3"``, parsed with numpy.
+
+    Raises:
+      ValueError: an empty id, a character other than digits and ``_``, or an id
+        of more than 10 digits.
+    """
+    if not text:
+        return np.zeros(0, dtype=np.int64)
+    chars = np.frombuffer(text.encode("ascii", "replace"), dtype=np.uint8)
+    is_sep = chars == ord("_")
+    digits = chars.astype(np.int64) - ord("0")
+    is_digit = (digits >= 0) & (digits <= 9)
+    ends = np.append(np.flatnonzero(is_sep), chars.size)  # (T,) end of each id
+    lengths = np.diff(np.concatenate([[-1], ends])) - 1  # (T,) digits per id
+    if not bool((is_sep | is_digit).all()) or lengths.min() < 1 or lengths.max() > 10:
+        raise ValueError(f"bad transition ids {text[:40]!r}")
+    power = np.repeat(lengths, lengths + 1) - 1 - (np.arange(chars.size + 1)
+                                                   - np.repeat(ends - lengths, lengths + 1))
+    power = power[:chars.size]  # (C,) decimal position of each digit within its id
+    contribution = np.where(is_digit, digits * _POWERS_OF_TEN[np.clip(power, 0, 10)], 0)
+    return np.add.reduceat(contribution, ends - lengths)  # (T,) exact int64 sums
+
+
+_POWERS_OF_TEN = 10 ** np.arange(11, dtype=np.int64)
 
 
 def _first_bad_weight(entry: _Lines, rows: Sequence[int], column: int) -> None:
