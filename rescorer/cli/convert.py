@@ -56,6 +56,8 @@ def convert_command(
 
     if to is not TargetFormat.slf and out.is_dir():
         raise ConfigError(f"--out {out} is a folder (expected a file for --to {to.value})")
+    if to is TargetFormat.kaldi:
+        _check_kaldi_target(str(out), words, words_out)
     symbols = SymbolTable.from_file(words) if words is not None else SymbolTable()
     lattices, failures = [], []
     for item in iter_lattices(inputs, symbols):
@@ -76,11 +78,22 @@ def convert_command(
 
             write_kaldi_archive(str(out), lattices)
         if symbols.grown:
-            symbols.write(words_out or Path(str(out).split(":", 1)[-1]).parent / "words.txt")
+            target = str(out).split(":", 1)[-1] if to is TargetFormat.kaldi else str(out)
+            symbols.write(words_out or Path(target).parent / "words.txt")
     to_stdout = to is TargetFormat.kaldi and str(out).rsplit(":", 1)[-1].strip() == "-"
     _report(len(lattices), failures, out, err_console if to_stdout else console)
     if failures:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _check_kaldi_target(out: str, words: Optional[Path], words_out: Optional[Path]) -> None:
+    """Reject a bad write specifier, or a stream target without a home for words.txt."""
+    from rescorer.formats.kaldi_specifier import write_specifier
+
+    target = write_specifier(out).target.strip()
+    if words is None and words_out is None and (target == "-" or target.startswith("|")):
+        raise ConfigError(f"--out {out} is a stream: give --words-out for the words.txt grown "
+                          "from SLF words (or --words)")
 
 
 def _safe_name(utt_id: str) -> str:
