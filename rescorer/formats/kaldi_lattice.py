@@ -208,20 +208,8 @@ def lattice_to_fst(lattice: Lattice, graph_costs: Optional[Tensor] = None,
         torch.zeros(lattice.num_arcs + 1, dtype=torch.int64), torch.zeros(0, dtype=torch.int64))
     final = lattice.num_states - 1
     into_final = lattice.dst == final
-    order = torch.argsort(lattice.src * 2 + into_final.to(torch.int64), stable=True)  # (A,)
-    first_final = into_final[order] & _first_of_run(lattice.src[order], into_final[order])
-    simple = torch.zeros_like(into_final)
-    simple[order] = first_final
-    simple &= lattice.words_per_arc == 0  # a -1 arc that can be a final weight as it is
-    final_graph = torch.full((final,), float("inf"))
-    final_acoustic = torch.full((final,), float("inf"))
-    final_graph[lattice.src[simple]] = graph[simple]
-    final_acoustic[lattice.src[simple]] = acoustic[simple]
-    final_counts = torch.zeros(final, dtype=torch.int64)
-    final_counts[lattice.src[simple]] = (tid_splits[1:] - tid_splits[:-1])[simple]
-    final_tid_splits = splits_from_counts(final_counts)
-    ordered_finals = simple.nonzero().flatten()[torch.argsort(lattice.src[simple], stable=True)]
-    final_tids = ragged_rows(tid_splits, tids, ordered_finals)[1]
+    simple, final_graph, final_acoustic, final_tid_splits, final_tids = _final_weights(
+        lattice, graph, acoustic, tid_splits, tids)
     # Other -1 arcs go to one extra state of final weight One; real arcs stay.
     other = (~simple).nonzero().flatten()  # (A',)
     extra_state = final  # Kaldi ids 0 .. final-1 are the lattice's own states
@@ -248,6 +236,34 @@ def lattice_to_fst(lattice: Lattice, graph_costs: Optional[Tensor] = None,
     )
     fst = sort_arcs(fst)
     return fst if compact else to_lattice4(fst)
+
+
+def _final_weights(lattice: Lattice, graph: Tensor, acoustic: Tensor, tid_splits: Tensor,
+                   tids: Tensor) -> tuple:
+    """Final weights of Kaldi states ``0 .. S-2`` from the -1 arcs that can be one.
+
+    A -1 arc "is" its source's final weight when it carries no words and is the
+    first -1 arc of that state. Returns ``(simple, graph, acoustic, id splits, ids)``:
+    1-D bool (A,) marking those arcs, then float32 (S-1,) costs (+inf where not
+    final) and the ragged ids per state.
+    """
+    final = lattice.num_states - 1
+    into_final = lattice.dst == final
+    order = torch.argsort(lattice.src * 2 + into_final.to(torch.int64), stable=True)  # (A,)
+    first_final = into_final[order] & _first_of_run(lattice.src[order], into_final[order])
+    simple = torch.zeros_like(into_final)
+    simple[order] = first_final
+    simple &= lattice.words_per_arc == 0
+    states = lattice.src[simple]
+    final_graph = torch.full((final,), float("inf"))
+    final_acoustic = torch.full((final,), float("inf"))
+    final_graph[states] = graph[simple]
+    final_acoustic[states] = acoustic[simple]
+    counts = torch.zeros(final, dtype=torch.int64)
+    counts[states] = (tid_splits[1:] - tid_splits[:-1])[simple]
+    by_state = simple.nonzero().flatten()[torch.argsort(states, stable=True)]
+    return (simple, final_graph, final_acoustic, splits_from_counts(counts),
+            ragged_rows(tid_splits, tids, by_state)[1])
 
 
 @dataclass(frozen=True)
