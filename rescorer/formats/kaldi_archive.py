@@ -23,8 +23,8 @@ from rescorer.errors import InputFormatError, RescorerError, SymbolError
 from rescorer.formats import kaldi_binary
 from rescorer.formats.kaldi_binary import HEADER_MAX_BYTES, MAGIC_BYTES, NeedMoreData
 from rescorer.formats.kaldi_lattice import KaldiFst, fst_to_lattice
-from rescorer.formats.kaldi_specifier import (InputStream, is_specifier, parse_specifier,
-                                              split_rxfilename)
+from rescorer.formats.kaldi_specifier import (InputStream, is_specifier, open_file,
+                                              parse_specifier, split_rxfilename)
 from rescorer.formats.kaldi_text import parse_text_fst
 from rescorer.lattice.fsavec import Lattice, LatticeFailure
 from rescorer.lattice.symbols import SymbolTable
@@ -143,13 +143,14 @@ def iter_kaldi_archive(source: PathLike, symbols: Optional[SymbolTable] = None
     except RescorerError as error:
         yield LatticeFailure(Path(text), None, error)
         return
+    completed = False
     try:
         yield from _iter_stream(_Buffer(stream.handle, stream.name), symbols)
+        completed = True
     finally:
-        try:
-            stream.close()
-        except InputFormatError as error:
-            yield LatticeFailure(Path(stream.name), None, error)
+        error = stream.close()  # also when the caller stops early (no yield in here)
+    if completed and error is not None:
+        yield LatticeFailure(Path(stream.name), None, error)
 
 
 def _iter_stream(buffer: _Buffer, symbols: Optional[SymbolTable]) -> Iterator[Item]:
@@ -274,11 +275,14 @@ def _iter_scp(target: str, symbols: Optional[SymbolTable]) -> Iterator[Item]:
     try:
         lines = listing.handle.read().decode("utf-8").splitlines()
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as error:
+        listing.close()
         yield LatticeFailure(Path(listing.name), None, InputFormatError(
             f"cannot read the scp file ({type(error).__name__}: {error})", path=listing.name))
         return
-    finally:
-        listing.close()
+    failed = listing.close()
+    if failed is not None:
+        yield LatticeFailure(Path(listing.name), None, failed)
+        return
     for number, line in enumerate(lines, start=1):
         parts = line.strip().split(None, 1)
         if not parts:
@@ -305,7 +309,9 @@ def _scp_entry(key: str, rxfilename: str, symbols: Optional[SymbolTable]) -> Ite
         buffer = _Buffer(stream.handle, name)
         buffer.base = offset or 0
         result = _read_object(buffer)
-        stream.close()
+        failed = stream.close()
+        if failed is not None:
+            result = failed
     except (InputFormatError, OSError) as error:
         message = error.message if isinstance(error, InputFormatError) else str(error)
         result = InputFormatError(message, where=f"byte {offset or 0}")
@@ -337,11 +343,11 @@ def is_binary_archive(path: PathLike) -> bool:
     Never raises: an unreadable file is False (format detection then reports it).
     """
     try:
-        stream = InputStream(str(path))
+        handle = open_file(str(path))
         try:
-            head = stream.handle.read(8192)
+            head = handle.read(8192)
         finally:
-            stream.handle.close()
+            handle.close()
     except (RescorerError, OSError, EOFError, zlib.error):
         return False
     return _BINARY_ARCHIVE.match(head) is not None
@@ -358,7 +364,9 @@ def read_kaldi_fst(path: PathLike, utt_id: Optional[str] = None) -> Lattice:
     try:
         result = _read_object(_Buffer(stream.handle, str(path)))
     finally:
-        stream.close()
+        failed = stream.close()
+    if failed is not None:
+        raise failed
     item = _to_item(result, utt_id or Path(path).stem, str(path), None)
     if isinstance(item, LatticeFailure):
         raise item.error

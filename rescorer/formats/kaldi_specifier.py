@@ -121,20 +121,25 @@ class InputStream:
             self.process = subprocess.Popen(command, shell=True, stdout=subprocess.PIPE)
             self.handle = self.process.stdout
         else:
-            self.handle = _open_file(target)
+            self.handle = open_file(target)
 
-    def close(self) -> None:
-        """Close; raise ``InputFormatError`` when a command exited with a failure."""
+    def close(self) -> Optional[InputFormatError]:
+        """Close; the error to report when a command exited with a failure, else None.
+
+        Closing before the end stops a command (SIGPIPE); that is not reported.
+        """
         if self.handle is not sys.stdin.buffer:
             self.handle.close()
         if self.process is not None:
             status = self.process.wait()
             if status != 0:
-                raise InputFormatError(f"the command exited with status {status}", path=self.name)
+                return InputFormatError(f"the command exited with status {status}",
+                                        path=self.name)
+        return None
 
 
-def _open_file(path: str) -> IO[bytes]:
-    """Open a file for reading, gunzipping by magic bytes; one-line error when missing."""
+def open_file(path: str) -> IO[bytes]:
+    """Open a file (never stdin or a command) for reading, gunzipping by magic bytes; one-line error when missing."""
     try:
         handle = open(path, "rb")
         magic = handle.read(2)

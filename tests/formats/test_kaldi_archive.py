@@ -203,3 +203,11 @@ def test_missing_file_and_failing_command_are_one_failure_each(tmp_path):
     (failed,) = iter_kaldi_archive("ark:exit 3 |")
     assert isinstance(failed, LatticeFailure)
     assert str(failed.error) == "exit 3: the command exited with status 3"
+
+
+@needs_data
+def test_stopping_early_on_a_pipe_ends_the_command_quietly():
+    items = iter_kaldi_archive(f"ark:cat {DATA / 'lat.1.ark'} {DATA / 'lat.1.ark'} |")
+    first = next(items)
+    items.close()  # e.g. --strict at the first failure: no RuntimeError, no hang
+    assert first.utt_id == "CVTE201703_00030_165722_1175"
