@@ -140,6 +140,24 @@ def transitions_of(lattice: Lattice) -> Optional[tuple]:
     return splits, ids
 
 
+def carry_transitions(derived: Lattice, source: Lattice, source_arcs: Tensor) -> Lattice:
+    """``derived`` with the transition ids of the ``source`` arcs it comes from.
+
+    Args:
+      derived:
+        A lattice made from ``source`` (pruned, expanded).
+      source:
+        The lattice as read; returned unchanged when it carries no transition ids.
+      source_arcs:
+        1-D int64 tensor of shape (A_derived,), the ``source`` arc of each arc of
+        ``derived`` (an expansion's copies of one arc share its ids).
+    """
+    carried = transitions_of(source)
+    if carried is None:
+        return derived
+    return KaldiLattice.with_transitions(derived, *ragged_rows(carried[0], carried[1], source_arcs))
+
+
 def fst_to_lattice(fst: KaldiFst, utt_id: str, path: Optional[PathLike] = None) -> KaldiLattice:
     """The ``Lattice`` of a Kaldi lattice (see the module docstring).
 

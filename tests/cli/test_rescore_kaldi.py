@@ -23,33 +23,38 @@ ACOUSTIC_SCALE = 0.1
 
 
 def kaldi_best_path(fst, acoustic_scale):
-    """(cost, word ids) of the cheapest path: Kahn's order, then relaxation, in float64."""
+    """(cost, word ids, frames) of the cheapest path: Kahn's order, then relaxation, in float64.
+
+    Frames are the transition ids along the path (one per frame in a CompactLattice).
+    """
     arcs = defaultdict(list)
     indegree = [0] * fst.num_states
-    for src, dst, word, graph, acoustic in zip(fst.src.tolist(), fst.dst.tolist(),
-                                               fst.olabel.tolist(), fst.graph.tolist(),
-                                               fst.acoustic.tolist()):
-        arcs[src].append((dst, word, graph + acoustic_scale * acoustic))
+    frames = (fst.arc_tid_splits[1:] - fst.arc_tid_splits[:-1]).tolist()
+    final_frames = (fst.final_tid_splits[1:] - fst.final_tid_splits[:-1]).tolist()
+    for src, dst, word, graph, acoustic, count in zip(fst.src.tolist(), fst.dst.tolist(),
+                                                      fst.olabel.tolist(), fst.graph.tolist(),
+                                                      fst.acoustic.tolist(), frames):
+        arcs[src].append((dst, word, graph + acoustic_scale * acoustic, count))
         indegree[dst] += 1
     order, ready = [], [s for s in range(fst.num_states) if indegree[s] == 0]
     while ready:
         state = ready.pop()
         order.append(state)
-        for dst, _, _ in arcs[state]:
+        for dst, *_ in arcs[state]:
             indegree[dst] -= 1
             if indegree[dst] == 0:
                 ready.append(dst)
-    best = {fst.start: (0.0, [])}
+    best = {fst.start: (0.0, [], 0)}
     finished = []
     for state in order:
         if state not in best:
             continue
-        cost, words = best[state]
+        cost, words, count = best[state]
         if bool(fst.is_final[state]):
             final = float(fst.final_graph[state]) + acoustic_scale * float(fst.final_acoustic[state])
-            finished.append((cost + final, words))
-        for dst, word, arc_cost in arcs[state]:
-            candidate = (cost + arc_cost, words + ([word] if word else []))
+            finished.append((cost + final, words, count + final_frames[state]))
+        for dst, word, arc_cost, arc_frames in arcs[state]:
+            candidate = (cost + arc_cost, words + ([word] if word else []), count + arc_frames)
             if dst not in best or candidate[0] < best[dst][0]:
                 best[dst] = candidate
     return min(finished)
@@ -77,7 +82,7 @@ def test_lm_weight_zero_gives_kaldis_own_best_path(words, tmp_path):
     lattices = list(iter_kaldi_archive(SAMPLES))
     assert sorted(onebest) == sorted(lattice.utt_id for lattice in lattices)
     for lattice in lattices:
-        _, ids = kaldi_best_path(lattice_to_fst(lattice), ACOUSTIC_SCALE)
+        _, ids, _ = kaldi_best_path(lattice_to_fst(lattice), ACOUSTIC_SCALE)
         assert onebest[lattice.utt_id] == [f"w{i}" for i in ids], lattice.utt_id
     # the scale matters: at acoustic scale 1, 9 of the 10 best paths are other ones
     unscaled = [kaldi_best_path(lattice_to_fst(lattice), 1.0)[1] for lattice in lattices]
@@ -92,12 +97,15 @@ def test_rescored_kaldi_outputs_follow_kaldis_conventions(words, tmp_path):
     # lattice-best-path --acoustic-scale=AM_SCALE on the written lattices = fprescore's 1-best
     written = list(iter_kaldi_archive(out / "lat.1.gz"))
     assert len(written) == 10
-    first_pass = {lat.utt_id: [f"w{i}" for i in kaldi_best_path(lattice_to_fst(lat), ACOUSTIC_SCALE)[1]]
-                  for lat in iter_kaldi_archive(SAMPLES)}
+    first = {lat.utt_id: kaldi_best_path(lattice_to_fst(lat), ACOUSTIC_SCALE)
+             for lat in iter_kaldi_archive(SAMPLES)}
+    first_pass = {utt: [f"w{i}" for i in found[1]] for utt, found in first.items()}
     assert sum(onebest[utt] != words for utt, words in first_pass.items()) == 1  # rescoring moved one
     for lattice in written:
-        _, ids = kaldi_best_path(lattice_to_fst(lattice), ACOUSTIC_SCALE)
+        _, ids, frames = kaldi_best_path(lattice_to_fst(lattice), ACOUSTIC_SCALE)
         assert onebest[lattice.utt_id] == [f"w{i}" for i in ids], lattice.utt_id
+        # transition ids came through expansion: one per frame on every path, as read
+        assert frames == first[lattice.utt_id][2] > 100
     # nbest-to-linear style: keys UTTID-N, lm_cost + am_scale * ac_cost = -total
     hypotheses = [json.loads(line) for line in (out / "nbest.jsonl").read_text().splitlines()]
     costs = {name: dict(line.split() for line in (out / name).read_text().splitlines())
