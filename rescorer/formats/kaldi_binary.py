@@ -134,8 +134,8 @@ def parse_body(body: bytes, header: FstHeader, at_eof: bool) -> Tuple[KaldiFst, 
         raise InputFormatError(f"header declares {header.num_states} states but only "
                                f"{len(body)} bytes follow (at least {state_words * 4} per state)")
     words = np.frombuffer(body, dtype="<i4", count=num_words).astype(np.int64)
-    # Most states have few arcs: lift for up to 63 first, for all when a state has more.
-    arc_limit = min(63, num_words // arc_words)
+    # Most states have few arcs: lift for up to 31 first, for more when a state has more.
+    arc_limit = min(31, num_words // arc_words)
     while True:
         chain = _Chain(words, header.compact, arc_limit)
         positions = chain.states(header.num_states)  # (S+1,)
@@ -146,7 +146,7 @@ def parse_body(body: bytes, header: FstHeader, at_eof: bool) -> Tuple[KaldiFst, 
         last = int(positions[broken - 1])  # the last state reached, whose arcs ran out
         declared = chain.declared_arcs(last)
         if arc_limit < declared <= num_words // arc_words:
-            arc_limit = num_words // arc_words
+            arc_limit = min(num_words // arc_words, (1 << (2 + declared.bit_length())) - 1)
             continue
         if not at_eof:  # guess the size from the bytes per state so far
             raise NeedMoreData(int(1.25 * 4 * last / max(broken - 1, 1) * header.num_states))
@@ -175,9 +175,11 @@ class _Chain:
         low, high = self.word(count_at), self.word(count_at + 1)
         self.first_arc = self._clamp(count_at + 2)
         valid = (high == 0) & (low >= 0) & (low <= max_arcs) & (self.first_arc <= self.size)
-        self.num_arcs = np.where(valid, low, 0)
+        # int64 above (garbage counts may be near 2**31); int32 below, half the memory traffic
+        self.next_arc, self.first_arc = self.next_arc.astype(np.int32), self.first_arc.astype(np.int32)
+        self.num_arcs = np.where(valid, low, 0).astype(np.int32)
         after = _advance(self.next_arc, self.first_arc, self.num_arcs, max(1, max_arcs.bit_length()))
-        self.next_state = np.where(valid, after, self.sentinel)
+        self.next_state = np.where(valid, after, self.sentinel).astype(np.int32)
         self.next_state[self.size:] = self.sentinel  # no record starts at the end
 
     def declared_arcs(self, position: int) -> int:
@@ -204,8 +206,8 @@ class _Chain:
     def states(self, num_states: int) -> np.ndarray:
         """1-D int64 array of shape (S+1,): where each state starts, then the FST's end."""
         steps = np.arange(num_states + 1, dtype=np.int64)
-        return _advance(self.next_state, np.zeros(num_states + 1, dtype=np.int64), steps,
-                        max(1, num_states.bit_length()))
+        return _advance(self.next_state, np.zeros(num_states + 1, dtype=np.int32), steps,
+                        max(1, num_states.bit_length())).astype(np.int64)
 
     def arcs(self, state_positions: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """``(arc state (A,), arc position (A,))`` of the states at ``state_positions``."""
@@ -214,7 +216,7 @@ class _Chain:
         rank = np.arange(arc_state.size) - (np.cumsum(counts) - counts)[arc_state]  # (A,)
         bits = max(1, int(counts.max()).bit_length()) if counts.size else 1
         return arc_state, _advance(self.next_arc, self.first_arc[state_positions][arc_state],
-                                   rank, bits)
+                                   rank, bits).astype(np.int64)
 
 
 def _advance(jump: np.ndarray, start: np.ndarray, steps: np.ndarray, bits: int) -> np.ndarray:
