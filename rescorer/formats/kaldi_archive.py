@@ -37,6 +37,7 @@ _BLANK_LINE = re.compile(rb"\n[ \t\r]*(?:\n|\Z)")
 _RESYNC = re.compile(rb"[ \t]" + re.escape(MAGIC_BYTES + b"\x06\x00\x00\x00vector"))
 _NOT_SPACE = re.compile(rb"[^ \t\r\n]")
 _SPACE = re.compile(rb"[ \t\r\n]")
+_LINE_END = re.compile(rb"\n|\Z")
 
 
 class _Buffer:
@@ -189,7 +190,7 @@ def _next_entry(buffer: _Buffer) -> Optional[Tuple[str, int, Union[KaldiFst, Inp
             return key, offset, _read_binary(buffer)
         except InputFormatError as error:
             return _skip_damaged(buffer, key, offset, error.message)
-    rest = buffer.search(re.compile(rb"\n|\Z"))
+    rest = buffer.search(_LINE_END)
     key = (key + buffer.take(rest.start() - buffer.pos).decode("utf-8", "replace")).strip()
     return key, offset, _read_text(buffer, line)
 
