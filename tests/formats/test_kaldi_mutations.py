@@ -56,4 +56,5 @@ def test_mutated_samples_never_raise(tmp_path):
             else:
                 item.validate(path)
                 outcomes["lattice"] += 1
-    assert outcomes == {"lattice": 496, "failure": 158}  # seeded: both paths exercised
+    # seeded (496 and 158 here; gzip output may differ across zlib versions): both paths run
+    assert outcomes["failure"] >= 100 and outcomes["lattice"] >= 400
