@@ -134,19 +134,24 @@ def parse_body(body: bytes, header: FstHeader, at_eof: bool) -> Tuple[KaldiFst, 
         raise InputFormatError(f"header declares {header.num_states} states but only "
                                f"{len(body)} bytes follow (at least {state_words * 4} per state)")
     words = np.frombuffer(body, dtype="<i4", count=num_words).astype(np.int64)
-    # Most states have few arcs: lift for up to 31 first, for more when a state has more.
-    arc_limit = min(31, num_words // arc_words)
+    # Most states have few arcs: lift for up to 31 first, for more when a state has more;
+    # screen state starts first, and without the screen when that finds no chain.
+    arc_limit, screen = min(31, num_words // arc_words), True
+    chain = _Chain(words, header.compact)
     while True:
-        chain = _Chain(words, header.compact, arc_limit)
+        chain.link(arc_limit, screen)
         positions = chain.states(header.num_states)  # (S+1,)
         end = int(positions[-1])
         if end != chain.sentinel:
             break
         broken = int(np.argmax(positions == chain.sentinel))  # first state not reached
-        last = int(positions[broken - 1])  # the last state reached, whose arcs ran out
-        declared = chain.declared_arcs(last)
+        last = int(positions[broken - 1]) if broken else 0  # the last state reached
+        declared = chain.declared_arcs(chain.blocked_at)
         if arc_limit < declared <= num_words // arc_words:
             arc_limit = min(num_words // arc_words, (1 << (2 + declared.bit_length())) - 1)
+            continue
+        if screen:
+            screen = False
             continue
         if not at_eof:  # guess the size from the bytes per state so far
             raise NeedMoreData(int(1.25 * 4 * last / max(broken - 1, 1) * header.num_states))
@@ -159,28 +164,55 @@ def parse_body(body: bytes, header: FstHeader, at_eof: bool) -> Tuple[KaldiFst, 
 class _Chain:
     """Record positions in a body of int32 words (see the module docstring).
 
-    numpy, not torch: this is CPU byte parsing, and numpy's gathers over small
-    arrays are several times faster than torch indexing.
+    ``link`` builds the jump maps over a *domain* of positions: with the screen, only
+    positions where a state's final weight or an arc's weight would hold two
+    float-like costs (0 or a non-zero exponent); transition ids and labels, small
+    ints and so denormal as floats, drop out, which shrinks the work many times.
+    Without it, every position. Maps are indexed by domain slot; slot ``n`` is
+    "outside". numpy, not torch: this is CPU byte parsing, and numpy's gathers over
+    small arrays are several times faster than torch indexing.
     """
 
-    def __init__(self, words: np.ndarray, compact: bool, max_arcs: int) -> None:
-        """``max_arcs``: states declaring more arcs are treated as invalid (sentinel)."""
+    def __init__(self, words: np.ndarray, compact: bool) -> None:
         self.size = words.size
         self.sentinel = self.size + 1  # positions 0..size are real; size is "just past the end"
         self.compact = compact
         self.padded = np.concatenate([words, np.zeros(8, dtype=np.int64)])
-        positions = np.arange(self.size + 2, dtype=np.int64)
-        self.next_arc = self._clamp(positions + 3 + self.weight_words(positions + 2))
-        count_at = positions + self.weight_words(positions)  # the int64 arc count
+        float_like = _float_like(self.padded)  # (W+8,)
+        self.state_like = float_like[:self.size] & float_like[1:self.size + 1]
+        self.arc_like = float_like[2:self.size + 2] & float_like[3:self.size + 3]
+
+    def link(self, max_arcs: int, screen: bool) -> None:
+        """Jump maps for states declaring at most ``max_arcs`` arcs."""
+        domain = (np.flatnonzero(self.state_like | self.arc_like) if screen
+                  else np.arange(self.size, dtype=np.int64))  # (n,) positions, sorted
+        self.domain = domain
+        self.slot_of = np.full(self.size + 2, domain.size, dtype=np.int64)  # position -> slot
+        self.slot_of[domain] = np.arange(domain.size)
+        self.next_arc_at = self._clamp(domain + 3 + self.weight_words(domain + 2))  # (n,)
+        self.next_arc = self._slot(self.next_arc_at)  # (n+1,)
+        count_at = domain + self.weight_words(domain)  # the int64 arc count of a state
         low, high = self.word(count_at), self.word(count_at + 1)
-        self.first_arc = self._clamp(count_at + 2)
-        valid = (high == 0) & (low >= 0) & (low <= max_arcs) & (self.first_arc <= self.size)
-        # int64 above (garbage counts may be near 2**31); int32 below, half the memory traffic
-        self.next_arc, self.first_arc = self.next_arc.astype(np.int32), self.first_arc.astype(np.int32)
-        self.num_arcs = np.where(valid, low, 0).astype(np.int32)
-        after = _advance(self.next_arc, self.first_arc, self.num_arcs, max(1, max_arcs.bit_length()))
-        self.next_state = np.where(valid, after, self.sentinel).astype(np.int32)
-        self.next_state[self.size:] = self.sentinel  # no record starts at the end
+        first_at = self._clamp(count_at + 2)  # (n,) the first arc, or the next state
+        state_ok = (high == 0) & (low >= 0) & (low <= max_arcs) & (first_at <= self.size)
+        if screen:
+            state_ok &= self.state_like[domain]
+        self.state_ok = np.append(state_ok, False)  # (n+1,)
+        self.num_arcs = np.where(state_ok, low, 0)  # (n,)
+        self.first_arc = self._slot(first_at)  # (n+1,)
+        # after a state: its first-arc slot when it has no arcs, else one past its last arc
+        last = _advance(self.next_arc, self.first_arc[:-1], np.maximum(self.num_arcs - 1, 0),
+                        max(1, max_arcs.bit_length()))  # (n,)
+        has_arcs = self.num_arcs > 0
+        self.end_at = np.where(state_ok, np.where(has_arcs, self.next_arc_at[np.minimum(
+            last, domain.size - 1)], first_at), self.sentinel)  # (n,) raw position after it
+        self.end_at[has_arcs & (last == domain.size)] = self.sentinel
+        self.next_state = np.append(np.where(state_ok, self._slot(self.end_at)[:-1], domain.size),
+                                    domain.size)  # (n+1,)
+
+    def _slot(self, positions: np.ndarray) -> np.ndarray:
+        """(n+1,) domain slot of each position (``n`` when not in the domain), then ``n``."""
+        return np.append(self.slot_of[positions], self.domain.size)  # positions <= sentinel
 
     def declared_arcs(self, position: int) -> int:
         """The arc count a state record at ``position`` declares (-1 when unreadable)."""
@@ -204,19 +236,44 @@ class _Chain:
         return np.where(positions > self.size, self.sentinel, positions)
 
     def states(self, num_states: int) -> np.ndarray:
-        """1-D int64 array of shape (S+1,): where each state starts, then the FST's end."""
-        steps = np.arange(num_states + 1, dtype=np.int64)
-        return _advance(self.next_state, np.zeros(num_states + 1, dtype=np.int32), steps,
-                        max(1, num_states.bit_length())).astype(np.int64)
+        """1-D int64 array of shape (S+1,): where each state starts, then the FST's end.
+
+        The sentinel marks the states not reached and everything after them.
+        """
+        self.blocked_at = 0  # where the chain stopped, when it did (for the retry logic)
+        if num_states == 0:
+            return np.zeros(1, dtype=np.int64)
+        start = self._slot(np.zeros(1, dtype=np.int64))[0]
+        reached = _advance(self.next_state, np.full(num_states, start), np.arange(num_states),
+                           max(1, (num_states - 1).bit_length()))  # (S,) slots
+        ok = self.state_ok[reached]
+        broken = num_states if ok.all() else int(np.argmin(ok))
+        positions = np.full(num_states + 1, self.sentinel, dtype=np.int64)
+        positions[:broken] = self.domain[reached[:broken]]
+        if broken == num_states:
+            positions[-1] = self.end_at[reached[-1]]
+            self.blocked_at = int(positions[-2])  # used only when that end is the sentinel
+        else:  # the record where the chain stopped: a state with too many arcs, or garbage
+            slot = reached[broken]
+            self.blocked_at = int(self.domain[slot]) if slot < self.domain.size else (
+                int(positions[broken - 1]) if broken else 0)
+        return positions
 
     def arcs(self, state_positions: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """``(arc state (A,), arc position (A,))`` of the states at ``state_positions``."""
-        counts = self.num_arcs[state_positions]  # (S,)
+        slots = self.slot_of[state_positions]  # (S,) all in the domain
+        counts = self.num_arcs[slots]  # (S,)
         arc_state = np.repeat(np.arange(counts.size), counts)  # (A,)
         rank = np.arange(arc_state.size) - (np.cumsum(counts) - counts)[arc_state]  # (A,)
         bits = max(1, int(counts.max()).bit_length()) if counts.size else 1
-        return arc_state, _advance(self.next_arc, self.first_arc[state_positions][arc_state],
-                                   rank, bits).astype(np.int64)
+        arc_slots = _advance(self.next_arc, self.first_arc[slots][arc_state], rank, bits)
+        assert bool((arc_slots < self.domain.size).all()), "a state's arcs left the domain"
+        return arc_state, self.domain[arc_slots]
+
+
+def _float_like(words: np.ndarray) -> np.ndarray:
+    """True where an int32 word read as float32 is 0 or has a non-zero exponent."""
+    return ((words & 0x7FFFFFFF) == 0) | ((words >> 23) & 0xFF != 0)
 
 
 def _advance(jump: np.ndarray, start: np.ndarray, steps: np.ndarray, bits: int) -> np.ndarray:
