@@ -8,9 +8,9 @@ Files are written atomically.
 Rescored lattices (``write_kaldi_lattices``) keep the expanded lattice as it is
 (one Kaldi state per expanded state, plus the chain states of arcs with several
 words). Each arc keeps its acoustic cost, ``acoustic = -am``, and its transition
-ids when the lattice carries them (``kaldi_lattice.carry_transitions``); its graph cost holds the new combined LM part in Kaldi's
-sign convention (a cost), scaled so that the acoustic scale is the only scale
-left::
+ids when the lattice carries them (``kaldi_lattice.carry_transitions``); its graph
+cost holds the new combined LM part in Kaldi's sign convention (a cost), scaled
+so that the acoustic scale is the only scale left::
 
     graph = -(ngram_scale*ngram + lm_scale*nnlm + word_penalty*words)   # OOV penalty in nnlm
     graph + am_scale * acoustic = -(fprescore total)
