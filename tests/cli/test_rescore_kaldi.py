@@ -118,3 +118,16 @@ def test_rescored_kaldi_outputs_follow_kaldis_conventions(words, tmp_path):
         assert float(costs["ac_cost"][key]) == -hyp["am"]
         total = float(costs["lm_cost"][key]) + ACOUSTIC_SCALE * float(costs["ac_cost"][key])
         assert total == pytest.approx(-hyp["total"], abs=1e-6)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--kaldi-lattices", "ark,zz:lat.ark"], "unknown option 'zz'"),
+    (["--kaldi-lattices", "scp:lat.scp"], "lattices are written to archives (expected ark:...)"),
+    (["--kaldi-lattices", "ark:lat.ark", "--mode", "nbest"], "it needs --mode lattice"),
+])
+def test_bad_kaldi_output_options_fail_before_any_work(words, tmp_path, extra, message):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["rescore", str(SAMPLES), "--words", str(words), "--model",
+                                      str(MODEL), "--out", str(out), *extra])
+    assert result.exit_code == 1 and message in " ".join(result.output.split())
+    assert not out.exists()
