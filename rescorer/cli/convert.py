@@ -1,10 +1,13 @@
-"""``fprescore convert``: lattices from k2 / SLF / Kaldi text to k2 or SLF.
+"""``fprescore convert``: lattices from k2 / SLF / Kaldi to k2, SLF or Kaldi.
 
 ``--to k2`` writes one FsaVec file (all utterances) to ``--out``; when the words
 came from SLF without ``--words``, the grown table goes to ``--words-out``
 (default: ``words.txt`` next to ``--out``). ``--to slf`` treats ``--out`` as a
 folder and writes one ``UTTID.slf`` per lattice, the id made safe as a file name
-(``formats.slf.slf_file_name``: never hidden, never outside the folder). Writes
+(``formats.slf.slf_file_name``: never hidden, never outside the folder). ``--to
+kaldi`` writes one Kaldi archive of CompactLattices to ``--out``, a write specifier:
+binary by default, ``ark,t:FILE`` for text, gzipped when FILE ends in ``.gz``
+(``ark:-`` for stdout). Writes
 are atomic. Utterance ids must be unique across the inputs: a repeated id is a
 failure of the later lattice. Bad utterances are listed in a table and give exit
 code 3; ``--strict`` stops at the first one, and no lattice at all (empty input,
@@ -25,16 +28,19 @@ class TargetFormat(str, Enum):
 
     k2 = "k2"
     slf = "slf"
+    kaldi = "kaldi"
 
 
 @guarded
 def convert_command(
     inputs: Annotated[List[Path], typer.Argument(
-        help="Lattice files or folders (k2 .pt, HTK SLF, Kaldi text; detected from content).",
+        help="Lattice files or folders (k2 .pt, HTK SLF, Kaldi archives; detected from content), "
+             "or Kaldi specifiers (ark:FILE, ark:-, 'ark:gunzip -c lat.1.gz|', scp:FILE).",
         show_default=False)],
     to: Annotated[TargetFormat, typer.Option("--to", help="Output format.")],
     out: Annotated[Path, typer.Option(
-        "--out", "-o", help="k2: the output file; slf: the output folder (one UTTID.slf each).",
+        "--out", "-o", help="k2: the output file; slf: the output folder (one UTTID.slf each); "
+                            "kaldi: a file or ark:FILE (binary), ark,t:FILE (text), .gz gzipped.",
         show_default=False)],
     words: Annotated[Optional[Path], typer.Option(
         "--words", help="words.txt (`word id`); required for k2 and Kaldi input.")] = None,
@@ -44,13 +50,15 @@ def convert_command(
     strict: Annotated[bool, typer.Option(
         "--strict", help="Stop at the first bad utterance instead of skipping it.")] = False,
 ) -> None:
-    """Convert lattices between k2 (.pt), HTK SLF and Kaldi text (input only)."""
+    """Convert lattices between k2 (.pt), HTK SLF and Kaldi archives (binary or text)."""
     from rescorer.formats.k2_pt import write_k2_batch
     from rescorer.formats.read import read_batch
     from rescorer.lattice.symbols import SymbolTable
 
-    if to is TargetFormat.k2 and out.is_dir():
-        raise ConfigError(f"--out {out} is a folder (expected a file for --to k2)")
+    if to is not TargetFormat.slf and out.is_dir():
+        raise ConfigError(f"--out {out} is a folder (expected a file for --to {to.value})")
+    if to is TargetFormat.kaldi:
+        _check_kaldi_target(str(out), words, words_out)
     symbols = SymbolTable.from_file(words) if words is not None else SymbolTable()
     result = read_batch(inputs, symbols)
     failures = list(result.failures)
@@ -60,13 +68,20 @@ def convert_command(
     if to is TargetFormat.slf:
         written = _write_slf_files(batch, result.paths, symbols, out, failures, strict)
     elif batch.num_utts:
-        write_k2_batch(out, batch)
+        if to is TargetFormat.k2:
+            write_k2_batch(out, batch)
+        else:
+            from rescorer.formats.kaldi_outputs import write_kaldi_archive
+
+            write_kaldi_archive(str(out), batch.to_lattices())
         written = batch.num_utts
         if symbols.grown:
-            symbols.write(words_out or out.parent / "words.txt")
+            target = str(out).split(":", 1)[-1] if to is TargetFormat.kaldi else str(out)
+            symbols.write(words_out or Path(target).parent / "words.txt")
     else:
         written = 0
-    _report(written, failures, out)
+    to_stdout = to is TargetFormat.kaldi and str(out).rsplit(":", 1)[-1].strip() == "-"
+    _report(written, failures, out, err_console if to_stdout else console)
     if not written:
         raise InputFormatError(f"no lattices {'could be converted' if failures else 'found'} "
                                f"in {', '.join(map(str, inputs))} ({len(failures)} failed)")
@@ -95,11 +110,22 @@ def _write_slf_files(batch, paths: list, symbols, out: Path, failures: list, str
     return len(owners)
 
 
-def _report(num_written: int, failures: list, out: Path) -> None:
-    """One summary line on stdout and a table of failures on stderr."""
+def _check_kaldi_target(out: str, words: Optional[Path], words_out: Optional[Path]) -> None:
+    """Reject a bad write specifier, or a stream target without a home for words.txt."""
+    from rescorer.formats.kaldi_specifier import write_specifier
+
+    target = write_specifier(out).target.strip()
+    if words is None and words_out is None and (target == "-" or target.startswith("|")):
+        raise ConfigError(f"--out {out} is a stream: give --words-out for the words.txt grown "
+                          "from SLF words (or --words)")
+
+
+def _report(num_written: int, failures: list, out: Path, summary=console) -> None:
+    """One summary line on ``summary`` (stdout unless the archive goes there) and a table
+    of failures on stderr."""
     from rich.table import Table
 
-    console.print(f"wrote {num_written} lattice(s) to {out}")
+    summary.print(f"wrote {num_written} lattice(s) to {out}")
     if failures:
         table = Table(title=f"{len(failures)} skipped")
         table.add_column("file", overflow="fold")

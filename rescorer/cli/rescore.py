@@ -58,8 +58,9 @@ class UtteranceProgress:
 @guarded
 def rescore_command(
     lattices: Annotated[List[Path], typer.Argument(
-        help="Lattice files or folders: k2 .pt, HTK SLF (.slf, .lat, gzipped ok) or Kaldi text; "
-             "the format is detected from the content.", show_default=False)],
+        help="Lattice files or folders: k2 .pt, HTK SLF (.slf, .lat, gzipped ok) or Kaldi archives "
+             "(binary or text), detected from the content; or Kaldi specifiers "
+             "(ark:FILE, ark:-, 'ark:gunzip -c lat.1.gz|', scp:FILE).", show_default=False)],
     model: Annotated[Path, typer.Option(
         "--model", "-m", help="LM checkpoint written by `fprescore train`.", show_default=False)],
     out: Annotated[str, typer.Option(
@@ -136,6 +137,15 @@ def rescore_command(
     write_lattices: Annotated[bool, typer.Option(
         "--write-lattices", help="Also write lattices.pt: the expanded lattices with nnlm_scores (k2 "
                                  "FsaVec dict layout).", rich_help_panel=OUTPUT)] = False,
+    kaldi_lattices: Annotated[Optional[str], typer.Option(
+        "--kaldi-lattices", help="Also write the rescored lattices as a Kaldi archive: ark:FILE "
+                                 "(binary; .gz gzipped), ark,t:FILE (text). Graph cost = the new "
+                                 "combined LM part; pass --acoustic-scale=AM_SCALE to Kaldi.",
+        rich_help_panel=OUTPUT, show_default=False)] = None,
+    kaldi_nbest: Annotated[bool, typer.Option(
+        "--kaldi-nbest", help="Also write nbest.txt (keys UTTID-N), lm_cost and ac_cost, as "
+                              "lattice-to-nbest + nbest-to-linear give them.",
+        rich_help_panel=OUTPUT)] = False,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Stop at the first failed utterance instead of skipping it.",
         rich_help_panel=OUTPUT)] = False,
@@ -159,6 +169,7 @@ def rescore_command(
         nbest=nbest, mode=mode, history_approx=history_approx,
         grid=None if grid is None else parse_grid(grid), refs=refs, cuts=cuts,
         ignore_case=ignore_case, strict=strict, write_lattices=write_lattices,
+        kaldi_lattices=kaldi_lattices, kaldi_nbest=kaldi_nbest,
     )
     with UtteranceProgress() as progress:
         report = run_rescore(config, progress)

@@ -2,8 +2,10 @@
 
 Detection (extensions are ignored): zip magic ``PK\\x03\\x04`` or a pickle
 protocol byte ``\\x80`` -> k2 ``torch.save`` file; otherwise the (possibly
-gunzipped) text is SLF when its first non-comment line is a ``key=value`` field
-(``VERSION=``, ``UTTERANCE=``, ``N=``...), else a Kaldi text lattice archive.
+gunzipped) content is a binary Kaldi archive when it starts ``KEY `` + the FST magic
+number; otherwise the text is SLF when its first non-comment line is a ``key=value``
+field (``VERSION=``, ``UTTERANCE=``, ``N=``...), else a Kaldi text lattice archive.
+Kaldi specifiers (``ark:...``, ``scp:...``) are read by ``kaldi_archive``.
 """
 import gzip
 import zlib
@@ -12,6 +14,8 @@ from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 from rescorer.errors import InputFormatError, RescorerError, SymbolError
 from rescorer.formats.k2_pt import read_k2_batch
+from rescorer.formats.kaldi_archive import is_binary_archive
+from rescorer.formats.kaldi_specifier import is_specifier
 from rescorer.formats.kaldi_text import iter_kaldi_text
 from rescorer.formats.slf import open_text, parse_slf_file
 from rescorer.lattice.batch import LatticeBatch
@@ -42,6 +46,8 @@ def detect_format(path: PathLike) -> str:
             magic = handle.read(4)
         if magic.startswith(b"PK\x03\x04") or magic[:1] == b"\x80":
             return K2
+        if is_binary_archive(path):
+            return KALDI
         with open_text(path) as text:
             for line in text:
                 stripped = line.strip()
@@ -87,7 +93,7 @@ def read_file(path: Path, symbols: SymbolTable) -> FileContent:
     """
     lattices: List[Lattice] = []
     try:
-        kind = detect_format(path)
+        kind = KALDI if is_specifier(str(path)) else detect_format(path)
         if kind == SLF:
             return None, [parse_slf_file(path, symbols)], []
         if not symbols.frozen:
@@ -97,6 +103,7 @@ def read_file(path: Path, symbols: SymbolTable) -> FileContent:
             batch, failures = read_k2_batch(path, symbols)
             return batch, [], failures
         failures = []
+        # iter_kaldi_text reads every Kaldi form: text or binary, files or specifiers.
         for item in iter_kaldi_text(path, symbols):
             (failures if isinstance(item, LatticeFailure) else lattices).append(item)
         return None, lattices, failures

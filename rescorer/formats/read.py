@@ -177,6 +177,10 @@ def concat_batches(batches: Sequence[LatticeBatch]) -> LatticeBatch:
                           for i, b in enumerate(batches)])
 
     names = set.intersection(*(set(b.arc_extras) for b in batches))
+    with_ids = all(b.transition_splits is not None for b in batches)
+    id_base = [0] + [int(b.transition_splits[-1]) if with_ids else 0 for b in batches]
+    for index in range(1, len(id_base)):
+        id_base[index] += id_base[index - 1]
     return LatticeBatch(
         utt_ids=[utt_id for b in batches for utt_id in b.utt_ids],
         state_splits=splits("state_splits", state_base),
@@ -185,4 +189,6 @@ def concat_batches(batches: Sequence[LatticeBatch]) -> LatticeBatch:
         word_splits=splits("word_splits", word_base), word_ids=cat("word_ids"),
         am_scores=cat("am_scores"), ngram_scores=cat("ngram_scores"),
         arc_extras={name: torch.cat([b.arc_extras[name] for b in batches]) for name in sorted(names)},
+        transition_splits=splits("transition_splits", id_base) if with_ids else None,
+        transition_ids=cat("transition_ids") if with_ids else None,
     )

@@ -16,7 +16,7 @@ All tensors live on one device; algorithms work on that device.
 """
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -54,6 +54,11 @@ class LatticeBatch:
       arc_extras:
         Optional per-arc tensors by name, each with leading dimension A (e.g.
         ``nnlm_scores``); carried through ``select``/``lattice`` unchanged.
+      transition_splits:
+        Optional 1-D int64 tensor of shape (A+1,), row splits of the ragged
+        ``[arc][transition id]`` of lattices read from Kaldi (None otherwise).
+      transition_ids:
+        Optional 1-D int64 tensor of shape (transition_splits[-1],), Kaldi transition ids.
     """
 
     utt_ids: List[str]
@@ -67,6 +72,8 @@ class LatticeBatch:
     am_scores: Tensor
     ngram_scores: Tensor
     arc_extras: Dict[str, Tensor] = field(default_factory=dict)
+    transition_splits: Optional[Tensor] = None
+    transition_ids: Optional[Tensor] = None
 
     @property
     def num_utts(self) -> int:
@@ -115,6 +122,9 @@ class LatticeBatch:
     def to(self, device: torch.device) -> "LatticeBatch":
         """The same batch with every tensor on ``device``."""
         move = {name: getattr(self, name).to(device) for name in _TENSOR_FIELDS}
+        if self.transition_splits is not None:
+            move["transition_splits"] = self.transition_splits.to(device)
+            move["transition_ids"] = self.transition_ids.to(device)
         extras = {name: value.to(device) for name, value in self.arc_extras.items()}
         return replace(self, arc_extras=extras, **move)
 
@@ -147,6 +157,7 @@ class LatticeBatch:
             return torch.cat(parts) if parts else torch.zeros(0, dtype=dtype, device=device)
 
         extras = {name: torch.cat(list(values)) for name, values in (arc_extras or {}).items()}
+        transitions = _concat_transitions(lattices)
         return cls(
             utt_ids=[lat.utt_id for lat in lattices],
             state_splits=state_splits,
@@ -159,15 +170,21 @@ class LatticeBatch:
             am_scores=cat("am_scores", torch.float32),
             ngram_scores=cat("ngram_scores", torch.float32),
             arc_extras=extras,
+            transition_splits=None if transitions is None else transitions[0],
+            transition_ids=None if transitions is None else transitions[1],
         )
 
     def lattice(self, index: int) -> Lattice:
-        """Lattice ``index`` alone, with local state ids (for tests and writers)."""
+        """Lattice ``index`` alone, with local state ids (for tests and writers).
+
+        Transition ids, when the batch has them, ride along as the lattice's
+        ``transition_splits``/``transition_ids`` attributes (read by the Kaldi writer).
+        """
         first_arc, last_arc = int(self.arc_splits[index]), int(self.arc_splits[index + 1])
         first_state = int(self.state_splits[index])
         first_word = int(self.word_splits[first_arc])
         last_word = int(self.word_splits[last_arc])
-        return Lattice(
+        lattice = Lattice(
             utt_id=self.utt_ids[index],
             num_states=int(self.state_splits[index + 1]) - first_state,
             src=self.src[first_arc:last_arc] - first_state,
@@ -178,6 +195,12 @@ class LatticeBatch:
             am_scores=self.am_scores[first_arc:last_arc],
             ngram_scores=self.ngram_scores[first_arc:last_arc],
         )
+        if self.transition_splits is not None:
+            splits = self.transition_splits[first_arc:last_arc + 1]
+            object.__setattr__(lattice, "transition_splits", splits - splits[0])
+            object.__setattr__(lattice, "transition_ids",
+                               self.transition_ids[int(splits[0]):int(splits[-1])])
+        return lattice
 
     def to_lattices(self) -> List[Lattice]:
         """Every lattice alone, in batch order."""
@@ -200,6 +223,7 @@ class LatticeBatch:
         counts = self.words_per_arc[arcs]
         word_splits = splits_from_counts(counts.cpu()).to(self.device)
         words = _ranges(self.word_splits[:-1][arcs], counts)
+        transitions = self.arc_transitions(arcs)
         return LatticeBatch(
             utt_ids=[self.utt_ids[i] for i in index.tolist()],
             state_splits=new_state_splits,
@@ -212,7 +236,22 @@ class LatticeBatch:
             am_scores=self.am_scores[arcs],
             ngram_scores=self.ngram_scores[arcs],
             arc_extras={name: value[arcs] for name, value in self.arc_extras.items()},
+            transition_splits=None if transitions is None else transitions[0],
+            transition_ids=None if transitions is None else transitions[1],
         )
+
+    def arc_transitions(self, arcs: Tensor) -> Optional[Tuple[Tensor, Tensor]]:
+        """The transition ids of arcs ``arcs`` (1-D int64 (N,), repeats allowed), in order.
+
+        Returns:
+          None when the batch has none, else ``(splits (N+1,), ids)`` int64: what a
+          derived lattice whose arc n copies arc ``arcs[n]`` carries.
+        """
+        if self.transition_splits is None:
+            return None
+        counts = (self.transition_splits[1:] - self.transition_splits[:-1])[arcs]
+        splits = splits_from_counts(counts.cpu()).to(self.device)
+        return splits, self.transition_ids[_ranges(self.transition_splits[:-1][arcs], counts)]
 
     @classmethod
     def from_k2_dict(cls, content: dict, path: Optional[PathLike] = None) -> "LatticeBatch":
@@ -255,6 +294,17 @@ class LatticeBatch:
 
 _TENSOR_FIELDS = ("state_splits", "arc_splits", "src", "dst", "labels", "word_splits",
                   "word_ids", "am_scores", "ngram_scores")
+
+
+def _concat_transitions(lattices: Sequence[Lattice]) -> Optional[Tuple[Tensor, Tensor]]:
+    """``(splits (A+1,), ids)`` of all lattices' transition ids, or None unless all have them."""
+    parts = [(getattr(lat, "transition_splits", None), getattr(lat, "transition_ids", None))
+             for lat in lattices]
+    if not parts or any(splits is None or ids is None or splits.numel() != lat.num_arcs + 1
+                        for (splits, ids), lat in zip(parts, lattices)):
+        return None
+    counts = torch.cat([splits[1:] - splits[:-1] for splits, _ in parts])
+    return splits_from_counts(counts.cpu()).to(counts.device), torch.cat([ids for _, ids in parts])
 
 
 def _row_ids(splits: Tensor) -> Tensor:

@@ -133,6 +133,20 @@ class ResultCollector:
             write_k2(out / "lattices.pt", [lattice for lattice, _ in self.lattices],
                      extra_scores={"nnlm_scores": [scores for _, scores in self.lattices]})
             report.outputs.append(out / "lattices.pt")
+        self._write_kaldi(report)
         if report.grid and plot_wer_grid(out / "wer_grid.png", [s for s, _ in report.grid],
                                          [stats.wer for _, stats in report.grid], report.best_scale):
             report.outputs.append(out / "wer_grid.png")
+
+    def _write_kaldi(self, report: RescoreReport) -> None:
+        """The Kaldi outputs (``--kaldi-lattices``, ``--kaldi-nbest``), at the chosen scale."""
+        from rescorer.formats.kaldi_outputs import write_kaldi_lattices, write_kaldi_nbest
+
+        scales = self.config.scales.with_lm(report.best_scale)
+        if self.config.kaldi_lattices is not None:
+            write_kaldi_lattices(self.config.kaldi_lattices, [lat for lat, _ in self.lattices],
+                                 [nnlm for _, nnlm in self.lattices], scales)
+            report.outputs.append(Path(self.config.kaldi_lattices))
+        if self.config.kaldi_nbest:
+            hypotheses = [hyp for hyps in self.hypotheses.values() for hyp in hyps]
+            report.outputs += write_kaldi_nbest(self.config.out, hypotheses, scales.am)

@@ -67,6 +67,11 @@ class RescoreConfig:
         Stop at the first failed utterance.
       write_lattices:
         Also write the rescored expanded lattices (k2 ``lattices.pt``).
+      kaldi_lattices:
+        Also write them as a Kaldi archive to this write specifier
+        (``formats.kaldi_outputs``), or None.
+      kaldi_nbest:
+        Also write ``nbest.txt``, ``lm_cost`` and ``ac_cost`` (Kaldi n-best form).
     """
 
     lattices: List[Path]
@@ -92,6 +97,8 @@ class RescoreConfig:
     ignore_case: bool = False
     strict: bool = False
     write_lattices: bool = False
+    kaldi_lattices: Optional[str] = None
+    kaldi_nbest: bool = False
 
     def __post_init__(self) -> None:
         if not self.lattices:
@@ -120,6 +127,18 @@ class RescoreConfig:
                               "process and a larger --batch-size")
         if self.mode == "nbest" and self.write_lattices:
             raise ConfigError("--write-lattices writes expanded lattices: it needs --mode lattice")
+        self._check_kaldi_outputs()
+
+    def _check_kaldi_outputs(self) -> None:
+        """The Kaldi output options, checked before any work starts."""
+        if self.kaldi_lattices is not None:
+            from rescorer.formats.kaldi_specifier import write_specifier
+
+            write_specifier(self.kaldi_lattices)  # raises ConfigError when malformed
+            if self.mode == "nbest":
+                raise ConfigError("--kaldi-lattices writes expanded lattices: it needs --mode lattice")
+        if self.out == "-" and (self.kaldi_lattices is not None or self.kaldi_nbest):
+            raise ConfigError("--kaldi-lattices/--kaldi-nbest need an output folder (got --out -)")
 
     @property
     def to_stdout(self) -> bool:

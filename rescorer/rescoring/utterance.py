@@ -17,6 +17,7 @@ from rescorer.algorithms.nbest import nbest_distinct
 from rescorer.algorithms.oracle import oracle_errors
 from rescorer.algorithms.ragged import select_rows
 from rescorer.algorithms.topsort import topological_levels
+from rescorer.formats.kaldi_lattice import carry_transitions
 from rescorer.lattice.fsavec import Lattice
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.rescoring.combine import ArcComponents
@@ -154,8 +155,9 @@ def finish_job(
     collector.add(ScoredLattice(job.utt_id, lattice, components, job.symbols, expanded.levels,
                                 job.path),
                   first_pass=job.first_pass, oracle=job.oracle, pruned_oracle=job.pruned_oracle)
-    if config.write_lattices:
-        collector.add_lattice(lattice, nnlm)
+    if config.write_lattices or config.kaldi_lattices is not None:  # Kaldi ids follow the arcs
+        source_arcs = prepared.kept_arcs[expanded.orig_arc]  # (A',) arcs as read
+        collector.add_lattice(carry_transitions(lattice, job.lattice, source_arcs), nnlm)
     return UtteranceStats(
         arcs=job.lattice.num_arcs, pruned_arcs=prepared.pruned.num_arcs,
         expanded_arcs=lattice.num_arcs, histories=int(expanded.histories.shape[0]),

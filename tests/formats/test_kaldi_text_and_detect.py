@@ -19,7 +19,8 @@ needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared data not avail
 
 # Two utterances. u1 (compact): 0 -4-> 1 (graph 1.5, acoustic 10), 0 -0-> 1 (0, 2),
 # 1 -5-> 2 (0.5, 3); final state 2 with weight (0.25, 1) and final state 1 (no weight).
-#   -> arcs + -1 arcs 2->3 and 1->3: am = -[10, 2, 3, 1, 0], ngram = -[1.5, 0, 0.5, 0.25, 0]
+#   -> arcs + -1 arcs 1->3 and 2->3 (final weights in state order, as Kaldi keeps them):
+#   am = -[10, 2, 3, 0, 1], ngram = -[1.5, 0, 0.5, 0, 0.25]
 # u2 (non-compact, 5 columns, olabel = word): 0 -(1:7)-> 1 (2, 4); final 1.
 KALDI = """u1
 0 1 4 1.5,10,3_4_4
@@ -45,10 +46,10 @@ def test_kaldi_text_by_hand(tmp_path):
     path.write_text(KALDI)
     first, second = read_kaldi_text(path, SymbolTable.from_file(words_file(tmp_path)))
     assert (first.utt_id, first.num_states, second.utt_id, second.num_states) == ("u1", 4, "u2", 3)
-    assert first.src.tolist() == [0, 0, 1, 2, 1] and first.dst.tolist() == [1, 1, 2, 3, 3]
+    assert first.src.tolist() == [0, 0, 1, 1, 2] and first.dst.tolist() == [1, 1, 2, 3, 3]
     assert first.labels.tolist() == [4, 0, 5, -1, -1] and first.word_ids.tolist() == [4, 5]
-    assert first.am_scores.tolist() == [-10.0, -2.0, -3.0, -1.0, 0.0]
-    assert first.ngram_scores.tolist() == [-1.5, 0.0, -0.5, -0.25, 0.0]
+    assert first.am_scores.tolist() == [-10.0, -2.0, -3.0, 0.0, -1.0]
+    assert first.ngram_scores.tolist() == [-1.5, 0.0, -0.5, 0.0, -0.25]
     assert second.labels.tolist() == [7, -1] and second.am_scores.tolist() == [-4.0, 0.0]
 
 
