@@ -65,3 +65,30 @@ def test_k2_dict_round_trip_keeps_lattices_up_to_arc_order():
         order = torch.sort(lattice.src, stable=True).indices
         assert torch.equal(back.src, lattice.src[order]) and torch.equal(back.dst, lattice.dst[order])
         assert torch.allclose(back.am_scores, lattice.am_scores[order])
+
+
+def _with_transitions(lattice, seed):
+    generator = torch.Generator().manual_seed(seed)
+    counts = torch.randint(0, 4, (lattice.num_arcs,), generator=generator)
+    splits = torch.zeros(lattice.num_arcs + 1, dtype=torch.int64)
+    splits[1:] = torch.cumsum(counts, 0)
+    ids = torch.randint(1, 500, (int(splits[-1]),), generator=generator)
+    object.__setattr__(lattice, "transition_splits", splits)
+    object.__setattr__(lattice, "transition_ids", ids)
+    return lattice
+
+
+def test_transition_ids_follow_their_arcs_through_select_and_lattice():
+    lattices = [_with_transitions(lattice, index) for index, lattice in enumerate(_lattices(5, 11))]
+    batch = LatticeBatch.from_lattices(lattices)
+    for position, index in enumerate((4, 1, 2)):
+        back = batch.select([4, 1, 2]).lattice(position)
+        assert torch.equal(back.transition_splits, lattices[index].transition_splits)
+        assert torch.equal(back.transition_ids, lattices[index].transition_ids)
+    arcs = torch.tensor([3, 0, 3])
+    splits, ids = batch.arc_transitions(arcs)
+    expected = [batch.transition_ids[int(batch.transition_splits[a]):int(batch.transition_splits[a + 1])]
+                for a in arcs.tolist()]
+    assert torch.equal(ids, torch.cat(expected))
+    assert (splits[1:] - splits[:-1]).tolist() == [e.numel() for e in expected]
+    assert LatticeBatch.from_lattices(_lattices(2)).transition_splits is None
