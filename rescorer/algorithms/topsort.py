@@ -180,6 +180,20 @@ class LevelSchedule:
         return tuple(self.batch.dst[arcs] for arcs in self.arcs)
 
     @cached_property
+    def into(self) -> Tuple[Tuple[Tensor, ...], Tuple[Tensor, ...]]:
+        """Arcs grouped by the level of their destination, by destination within a level.
+
+        Returns ``(arcs, dst)``, L tensors each (level 0 has no arcs). One sort
+        of all arcs: for algorithms that must see all arcs into a state at once
+        (history expansion, oracle), not for the sweeps.
+        """
+        batch = self.batch
+        arc_level = self.levels[batch.dst]  # (A,)
+        order = torch.sort(arc_level * batch.num_states + batch.dst, stable=True).indices
+        sizes = torch.bincount(arc_level, minlength=self.num_levels).tolist()
+        return torch.split(order, sizes), torch.split(batch.dst[order], sizes)
+
+    @cached_property
     def sources(self) -> Tuple[Tuple[Tensor, Tensor], ...]:
         """Per level: (distinct source states of ``arcs``, local index of each arc's)."""
         return tuple(torch.unique_consecutive(src, return_inverse=True) for src in self.src)
