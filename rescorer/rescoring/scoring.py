@@ -11,10 +11,12 @@ and each query picks its log-probability from its history's row::
            \\___ unique rows u0 u1 u2 ... ___/  -> next_token_log_probs -> gather
 """
 from dataclasses import dataclass
-from typing import List, Sequence
+from typing import Dict, List, Sequence
 
 import torch
 from torch import Tensor
+
+from rescorer.errors import CheckpointError, RescorerError
 
 
 @dataclass(frozen=True)
@@ -143,3 +145,29 @@ def _gather_scores(
             local_rows = (query_rows[picked] - start).to(device)
             scores[picked] = log_probs[local_rows, query_tokens[picked].to(device)].float().cpu()
     return scores
+
+
+def nonfinite_failures(query_scores: Tensor, query_utt: Tensor, utt_ids: List[str],
+                        query_token: Tensor) -> Dict[int, RescorerError]:
+    """Utterance -> error, for the utterances with a non-finite LM log-probability.
+
+    Args:
+      query_scores:
+        1-D float32 tensor of shape (Q,), ``score_requests`` output.
+      query_utt:
+        1-D int64 tensor of shape (Q,), the utterance (index into ``utt_ids``) of each query.
+      utt_ids:
+        The utterance ids.
+      query_token:
+        1-D int64 tensor of shape (Q,), the token of each query (named in the message).
+    """
+    bad = (~torch.isfinite(query_scores)).nonzero().squeeze(1)
+    failures: Dict[int, RescorerError] = {}
+    for query in bad.tolist():
+        utt = int(query_utt[query])
+        if utt not in failures:
+            failures[utt] = CheckpointError(
+                f"the neural LM gave a non-finite log-probability ({float(query_scores[query])}) "
+                f"to token {int(query_token[query])} (expected finite scores; the model's "
+                "weights are broken)", utt_id=utt_ids[utt])
+    return failures
