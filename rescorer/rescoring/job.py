@@ -35,7 +35,9 @@ from rescorer.rescoring.search import (ScoredBatch, ScoredLattice, first_pass_wo
 from rescorer.rescoring.tokens import ArcTokens
 
 if TYPE_CHECKING:
+    from rescorer.outputs.text import Hypothesis
     from rescorer.rescoring.collect import ResultCollector
+    from rescorer.rescoring.combine import Scales
     from rescorer.rescoring.pipeline import RescoreContext
 
 
@@ -265,3 +267,47 @@ def _finish_part(
             histories=int(expanded.utt_histories[local]), queries=queries[local],
             tightened=part.tightened))
     return result
+
+
+def rescore_batch(
+    batch: LatticeBatch, model: torch.nn.Module, vocabulary, symbols: SymbolTable,
+    scales: Optional["Scales"] = None, nbest: int = 1, beam: Optional[float] = None,
+    max_arcs: int = 500_000, oov_penalty: float = 0.0, mode: str = "lattice",
+    history_approx: Optional[int] = None,
+) -> Tuple[Dict[str, List["Hypothesis"]], Dict[str, RescorerError]]:
+    """Rescore a batch in-process (e.g. lattices an icefall ``decode.py`` just made).
+
+    Args:
+      batch:
+        The lattices (``LatticeBatch.from_k2_dict(fsas.as_dict())``), on the model's device.
+      model:
+        A ``FixedPointLM`` in eval mode (``rescorer.training.checkpoint.load_model``).
+      vocabulary:
+        Its ``Vocabulary``.
+      symbols:
+        The word table of the batch's word ids.
+      scales / nbest / beam / max_arcs / oov_penalty / mode / history_approx:
+        As the ``fprescore rescore`` options (``RescoreConfig``).
+
+    Returns:
+      ``(hypotheses, failures)``: utterance id -> its ranked ``Hypothesis`` list
+      (the rows of ``nbest.jsonl``; the first is the 1-best of ``onebest.txt``),
+      and utterance id -> the error of each lattice that failed.
+
+    Raises:
+      ConfigError: bad options.
+    """
+    from rescorer.rescoring.collect import ResultCollector
+    from rescorer.rescoring.combine import Scales
+    from rescorer.rescoring.pipeline import RescoreContext, history_window
+
+    config = RescoreConfig(lattices=[Path("<in memory>")], model=Path("<in memory>"), out="-",
+                           scales=scales or Scales(), nbest=nbest, beam=beam, max_arcs=max_arcs,
+                           oov_penalty=oov_penalty, mode=mode, history_approx=history_approx)
+    context = RescoreContext(model, vocabulary, history_window(model.history_window, config),
+                             symbols, None)
+    collector = ResultCollector(config, None)
+    outcome = rescore_lattices(batch, [None] * batch.num_utts, [symbols] * batch.num_utts,
+                               context, config, collector)
+    failures = {batch.utt_ids[index]: error for index, error in outcome.failures}
+    return dict(collector.hypotheses), failures

@@ -1,0 +1,96 @@
+"""The batch job: float64 ranking, one first-pass formula, batch invariance end to end."""
+import random
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from rescorer import rescore_batch
+from rescorer.algorithms.topsort import LevelSchedule
+from rescorer.data.vocab import WordVocabulary
+from rescorer.lattice.batch import LatticeBatch
+from rescorer.rescoring.combine import ArcComponents, Scales, first_pass_scores
+from rescorer.rescoring.search import ScoredBatch, ScoredLattice, first_pass_words
+from rescorer.rescoring.pipeline import run_rescore
+
+from rescoring_builders import LM_WORDS, symbol_table, tiny_lattice, tiny_model
+from test_pipeline import config, setup
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "algorithms"))
+from lattice_builders import batch_of, make_lattice, random_lattice  # noqa: E402
+
+
+def test_hypotheses_are_ranked_in_float64():
+    # Two one-word paths with am -4096: float32 totals round both nnlm parts away
+    # (spacing 2^-11 near 4096) and tie, so arc-id order would put "a" first.
+    # float64: "b" (-4096.0001) beats "a" (-4096.0002).
+    lattice, _ = make_lattice([(0, 1, [1], -4096.0), (0, 1, [2], -4096.0), (1, 2, [], 0.0)])
+    batch = batch_of(lattice)
+    nnlm = torch.tensor([-0.0002, -0.0001, 0.0])
+    components = ArcComponents(am=batch.am_scores, ngram=batch.ngram_scores, nnlm=nnlm,
+                               num_words=batch.words_per_arc.to(torch.float32))
+    scored = ScoredBatch(LevelSchedule.of(batch), components, [symbol_table()], [None])
+    rescored = ScoredLattice(batch.utt_ids[0], scored, 0)
+    scales = Scales()
+    assert rescored.onebest_words(scales) == ["b"]
+    hypotheses = rescored.hypotheses(scales, 2)
+    assert [h.words for h in hypotheses] == [["b"], ["a"]]
+    assert hypotheses[0].total > hypotheses[1].total
+
+
+def test_first_pass_keeps_the_word_penalty():
+    # Tiny lattice: by am + ngram the 1-best is "a c a" (-4.8); with a word
+    # penalty of -5 per word the two-word "a a" (-6.3 - 10) beats it (-4.8 - 15).
+    batch = LatticeBatch.from_lattices([tiny_lattice()])
+    schedule = LevelSchedule.of(batch)
+    for penalty, expected in ((0.0, ["a", "c", "a"]), (-5.0, ["a", "a"])):
+        scales = Scales(word_penalty=penalty, lm=0.3)
+        scores = first_pass_scores(batch.am_scores, batch.ngram_scores, batch.words_per_arc,
+                                   scales)
+        assert scores.dtype == torch.float64
+        assert first_pass_words(schedule, scores, [symbol_table()], [None]) == [expected]
+
+
+def test_first_pass_wer_row_uses_the_word_penalty(tmp_path):
+    files = setup(tmp_path)
+    refs = tmp_path / "text"
+    refs.write_text("utt1 a a\n")
+    rows = {}
+    for penalty in (0.0, -5.0):
+        out = tmp_path / f"out{penalty}"
+        scales = Scales(am=1.0, ngram=1.0, lm=0.7, word_penalty=penalty)
+        report = run_rescore(config(tmp_path, *files[:3], refs=refs, scales=scales, out=str(out)))
+        rows[penalty] = dict(report.wer_rows)["first pass 1-best"].errors
+    assert rows == {0.0: 1, -5.0: 0}  # "a c a" has one insertion, "a a" none
+
+
+def _random_word_lattice(rng: random.Random):
+    lattice, _ = random_lattice(rng, max_states=6, vocab=5)
+    return lattice
+
+
+@pytest.mark.parametrize("mode", ["lattice", "nbest"])
+def test_rescore_batch_is_batch_invariant(mode):
+    """A lattice rescored alone and inside 64 mixed lattices: same words, same scores."""
+    rng = random.Random(5)
+    vocabulary = WordVocabulary(LM_WORDS)
+    model = tiny_model(vocabulary.size, iterations=2)
+    symbols = symbol_table()
+    for _ in range(3):
+        lattice = _random_word_lattice(rng)
+        others = [_random_word_lattice(rng) for _ in range(63)]
+        index = rng.randrange(64)
+        mixed = batch_of(*others[:index], lattice, *others[index:])
+        alone = batch_of(lattice)
+        options = dict(scales=Scales(ngram=0.5, lm=0.7, word_penalty=-0.3), nbest=5, mode=mode,
+                       beam=3.0)
+        one, failed_one = rescore_batch(alone, model, vocabulary, symbols, **options)
+        many, failed_many = rescore_batch(mixed, model, vocabulary, symbols, **options)
+        assert not failed_one and not failed_many and len(many) == 64
+        ours = many[mixed.utt_ids[index]]
+        (theirs,) = one.values()
+        assert [h.words for h in ours] == [h.words for h in theirs]
+        for mine, reference in zip(ours, theirs):
+            for name in ("am", "ngram", "nnlm", "total"):
+                assert getattr(mine, name) == pytest.approx(getattr(reference, name), abs=1e-9)
