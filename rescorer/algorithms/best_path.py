@@ -6,7 +6,7 @@ topological level of the *batch* at a time: the arcs into (forward) or out of
 scatter max (tropical) or a max-shifted log-sum-exp (log). The number of torch
 calls grows with the deepest lattice, not with the number of lattices.
 """
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -32,11 +32,27 @@ def _sweep(schedule: LevelSchedule, scores: Tensor, backward: bool, log_semiring
         state_scores[batch.final_states] = 0.0
         return _pull(schedule, scores, state_scores, log_semiring)
     state_scores[batch.start_states] = 0.0
-    if log_semiring:
-        return _push_log(schedule, scores, state_scores)
+    tropical = _push_max(schedule, scores, state_scores)
+    if not log_semiring:
+        return tropical
+    log = _push_log(schedule, scores, tropical)
+    finals = batch.final_states
+    if bool((torch.isfinite(tropical[finals]) & ~torch.isfinite(log[finals])).any()):
+        log = _push_log_rescaled(schedule, scores, tropical)  # > 1e308 near-best paths
+    return log
+
+
+def _push_max(schedule: LevelSchedule, scores: Tensor, state_scores: Tensor,
+              kept: Optional[List[Tensor]] = None) -> Tensor:
+    """Tropical forward: each level's out-arcs raise their destinations' maxima.
+
+    ``kept``, when given, receives each level's arc values (source score + arc score).
+    """
     for arcs, src, dst in zip(schedule.arcs, schedule.src, schedule.dst):
-        values = state_scores[src] + scores[arcs]  # (level arcs,)
+        values = state_scores.index_select(0, src) + scores.index_select(0, arcs)  # (level arcs,)
         state_scores.scatter_reduce_(0, dst, values, "amax", include_self=True)
+        if kept is not None:
+            kept.append(values)
     return state_scores
 
 
@@ -47,7 +63,7 @@ def _pull(schedule: LevelSchedule, scores: Tensor, state_scores: Tensor,
         arcs = schedule.arcs[level]
         if arcs.numel() == 0:
             continue
-        values = state_scores[schedule.dst[level]] + scores[arcs]  # (level arcs,)
+        values = state_scores.index_select(0, schedule.dst[level]) + scores.index_select(0, arcs)
         if log_semiring:
             sources, segments = schedule.sources[level]
             state_scores[sources] = segment_logsumexp(values, segments, sources.numel())
@@ -56,13 +72,30 @@ def _pull(schedule: LevelSchedule, scores: Tensor, state_scores: Tensor,
     return state_scores
 
 
-def _push_log(schedule: LevelSchedule, scores: Tensor, state_scores: Tensor) -> Tensor:
-    """Forward log semiring: each level's out-arcs add into a running (max, sum) per state.
+def _push_log(schedule: LevelSchedule, scores: Tensor, tropical: Tensor) -> Tensor:
+    """Forward log semiring, each state's sum shifted by its tropical score.
 
-    A state's score is ``peak + log(total)``, where ``total`` sums
-    ``exp(value - peak)`` over its incoming arcs; the peak only rises, and the
-    sum is rescaled when it does.
+    A state's score is ``tropical + log(total)`` with ``total`` the sum of
+    ``exp(value - tropical)`` over its incoming arcs: the best arc contributes
+    >= 1, so nothing that matters underflows; ``total`` overflows only past
+    1e308 paths within a few nats of the best (``_sweep`` then falls back to
+    ``_push_log_rescaled``).
     """
+    shift = torch.where(torch.isfinite(tropical), tropical, torch.zeros_like(tropical))  # (S,)
+    total = torch.zeros_like(tropical)  # (S,) sums of shifted exponentials
+    total[schedule.batch.start_states] = 1.0
+    state_scores = torch.full_like(tropical, float("-inf"))
+    for states, arcs, src, dst in zip(schedule.states, schedule.arcs, schedule.src, schedule.dst):
+        state_scores[states] = shift.index_select(0, states) + torch.log(total.index_select(0, states))
+        values = state_scores.index_select(0, src) + scores.index_select(0, arcs)  # (level arcs,)
+        total.scatter_add_(0, dst, torch.exp(values - shift.index_select(0, dst)))
+    return state_scores
+
+
+def _push_log_rescaled(schedule: LevelSchedule, scores: Tensor, tropical: Tensor) -> Tensor:
+    """Forward log semiring with a running (max, sum) per state: no overflow, twice the work."""
+    state_scores = torch.full_like(tropical, float("-inf"))
+    state_scores[schedule.batch.start_states] = 0.0
     peak = state_scores.clone()  # (S,) 0 at the starts, -inf elsewhere
     total = torch.isfinite(peak).to(torch.float64)  # (S,) 1 at the starts
     for states, arcs, src, dst in zip(schedule.states, schedule.arcs, schedule.src, schedule.dst):
@@ -120,26 +153,25 @@ def backward_scores(
     return _sweep(_schedule(batch, schedule), scores, backward=True, log_semiring=log_semiring)
 
 
-def best_incoming_arcs(batch: LatticeBatch, scores: Tensor, alpha: Tensor) -> Tensor:
-    """The best arc into each state (ties: smallest arc id), from tropical forward scores.
+def _best_incoming_arcs(schedule: LevelSchedule, values: List[Tensor], alpha: Tensor) -> Tensor:
+    """The best arc into each reached state (ties: smallest arc id), else -1.
 
     Args:
-      batch:
-        The lattices.
-      scores:
-        1-D float64 tensor of shape (A,), the arc scores ``alpha`` was computed with.
+      schedule:
+        The batch's schedule.
+      values:
+        Per level, 1-D float64 tensors: the arc values ``_push_max`` computed.
       alpha:
-        1-D float64 tensor of shape (S,), ``forward_scores(batch, scores)``.
+        1-D float64 tensor of shape (S,), the tropical forward scores.
 
     Returns:
-      1-D int64 tensor of shape (S,), an arc id, -1 for states no path reaches.
+      1-D int64 tensor of shape (S,).
     """
-    values = alpha[batch.src] + scores  # (A,) same float64 sums as the sweep made
-    arc_ids = torch.arange(batch.num_arcs, device=batch.device)
-    reaching = (values == alpha[batch.dst]) & (values > float("-inf"))
-    candidates = torch.where(reaching, arc_ids, torch.full_like(arc_ids, _NONE))
-    best = torch.full((batch.num_states,), _NONE, dtype=torch.int64, device=batch.device)
-    best.scatter_reduce_(0, batch.dst, candidates, "amin", include_self=True)
+    best = torch.full((schedule.batch.num_states,), _NONE, dtype=torch.int64, device=alpha.device)
+    for level_values, arcs, dst in zip(values, schedule.arcs, schedule.dst):
+        reaching = level_values == alpha.index_select(0, dst)  # the same float64 sums
+        candidates = torch.where(reaching, arcs, torch.full_like(arcs, _NONE))
+        best.scatter_reduce_(0, dst, candidates, "amin", include_self=True)
     return torch.where(best == _NONE, torch.full_like(best, -1), best)
 
 
@@ -150,7 +182,7 @@ def trace_back(batch: LatticeBatch, best_in: Tensor, num_levels: int) -> Tuple[T
       batch:
         The lattices.
       best_in:
-        1-D int64 tensor of shape (S,), ``best_incoming_arcs``.
+        1-D int64 tensor of shape (S,), the best arc into each state (-1 at the starts).
       num_levels:
         L of the batch's schedule (a path has at most L-1 arcs).
 
@@ -201,8 +233,11 @@ def shortest_paths(
     """
     schedule = _schedule(batch, schedule)
     scores = arc_scores.to(torch.float64)
-    alpha = _sweep(schedule, scores, backward=False, log_semiring=False)
-    best_in = best_incoming_arcs(batch, scores, alpha)
+    alpha = torch.full((batch.num_states,), float("-inf"), dtype=torch.float64, device=batch.device)
+    alpha[batch.start_states] = 0.0
+    values: List[Tensor] = []
+    alpha = _push_max(schedule, scores, alpha, values)
+    best_in = _best_incoming_arcs(schedule, values, alpha)
     splits, arc_ids = trace_back(batch, best_in, schedule.num_levels)
     return alpha[batch.final_states], splits, arc_ids
 

@@ -36,35 +36,51 @@ def _out_arcs(batch: LatticeBatch) -> Tuple[Optional[Tensor], Tensor]:
     return torch.sort(src, stable=True).indices, splits
 
 
-def _kahn(batch: LatticeBatch) -> Tuple[Tensor, Tensor, List[Tensor], List[Tensor]]:
+def _kahn(batch: LatticeBatch
+          ) -> Tuple[Tensor, Optional[Tensor], List[Tensor], List[Tensor], List[Tensor]]:
     """Kahn's algorithm over the whole batch, one frontier (= level) at a time.
 
     Returns:
-      (levels (S,), reached (S,) 1 where a start state reaches the state, the
-      states of each level, the out-arcs of each level's states).
+      (levels (S,); reached (S,), 1 where a start state reaches the state, or
+      None when no state but the starts lacks incoming arcs (then every state of
+      an acyclic lattice is reachable); the states of each level; the out-arcs
+      of each level's states; their destinations).
     """
     device, num_states = batch.device, batch.num_states
     src, dst = batch.src, batch.dst
     remaining = torch.bincount(dst, minlength=num_states)  # (S,) unprocessed in-arcs
     levels = torch.full((num_states,), -1, dtype=torch.int64, device=device)
-    reached = torch.zeros(num_states, dtype=torch.int64, device=device)
-    state_counts = batch.state_splits[1:] - batch.state_splits[:-1]  # (U,)
-    reached[batch.start_states[state_counts > 0]] = 1
-    order, splits = _out_arcs(batch)
     frontier = (remaining == 0).nonzero().squeeze(1)
-    level_states, level_arcs = [], []
+    reached = None
+    roots_per_utt = torch.bincount(_utt_of(batch, frontier), minlength=batch.num_utts)
+    if bool((roots_per_utt > 1).any()):  # a state other than a start has no incoming arc
+        reached = torch.zeros(num_states, dtype=torch.int64, device=device)
+        state_counts = batch.state_splits[1:] - batch.state_splits[:-1]  # (U,)
+        reached[batch.start_states[state_counts > 0]] = 1
+    order, splits = _out_arcs(batch)
+    first, counts = splits[:-1], splits[1:] - splits[:-1]  # (S,) out-arc ranges
+    steps = torch.arange(max(batch.num_arcs, 1), device=device)  # sliced, never reallocated
+    minus_ones = torch.full((max(batch.num_arcs, 1),), -1, dtype=torch.int64, device=device)
+    position = torch.full((num_states,), -1, dtype=torch.int64, device=device)  # dedupe scratch
+    level_states, level_arcs, level_dst = [], [], []
     while frontier.numel() > 0:
-        levels[frontier] = len(level_states)
-        arcs = expand_ranges(splits[frontier], splits[frontier + 1] - splits[frontier])
+        levels.index_fill_(0, frontier, len(level_states))
+        arcs = expand_ranges(first.index_select(0, frontier), counts.index_select(0, frontier))
         if order is not None:
-            arcs = order[arcs]
+            arcs = order.index_select(0, arcs)
         level_states.append(frontier)
         level_arcs.append(arcs)
-        targets = dst[arcs]
-        remaining.index_add_(0, targets, -torch.ones_like(targets))
-        reached.scatter_reduce_(0, targets, reached[src[arcs]], "amax", include_self=True)
-        frontier = torch.unique(targets[remaining[targets] == 0])  # sorted, no repeats
-    return levels, reached, level_states, level_arcs
+        targets = dst.index_select(0, arcs)
+        level_dst.append(targets)
+        remaining.index_add_(0, targets, minus_ones[: targets.numel()])
+        if reached is not None:
+            sources = reached.index_select(0, src.index_select(0, arcs))
+            reached.scatter_reduce_(0, targets, sources, "amax", include_self=True)
+        ready = targets.masked_select(remaining.index_select(0, targets) == 0)  # with repeats
+        ranks = steps[: ready.numel()]
+        position.index_copy_(0, ready, ranks)  # one surviving rank per state
+        frontier = ready.masked_select(position.index_select(0, ready) == ranks)
+    return levels, reached, level_states, level_arcs, level_dst
 
 
 def topological_levels(batch: LatticeBatch) -> Tuple[Tensor, Dict[int, LatticeError]]:
@@ -82,38 +98,47 @@ def topological_levels(batch: LatticeBatch) -> Tuple[Tensor, Dict[int, LatticeEr
       each lattice with a problem to its ``LatticeError`` (empty lattice, arc into
       the start state, cycle, no path from start to final).
     """
-    levels, reached, _, _ = _kahn(batch)
+    levels, reached, _, _, _ = _kahn(batch)
     return levels, _problems(batch, levels, reached)
 
 
-def _problems(batch: LatticeBatch, levels: Tensor, reached: Tensor) -> Dict[int, LatticeError]:
+def _utt_of(batch: LatticeBatch, states: Tensor) -> Tensor:
+    """1-D int64 tensor, the lattice of each of ``states`` (1-D int64 global ids)."""
+    return torch.bucketize(states, batch.state_splits[1:], right=True)
+
+
+def _problems(batch: LatticeBatch, levels: Tensor,
+              reached: Optional[Tensor]) -> Dict[int, LatticeError]:
     """The first problem of each bad lattice (empty, into start, cycle, no path)."""
     state_counts = batch.state_splits[1:] - batch.state_splits[:-1]  # (U,)
     arc_counts = batch.arc_splits[1:] - batch.arc_splits[:-1]  # (U,)
-    arc_utt, state_utt = batch.arc_utt, batch.state_utt
     empty = (state_counts < 2) | (arc_counts == 0)  # (U,)
-    into_start = batch.dst == batch.state_splits[arc_utt]  # (A,)
-    has_into_start = torch.zeros_like(empty).index_fill_(0, arc_utt[into_start], True)
-    has_cycle = torch.zeros_like(empty).index_fill_(0, state_utt[levels < 0], True)
-    finals = (batch.state_splits[1:] - 1).clamp(min=0)
-    no_path = reached[finals] == 0 if batch.num_states > 0 else empty
+    starts = batch.start_states.clamp(max=max(batch.num_states - 1, 0))
+    in_degree = torch.bincount(batch.dst, minlength=batch.num_states)  # (S,)
+    has_into_start = (in_degree[starts] > 0) & (state_counts > 0) if batch.num_states else empty
+    cyclic = (levels < 0).nonzero().squeeze(1)
+    has_cycle = torch.zeros_like(empty).index_fill_(0, _utt_of(batch, cyclic), True)
+    if reached is None or batch.num_states == 0:
+        no_path = torch.zeros_like(empty)
+    else:
+        no_path = reached[(batch.state_splits[1:] - 1).clamp(min=0)] == 0
     bad = (empty | has_into_start | has_cycle | no_path).nonzero().squeeze(1).tolist()
     problems: Dict[int, LatticeError] = {}
     for utt in bad:
-        utt_id, first_state = batch.utt_ids[utt], int(batch.state_splits[utt])
-        count = int(state_counts[utt])
+        first_state, count = int(batch.state_splits[utt]), int(state_counts[utt])
+        first_arc, last_arc = int(batch.arc_splits[utt]), int(batch.arc_splits[utt + 1])
         if bool(empty[utt]):
             message = (f"empty lattice (expected arcs from state 0 to a final state, "
                        f"got {count} states and {int(arc_counts[utt])} arcs)")
         elif bool(has_into_start[utt]):
-            arc = int((into_start & (arc_utt == utt)).nonzero()[0]) - int(batch.arc_splits[utt])
+            arc = int((batch.dst[first_arc:last_arc] == first_state).nonzero()[0])
             message = f"arc {arc} enters the start state 0 (expected none)"
         elif bool(has_cycle[utt]):
-            state = int(((levels < 0) & (state_utt == utt)).nonzero()[0]) - first_state
+            state = int((levels[first_state:first_state + count] < 0).nonzero()[0])
             message = f"the lattice has a cycle (state {state} is on or after one)"
         else:
             message = f"no path from the start state 0 to the final state {count - 1}"
-        problems[utt] = LatticeError(message, utt_id=utt_id)
+        problems[utt] = LatticeError(message, utt_id=batch.utt_ids[utt])
     return problems
 
 
@@ -131,16 +156,19 @@ class LevelSchedule:
       levels:
         1-D int64 tensor of shape (S,), ``levels[src[a]] < levels[dst[a]]``.
       states:
-        L 1-D int64 tensors, the states of each level, increasing.
+        L 1-D int64 tensors, the states of each level (no repeats).
       arcs:
         L 1-D int64 tensors, the arcs leaving each level's states, grouped by
-        source state (increasing), in arc order within a state.
+        source state (in ``states`` order), in arc order within a state.
+      dst:
+        L 1-D int64 tensors, the destination states of ``arcs``.
     """
 
     batch: LatticeBatch
     levels: Tensor
     states: Tuple[Tensor, ...]
     arcs: Tuple[Tensor, ...]
+    dst: Tuple[Tensor, ...]
 
     @classmethod
     def of(cls, batch: LatticeBatch) -> "LevelSchedule":
@@ -161,8 +189,9 @@ class LevelSchedule:
         The schedule is only valid for sweeps when ``problems`` is empty; else
         drop those lattices (``batch.select``) and build the schedule again.
         """
-        levels, reached, states, arcs = _kahn(batch)
-        return cls(batch, levels, tuple(states), tuple(arcs)), _problems(batch, levels, reached)
+        levels, reached, states, arcs, dst = _kahn(batch)
+        schedule = cls(batch, levels, tuple(states), tuple(arcs), tuple(dst))
+        return schedule, _problems(batch, levels, reached)
 
     @property
     def num_levels(self) -> int:
@@ -172,12 +201,7 @@ class LevelSchedule:
     @cached_property
     def src(self) -> Tuple[Tensor, ...]:
         """The source states of ``arcs``, per level."""
-        return tuple(self.batch.src[arcs] for arcs in self.arcs)
-
-    @cached_property
-    def dst(self) -> Tuple[Tensor, ...]:
-        """The destination states of ``arcs``, per level."""
-        return tuple(self.batch.dst[arcs] for arcs in self.arcs)
+        return tuple(self.batch.src.index_select(0, arcs) for arcs in self.arcs)
 
     @cached_property
     def into(self) -> Tuple[Tuple[Tensor, ...], Tuple[Tensor, ...]]:
