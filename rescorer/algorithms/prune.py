@@ -5,7 +5,7 @@ the input arc id of each kept arc, so per-arc data held elsewhere (extra score
 columns, LM tokens) can follow with ``index_select``, and the result's
 ``LevelSchedule``.
 """
-from typing import Optional, Tuple, Union
+from typing import Tuple, Union
 
 import torch
 from torch import Tensor
@@ -87,13 +87,3 @@ def prune_by_beam(
     threshold = best - beams - _RELATIVE_SLACK * (1.0 + best.abs())  # (U,)
     kept = (through >= threshold[batch.arc_utt]) & (through > float("-inf"))
     return _keep(schedule, kept.nonzero().squeeze(1))
-
-
-def prune_or_keep(
-    schedule: LevelSchedule, arc_scores: Tensor, beam: Optional[Tensor],
-) -> Tuple[LevelSchedule, Tensor]:
-    """``prune_by_beam`` when ``beam`` is given, else the batch as it is (all arcs kept)."""
-    if beam is None:
-        batch = schedule.batch
-        return schedule, torch.arange(batch.num_arcs, device=batch.device)
-    return prune_by_beam(schedule, arc_scores, beam)

@@ -2,7 +2,7 @@
 
 Everything here is a vectorised building block over flat tensors plus row splits
 (k2's ``RaggedTensor`` layout without k2): expanding ``[row][item]`` ranges,
-selecting rows of a ragged array, and per-segment max / log-sum-exp / min.
+selecting rows of a ragged array, per-segment max / log-sum-exp, distinct rows.
 """
 from typing import Tuple
 
@@ -28,25 +28,6 @@ def expand_ranges(starts: Tensor, counts: Tensor) -> Tensor:
     ends = torch.cumsum(counts, dim=0)
     offsets = torch.repeat_interleave(starts - (ends - counts), counts, output_size=total)  # (total,)
     return offsets + torch.arange(total, dtype=torch.int64, device=starts.device)
-
-
-def group_by(keys: Tensor, num_groups: int) -> Tuple[Tensor, Tensor]:
-    """A CSR index: items sorted by key, with row splits per key value.
-
-    Args:
-      keys:
-        1-D int64 tensor of shape (N,), values in ``0 .. num_groups-1``.
-      num_groups:
-        The number of key values G.
-
-    Returns:
-      ``(order, splits)``: 1-D int64 (N,) item ids sorted stably by key, and
-      1-D int64 (G+1,) splits, so group g is ``order[splits[g]:splits[g+1]]``.
-    """
-    order = torch.sort(keys, stable=True).indices
-    splits = torch.zeros(num_groups + 1, dtype=torch.int64, device=keys.device)
-    torch.cumsum(torch.bincount(keys, minlength=num_groups), dim=0, out=splits[1:])
-    return order, splits
 
 
 def select_rows(splits: Tensor, values: Tensor, rows: Tensor) -> Tuple[Tensor, Tensor]:
@@ -106,29 +87,6 @@ def segment_logsumexp(values: Tensor, segments: Tensor, num_segments: int) -> Te
     sums = torch.zeros(num_segments, dtype=values.dtype, device=values.device)
     sums = sums.scatter_add(0, segments, torch.exp(values - shift[segments]))
     return shift + torch.log(sums)
-
-
-def segment_argmax(values: Tensor, segments: Tensor, maxima: Tensor, ids: Tensor) -> Tensor:
-    """For each segment, the smallest id among the items that reach its maximum.
-
-    Args:
-      values:
-        1-D float tensor of shape (N,).
-      segments:
-        1-D int64 tensor of shape (N,), the segment of each value.
-      maxima:
-        1-D float tensor of shape (G,), ``segment_max(values, segments, G)``.
-      ids:
-        1-D int64 tensor of shape (N,), the id reported for each item.
-
-    Returns:
-      1-D int64 tensor of shape (G,), -1 for empty segments.
-    """
-    none = torch.iinfo(torch.int64).max
-    candidates = torch.where(values == maxima[segments], ids, torch.full_like(ids, none))
-    best = torch.full((maxima.numel(),), none, dtype=torch.int64, device=ids.device)
-    best = best.scatter_reduce(0, segments, candidates, "amin", include_self=True)
-    return torch.where(best == none, torch.full_like(best, -1), best)
 
 
 def unique_rows(rows: Tensor) -> Tuple[Tensor, Tensor]:
