@@ -92,5 +92,9 @@ def test_rescore_batch_is_batch_invariant(mode):
         (theirs,) = one.values()
         assert [h.words for h in ours] == [h.words for h in theirs]
         for mine, reference in zip(ours, theirs):
-            for name in ("am", "ngram", "nnlm", "total"):
+            for name in ("am", "ngram"):  # summed in float64 from the same float32 arcs
                 assert getattr(mine, name) == pytest.approx(getattr(reference, name), abs=1e-9)
+            # The LM runs in float32 on batches of other sizes, and BLAS may pick another
+            # kernel for another row count (seen on torch 1.13: 6e-8): float32 tolerance.
+            for name in ("nnlm", "total"):
+                assert getattr(mine, name) == pytest.approx(getattr(reference, name), rel=1e-6)
