@@ -48,8 +48,8 @@ def _push_max(schedule: LevelSchedule, scores: Tensor, state_scores: Tensor,
 
     ``kept``, when given, receives each level's arc values (source score + arc score).
     """
-    for arcs, src, dst in zip(schedule.arcs, schedule.src, schedule.dst):
-        values = state_scores.index_select(0, src) + scores.index_select(0, arcs)  # (level arcs,)
+    for level_scores, src, dst in zip(schedule.by_level(scores), schedule.src, schedule.dst):
+        values = state_scores.index_select(0, src) + level_scores  # (level arcs,)
         state_scores.scatter_reduce_(0, dst, values, "amax", include_self=True)
         if kept is not None:
             kept.append(values)
@@ -59,11 +59,11 @@ def _push_max(schedule: LevelSchedule, scores: Tensor, state_scores: Tensor,
 def _pull(schedule: LevelSchedule, scores: Tensor, state_scores: Tensor,
           log_semiring: bool) -> Tensor:
     """Backward: each level's states reduce over their out-arcs, last level first."""
+    level_scores = schedule.by_level(scores)
     for level in range(schedule.num_levels - 1, -1, -1):
-        arcs = schedule.arcs[level]
-        if arcs.numel() == 0:
+        if schedule.arcs[level].numel() == 0:
             continue
-        values = state_scores.index_select(0, schedule.dst[level]) + scores.index_select(0, arcs)
+        values = state_scores.index_select(0, schedule.dst[level]) + level_scores[level]
         if log_semiring:
             sources, segments = schedule.sources[level]
             state_scores[sources] = segment_logsumexp(values, segments, sources.numel())
@@ -73,34 +73,39 @@ def _pull(schedule: LevelSchedule, scores: Tensor, state_scores: Tensor,
 
 
 def _push_log(schedule: LevelSchedule, scores: Tensor, tropical: Tensor) -> Tensor:
-    """Forward log semiring, each state's sum shifted by its tropical score.
+    """Forward log semiring as a linear-domain sum scaled by the tropical scores.
 
-    A state's score is ``tropical + log(total)`` with ``total`` the sum of
-    ``exp(value - tropical)`` over its incoming arcs: the best arc contributes
-    >= 1, so nothing that matters underflows; ``total`` overflows only past
-    1e308 paths within a few nats of the best (``_sweep`` then falls back to
-    ``_push_log_rescaled``).
+    With ``t`` the tropical forward scores, ``total[s] = sum over paths p to s of
+    exp(score(p) - t[s])``; then ``log score = t + log(total)``. Along arc a,
+    ``total[dst] += total[src] * exp(t[src] + w[a] - t[dst])``, a factor <= 1
+    computed once for all arcs. ``total`` is >= 1 on reached states (the best
+    path contributes 1), so nothing that matters underflows; it overflows only
+    past 1e308 paths within a few nats of the best (``_sweep`` then falls back
+    to ``_push_log_rescaled``).
     """
-    shift = torch.where(torch.isfinite(tropical), tropical, torch.zeros_like(tropical))  # (S,)
-    total = torch.zeros_like(tropical)  # (S,) sums of shifted exponentials
-    total[schedule.batch.start_states] = 1.0
-    state_scores = torch.full_like(tropical, float("-inf"))
-    for states, arcs, src, dst in zip(schedule.states, schedule.arcs, schedule.src, schedule.dst):
-        state_scores[states] = shift.index_select(0, states) + torch.log(total.index_select(0, states))
-        values = state_scores.index_select(0, src) + scores.index_select(0, arcs)  # (level arcs,)
-        total.scatter_add_(0, dst, torch.exp(values - shift.index_select(0, dst)))
-    return state_scores
+    batch = schedule.batch
+    reached = torch.isfinite(tropical)  # (S,)
+    gain = tropical.index_select(0, batch.src) + scores - tropical.index_select(0, batch.dst)
+    factor = torch.where(reached.index_select(0, batch.dst), torch.exp(gain),
+                         torch.zeros_like(gain))  # (A,) in [0, 1]
+    total = torch.zeros_like(tropical)  # (S,)
+    total[batch.start_states] = 1.0
+    for level_factor, src, dst in zip(schedule.by_level(factor), schedule.src, schedule.dst):
+        total.scatter_add_(0, dst, total.index_select(0, src) * level_factor)
+    safe = torch.where(reached, tropical, torch.zeros_like(tropical))
+    return torch.where(reached, safe + torch.log(total), tropical)
 
 
 def _push_log_rescaled(schedule: LevelSchedule, scores: Tensor, tropical: Tensor) -> Tensor:
-    """Forward log semiring with a running (max, sum) per state: no overflow, twice the work."""
+    """Forward log semiring with a running (max, sum) per state: no overflow, more work."""
     state_scores = torch.full_like(tropical, float("-inf"))
     state_scores[schedule.batch.start_states] = 0.0
     peak = state_scores.clone()  # (S,) 0 at the starts, -inf elsewhere
     total = torch.isfinite(peak).to(torch.float64)  # (S,) 1 at the starts
-    for states, arcs, src, dst in zip(schedule.states, schedule.arcs, schedule.src, schedule.dst):
+    levels = zip(schedule.states, schedule.by_level(scores), schedule.src, schedule.dst)
+    for states, level_scores, src, dst in levels:
         state_scores[states] = peak[states] + torch.log(total[states])  # final now
-        values = state_scores[src] + scores[arcs]  # (level arcs,)
+        values = state_scores[src] + level_scores  # (level arcs,)
         old_peak = peak[dst]
         peak.scatter_reduce_(0, dst, values, "amax", include_self=True)
         new_peak = peak[dst]

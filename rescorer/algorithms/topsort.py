@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from rescorer.algorithms.ragged import expand_ranges, select_rows
+from rescorer.algorithms.ragged import select_rows
 from rescorer.errors import LatticeError
 from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.fsavec import splits_from_counts
@@ -58,21 +58,26 @@ def _kahn(batch: LatticeBatch
         state_counts = batch.state_splits[1:] - batch.state_splits[:-1]  # (U,)
         reached[batch.start_states[state_counts > 0]] = 1
     order, splits = _out_arcs(batch)
-    first, counts = splits[:-1], splits[1:] - splits[:-1]  # (S,) out-arc ranges
+    ranges = torch.stack([splits[:-1], splits[1:] - splits[:-1]], dim=1)  # (S, 2) out-arcs
     steps = torch.arange(max(batch.num_arcs, 1), device=device)  # sliced, never reallocated
     minus_ones = torch.full((max(batch.num_arcs, 1),), -1, dtype=torch.int64, device=device)
     position = torch.full((num_states,), -1, dtype=torch.int64, device=device)  # dedupe scratch
     level_states, level_arcs, level_dst = [], [], []
     while frontier.numel() > 0:
         levels.index_fill_(0, frontier, len(level_states))
-        arcs = expand_ranges(first.index_select(0, frontier), counts.index_select(0, frontier))
+        picked = ranges.index_select(0, frontier)  # (F, 2) first out-arc, count
+        counts = picked[:, 1]
+        ends = torch.cumsum(counts, dim=0)
+        total = int(ends[-1])
+        arcs = torch.repeat_interleave(picked[:, 0] - ends + counts, counts,
+                                       output_size=total) + steps[:total]  # (level arcs,)
         if order is not None:
             arcs = order.index_select(0, arcs)
         level_states.append(frontier)
         level_arcs.append(arcs)
         targets = dst.index_select(0, arcs)
         level_dst.append(targets)
-        remaining.index_add_(0, targets, minus_ones[: targets.numel()])
+        remaining.index_add_(0, targets, minus_ones[:total])
         if reached is not None:
             sources = reached.index_select(0, src.index_select(0, arcs))
             reached.scatter_reduce_(0, targets, sources, "amax", include_self=True)
@@ -199,9 +204,18 @@ class LevelSchedule:
         return len(self.states)
 
     @cached_property
+    def order(self) -> Tensor:
+        """1-D int64 tensor of shape (A',): ``arcs`` of every level, one after another."""
+        return torch.cat(self.arcs) if self.arcs else self.batch.src[:0]
+
+    def by_level(self, values: Tensor) -> Tuple[Tensor, ...]:
+        """Per-arc ``values`` (leading dimension A) grouped like ``arcs``: one gather, L views."""
+        return torch.split(values.index_select(0, self.order), [arcs.numel() for arcs in self.arcs])
+
+    @cached_property
     def src(self) -> Tuple[Tensor, ...]:
         """The source states of ``arcs``, per level."""
-        return tuple(self.batch.src.index_select(0, arcs) for arcs in self.arcs)
+        return self.by_level(self.batch.src)
 
     @cached_property
     def into(self) -> Tuple[Tuple[Tensor, ...], Tuple[Tensor, ...]]:

@@ -178,3 +178,17 @@ def test_batch_invariance(device):
         _, kept64 = prune_by_beam(many, scores_many, 1.0)
         mine = kept64[(kept64 >= own.start) & (kept64 < own.stop)] - offset
         assert torch.equal(mine, kept1)
+
+
+def test_total_log_score_past_float64_range_of_path_counts():
+    # 10 parallel zero-score arcs per step, 310 steps: 1e310 paths (more than float64
+    # holds), total log score 310 * log(10) = 713.8; next to a small lattice.
+    steps = 310
+    arcs = [(step, step + 1, [1], 0.0) for step in range(steps) for _ in range(10)]
+    big, big_scores = make_lattice(arcs + [(steps, steps + 1, [], 0.0)])
+    small, small_scores = make_lattice(HAND_ARCS)
+    batch = batch_of(small, big)
+    totals = total_scores(batch, torch.cat([small_scores, big_scores]))
+    assert float(totals[1]) == pytest.approx(steps * math.log(10.0), rel=1e-12)
+    expected = math.log(math.exp(-2.0) + math.exp(-3.0) + math.exp(-1.5))
+    assert float(totals[0]) == pytest.approx(expected, abs=1e-12)
