@@ -256,12 +256,13 @@ def _finish_part(
     sizes = torch.bincount(arc_utt, minlength=lattices.num_utts).tolist()
     queries = torch.bincount(query_utt, minlength=lattices.num_utts).tolist()
     bounds = lattices.arc_splits.tolist()
+    on_cpu = lattices.to(torch.device("cpu")) if config.write_lattices else lattices
     result = {}
     for local, owner in enumerate(owners):
         if local in broken:
             continue
         if config.write_lattices:
-            collector.add_lattice(lattices.lattice(local), nnlm[bounds[local]:bounds[local + 1]].cpu())
+            collector.add_lattice(on_cpu.lattice(local), nnlm[bounds[local]:bounds[local + 1]].cpu())
         result[owner] = (ScoredLattice(lattices.utt_ids[local], scored, local), UtteranceStats(
             arcs=arcs[owner], pruned_arcs=pruned[local], expanded_arcs=sizes[local],
             histories=int(expanded.utt_histories[local]), queries=queries[local],

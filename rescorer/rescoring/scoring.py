@@ -101,6 +101,11 @@ def score_requests(
       A list with one 1-D float32 CPU tensor of shape (Q,) per request, the
       natural-log probability of each query, and the pass's ``ScoreStats``.
     """
+    cpu = torch.device("cpu")  # dedupe on the CPU; only the model runs on its device
+    requests = [ScoreRequest(*(value.to(cpu) for value in (request.histories, request.lengths,
+                                                           request.query_history,
+                                                           request.query_token)))
+                for request in requests]
     sizes = [int(request.histories.shape[0]) for request in requests]
     counts = [int(request.query_token.numel()) for request in requests]
     nonempty = [request for request, size in zip(requests, sizes) if size > 0]

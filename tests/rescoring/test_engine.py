@@ -9,6 +9,7 @@ import torch
 from rescorer import rescore_batch
 from rescorer.algorithms.topsort import LevelSchedule
 from rescorer.data.vocab import WordVocabulary
+from rescorer.errors import CheckpointError
 from rescorer.lattice.batch import LatticeBatch
 from rescorer.rescoring.combine import ArcComponents, Scales, first_pass_scores
 from rescorer.rescoring.search import ScoredBatch, ScoredLattice, first_pass_words
@@ -98,3 +99,29 @@ def test_rescore_batch_is_batch_invariant(mode):
             # kernel for another row count (seen on torch 1.13: 6e-8): float32 tolerance.
             for name in ("nnlm", "total"):
                 assert getattr(mine, name) == pytest.approx(getattr(reference, name), rel=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["lattice", "nbest"])
+def test_non_finite_lm_outputs_fail_only_their_utterance(mode):
+    vocabulary = WordVocabulary(LM_WORDS)
+    model = tiny_model(vocabulary.size)
+    broken = vocabulary.encode_word("d")[0]
+    original = model.next_token_log_probs
+
+    def nan_for_d(histories, lengths, *args, **kwargs):
+        log_probs = original(histories, lengths, *args, **kwargs).clone()
+        log_probs[:, broken] = float("nan")  # as from corrupt weights, for one token
+        return log_probs
+
+    model.next_token_log_probs = nan_for_d
+    plain = tiny_lattice("plain", arcs=[(0, 1, "a", -1.0, 0.0), (1, 2, "b", -1.0, 0.0),
+                                        (2, 3, -1, 0.0, 0.0)])
+    batch = LatticeBatch.from_lattices([tiny_lattice("with-d"), plain])
+    # n-best mode: rank 1 of the first pass avoids "d", so ask for the whole list.
+    hypotheses, failures = rescore_batch(batch, model, vocabulary, symbol_table(), nbest=24,
+                                         mode=mode)
+    assert list(failures) == ["with-d"] and list(hypotheses) == ["plain"]
+    error = failures["with-d"]
+    assert isinstance(error, CheckpointError) and error.utt_id == "with-d"
+    assert "non-finite log-probability (nan)" in str(error) and "utterance with-d" in str(error)
+    assert [h.words for h in hypotheses["plain"]] == [["a", "b"]]
