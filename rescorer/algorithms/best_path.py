@@ -48,8 +48,8 @@ def _push_max(schedule: LevelSchedule, scores: Tensor, state_scores: Tensor,
 
     ``kept``, when given, receives each level's arc values (source score + arc score).
     """
-    for level_scores, src, dst in zip(schedule.by_level(scores), schedule.src, schedule.dst):
-        values = state_scores.index_select(0, src) + level_scores  # (level arcs,)
+    for arcs, src, dst in zip(schedule.arcs, schedule.src, schedule.dst):
+        values = state_scores.index_select(0, src) + scores.index_select(0, arcs)  # (level arcs,)
         state_scores.scatter_reduce_(0, dst, values, "amax", include_self=True)
         if kept is not None:
             kept.append(values)
@@ -59,11 +59,11 @@ def _push_max(schedule: LevelSchedule, scores: Tensor, state_scores: Tensor,
 def _pull(schedule: LevelSchedule, scores: Tensor, state_scores: Tensor,
           log_semiring: bool) -> Tensor:
     """Backward: each level's states reduce over their out-arcs, last level first."""
-    level_scores = schedule.by_level(scores)
     for level in range(schedule.num_levels - 1, -1, -1):
-        if schedule.arcs[level].numel() == 0:
+        arcs = schedule.arcs[level]
+        if arcs.numel() == 0:
             continue
-        values = state_scores.index_select(0, schedule.dst[level]) + level_scores[level]
+        values = state_scores.index_select(0, schedule.dst[level]) + scores.index_select(0, arcs)
         if log_semiring:
             sources, segments = schedule.sources[level]
             state_scores[sources] = segment_logsumexp(values, segments, sources.numel())
@@ -77,23 +77,22 @@ def _push_log(schedule: LevelSchedule, scores: Tensor, tropical: Tensor) -> Tens
 
     With ``t`` the tropical forward scores, ``total[s] = sum over paths p to s of
     exp(score(p) - t[s])``; then ``log score = t + log(total)``. Along arc a,
-    ``total[dst] += total[src] * exp(t[src] + w[a] - t[dst])``, a factor <= 1
-    computed once for all arcs. ``total`` is >= 1 on reached states (the best
-    path contributes 1), so nothing that matters underflows; it overflows only
-    past 1e308 paths within a few nats of the best (``_sweep`` then falls back
-    to ``_push_log_rescaled``).
+    ``total[dst] += total[src] * exp(t[src] + w[a] - t[dst])``, a factor <= 1.
+    ``total`` is >= 1 on reached states (the best path contributes 1), so
+    nothing that matters underflows; it overflows only past 1e308 paths within
+    a few nats of the best (``_sweep`` then falls back to ``_push_log_rescaled``).
+    Factors are computed level by level: small gathers stay in cache.
     """
     batch = schedule.batch
     reached = torch.isfinite(tropical)  # (S,)
-    gain = tropical.index_select(0, batch.src) + scores - tropical.index_select(0, batch.dst)
-    factor = torch.where(reached.index_select(0, batch.dst), torch.exp(gain),
-                         torch.zeros_like(gain))  # (A,) in [0, 1]
+    shift = torch.where(reached, tropical, torch.zeros_like(tropical))  # (S,) finite
     total = torch.zeros_like(tropical)  # (S,)
     total[batch.start_states] = 1.0
-    for level_factor, src, dst in zip(schedule.by_level(factor), schedule.src, schedule.dst):
-        total.scatter_add_(0, dst, total.index_select(0, src) * level_factor)
-    safe = torch.where(reached, tropical, torch.zeros_like(tropical))
-    return torch.where(reached, safe + torch.log(total), tropical)
+    for arcs, src, dst in zip(schedule.arcs, schedule.src, schedule.dst):
+        factor = torch.exp(tropical.index_select(0, src) + scores.index_select(0, arcs)
+                           - shift.index_select(0, dst))  # (level arcs,) in [0, 1]
+        total.scatter_add_(0, dst, total.index_select(0, src) * factor)
+    return torch.where(reached, shift + torch.log(total), tropical)
 
 
 def _push_log_rescaled(schedule: LevelSchedule, scores: Tensor, tropical: Tensor) -> Tensor:
@@ -102,10 +101,10 @@ def _push_log_rescaled(schedule: LevelSchedule, scores: Tensor, tropical: Tensor
     state_scores[schedule.batch.start_states] = 0.0
     peak = state_scores.clone()  # (S,) 0 at the starts, -inf elsewhere
     total = torch.isfinite(peak).to(torch.float64)  # (S,) 1 at the starts
-    levels = zip(schedule.states, schedule.by_level(scores), schedule.src, schedule.dst)
-    for states, level_scores, src, dst in levels:
+    levels = zip(schedule.states, schedule.arcs, schedule.src, schedule.dst)
+    for states, arcs, src, dst in levels:
         state_scores[states] = peak[states] + torch.log(total[states])  # final now
-        values = state_scores[src] + level_scores  # (level arcs,)
+        values = state_scores[src] + scores[arcs]  # (level arcs,)
         old_peak = peak[dst]
         peak.scatter_reduce_(0, dst, values, "amax", include_self=True)
         new_peak = peak[dst]
@@ -195,12 +194,15 @@ def trace_back(batch: LatticeBatch, best_in: Tensor, num_levels: int) -> Tuple[T
       ``(splits, arc_ids)``: 1-D int64 (U+1,) row splits and the arc ids of each
       lattice's path from start to final, ragged ``[utt][arc]``.
     """
+    states = torch.arange(batch.num_states, device=batch.device)
+    previous = torch.where(best_in >= 0, batch.src.index_select(0, best_in.clamp(min=0)),
+                           states)  # (S,) the starts point at themselves
     state = batch.final_states  # (U,)
     steps = []
     for step in range(max(num_levels - 1, 0)):  # one step per path arc, all paths together
-        arc = best_in[state]  # (U,) -1 once at the start
+        arc = best_in.index_select(0, state)  # (U,) -1 once at the start
         steps.append(arc)
-        state = torch.where(arc >= 0, batch.src[arc.clamp(min=0)], state)
+        state = previous.index_select(0, state)
         if step % 16 == 15 and not bool((arc >= 0).any()):
             break
     if not steps:

@@ -204,18 +204,9 @@ class LevelSchedule:
         return len(self.states)
 
     @cached_property
-    def order(self) -> Tensor:
-        """1-D int64 tensor of shape (A',): ``arcs`` of every level, one after another."""
-        return torch.cat(self.arcs) if self.arcs else self.batch.src[:0]
-
-    def by_level(self, values: Tensor) -> Tuple[Tensor, ...]:
-        """Per-arc ``values`` (leading dimension A) grouped like ``arcs``: one gather, L views."""
-        return torch.split(values.index_select(0, self.order), [arcs.numel() for arcs in self.arcs])
-
-    @cached_property
     def src(self) -> Tuple[Tensor, ...]:
         """The source states of ``arcs``, per level."""
-        return self.by_level(self.batch.src)
+        return tuple(self.batch.src.index_select(0, arcs) for arcs in self.arcs)
 
     @cached_property
     def into(self) -> Tuple[Tuple[Tensor, ...], Tuple[Tensor, ...]]:
