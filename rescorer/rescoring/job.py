@@ -98,6 +98,8 @@ def _start(batch: LatticeBatch, paths: Sequence[Optional[Path]], symbols: Sequen
             good.append(index)
         except RescorerError as error:
             outcome.failures.append((index, error))
+    if not good:
+        return None
     if len(good) < batch.num_utts:
         batch = batch.select(good)
     schedule, problems = LevelSchedule.checked(batch)
@@ -105,10 +107,10 @@ def _start(batch: LatticeBatch, paths: Sequence[Optional[Path]], symbols: Sequen
         outcome.failures.extend((good[index], error) for index, error in problems.items())
         keep = [index for index in range(len(good)) if index not in problems]
         tokens, good = [tokens[index] for index in keep], [good[index] for index in keep]
+        if not good:
+            return None
         batch = batch.select(keep)
         schedule = LevelSchedule.of(batch)
-    if not good:
-        return None
     return _Live(batch, schedule, _concat_tokens(tokens, batch.device), good,
                  [paths[index] for index in good], [symbols[index] for index in good])
 
