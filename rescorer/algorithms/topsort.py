@@ -36,26 +36,42 @@ def _out_arcs(batch: LatticeBatch) -> Tuple[Optional[Tensor], Tensor]:
     return torch.sort(src, stable=True).indices, splits
 
 
-def _kahn(batch: LatticeBatch
-          ) -> Tuple[Tensor, Optional[Tensor], List[Tensor], List[Tensor], List[Tensor]]:
+@dataclass(frozen=True)
+class _Reach:
+    """What Kahn's pass learned about reachability.
+
+    Attributes:
+      reached:
+        (S,) int64, 1 where a start state reaches the state; None when no state
+        but the starts lacks incoming arcs (every state of an acyclic lattice is
+        then reachable).
+      into_start:
+        (U,) bool, lattices whose start state has incoming arcs.
+    """
+
+    reached: Optional[Tensor]
+    into_start: Tensor
+
+
+def _kahn(batch: LatticeBatch) -> Tuple[Tensor, _Reach, List[Tensor], List[Tensor], List[Tensor]]:
     """Kahn's algorithm over the whole batch, one frontier (= level) at a time.
 
     Returns:
-      (levels (S,); reached (S,), 1 where a start state reaches the state, or
-      None when no state but the starts lacks incoming arcs (then every state of
-      an acyclic lattice is reachable); the states of each level; the out-arcs
-      of each level's states; their destinations).
+      (levels (S,), the ``_Reach`` facts, the states of each level, the out-arcs
+      of each level's states, their destinations).
     """
     device, num_states = batch.device, batch.num_states
     src, dst = batch.src, batch.dst
     remaining = torch.bincount(dst, minlength=num_states)  # (S,) unprocessed in-arcs
+    state_counts = batch.state_splits[1:] - batch.state_splits[:-1]  # (U,)
+    starts = batch.start_states.clamp(max=max(num_states - 1, 0))
+    into_start = (remaining[starts] > 0) & (state_counts > 0) if num_states else state_counts > 0
     levels = torch.full((num_states,), -1, dtype=torch.int64, device=device)
     frontier = (remaining == 0).nonzero().squeeze(1)
     reached = None
     roots_per_utt = torch.bincount(_utt_of(batch, frontier), minlength=batch.num_utts)
     if bool((roots_per_utt > 1).any()):  # a state other than a start has no incoming arc
         reached = torch.zeros(num_states, dtype=torch.int64, device=device)
-        state_counts = batch.state_splits[1:] - batch.state_splits[:-1]  # (U,)
         reached[batch.start_states[state_counts > 0]] = 1
     order, splits = _out_arcs(batch)
     ranges = torch.stack([splits[:-1], splits[1:] - splits[:-1]], dim=1)  # (S, 2) out-arcs
@@ -85,7 +101,7 @@ def _kahn(batch: LatticeBatch
         ranks = steps[: ready.numel()]
         position.index_copy_(0, ready, ranks)  # one surviving rank per state
         frontier = ready.masked_select(position.index_select(0, ready) == ranks)
-    return levels, reached, level_states, level_arcs, level_dst
+    return levels, _Reach(reached, into_start), level_states, level_arcs, level_dst
 
 
 def topological_levels(batch: LatticeBatch) -> Tuple[Tensor, Dict[int, LatticeError]]:
@@ -103,8 +119,8 @@ def topological_levels(batch: LatticeBatch) -> Tuple[Tensor, Dict[int, LatticeEr
       each lattice with a problem to its ``LatticeError`` (empty lattice, arc into
       the start state, cycle, no path from start to final).
     """
-    levels, reached, _, _, _ = _kahn(batch)
-    return levels, _problems(batch, levels, reached)
+    levels, reach, _, _, _ = _kahn(batch)
+    return levels, _problems(batch, levels, reach)
 
 
 def _utt_of(batch: LatticeBatch, states: Tensor) -> Tensor:
@@ -112,15 +128,13 @@ def _utt_of(batch: LatticeBatch, states: Tensor) -> Tensor:
     return torch.bucketize(states, batch.state_splits[1:], right=True)
 
 
-def _problems(batch: LatticeBatch, levels: Tensor,
-              reached: Optional[Tensor]) -> Dict[int, LatticeError]:
+def _problems(batch: LatticeBatch, levels: Tensor, reach: _Reach) -> Dict[int, LatticeError]:
     """The first problem of each bad lattice (empty, into start, cycle, no path)."""
     state_counts = batch.state_splits[1:] - batch.state_splits[:-1]  # (U,)
     arc_counts = batch.arc_splits[1:] - batch.arc_splits[:-1]  # (U,)
     empty = (state_counts < 2) | (arc_counts == 0)  # (U,)
-    starts = batch.start_states.clamp(max=max(batch.num_states - 1, 0))
-    in_degree = torch.bincount(batch.dst, minlength=batch.num_states)  # (S,)
-    has_into_start = (in_degree[starts] > 0) & (state_counts > 0) if batch.num_states else empty
+    has_into_start = reach.into_start
+    reached = reach.reached
     cyclic = (levels < 0).nonzero().squeeze(1)
     has_cycle = torch.zeros_like(empty).index_fill_(0, _utt_of(batch, cyclic), True)
     if reached is None or batch.num_states == 0:
@@ -194,9 +208,9 @@ class LevelSchedule:
         The schedule is only valid for sweeps when ``problems`` is empty; else
         drop those lattices (``batch.select``) and build the schedule again.
         """
-        levels, reached, states, arcs, dst = _kahn(batch)
+        levels, reach, states, arcs, dst = _kahn(batch)
         schedule = cls(batch, levels, tuple(states), tuple(arcs), tuple(dst))
-        return schedule, _problems(batch, levels, reached)
+        return schedule, _problems(batch, levels, reach)
 
     @property
     def num_levels(self) -> int:
