@@ -87,17 +87,45 @@ def _concat_tokens(parts: Sequence[ArcTokens], device: torch.device) -> ArcToken
                      oov_counts=torch.cat([part.oov_counts for part in parts]).to(device))
 
 
-def _start(batch: LatticeBatch, paths: Sequence[Optional[Path]], symbols: Sequence[SymbolTable],
-           context: "RescoreContext", outcome: BatchOutcome) -> Optional[_Live]:
-    """Tokens and levels; lattices with unknown words or graph problems fail here."""
-    tokens, good = [], []
+def _tokens(batch: LatticeBatch, paths: Sequence[Optional[Path]], symbols: Sequence[SymbolTable],
+            context: "RescoreContext", outcome: BatchOutcome) -> Tuple[List[ArcTokens], List[int]]:
+    """LM tokens per lattice, and the lattices whose words are all known.
+
+    One tokenizer call for the whole batch when its lattices share a word table
+    (the usual case); lattice by lattice otherwise, or to find the lattice with
+    an unknown word id.
+    """
     cpu = batch.to(torch.device("cpu"))
+    if all(table is symbols[0] for table in symbols):
+        try:
+            whole = context.tokenizer(symbols[0]).encode_words(cpu.word_splits, cpu.word_ids)
+        except RescorerError:
+            pass  # some lattice has an unknown word: find it below
+        else:
+            bounds = cpu.arc_splits.tolist()
+            return ([ArcTokens(*_token_rows(whole, bounds[index], bounds[index + 1]))
+                     for index in range(batch.num_utts)], list(range(batch.num_utts)))
+    tokens, good = [], []
     for index in range(batch.num_utts):
         try:
             tokens.append(context.tokenizer(symbols[index]).encode(cpu.lattice(index), paths[index]))
             good.append(index)
         except RescorerError as error:
             outcome.failures.append((index, error))
+    return tokens, good
+
+
+def _token_rows(tokens: ArcTokens, first: int, last: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """(splits, tokens, oov counts) of the arcs ``first .. last-1`` of ``tokens``."""
+    splits = tokens.splits[first:last + 1]
+    start, end = int(splits[0]), int(splits[-1])
+    return splits - start, tokens.tokens[start:end], tokens.oov_counts[first:last]
+
+
+def _start(batch: LatticeBatch, paths: Sequence[Optional[Path]], symbols: Sequence[SymbolTable],
+           context: "RescoreContext", outcome: BatchOutcome) -> Optional[_Live]:
+    """Tokens and levels; lattices with unknown words or graph problems fail here."""
+    tokens, good = _tokens(batch, paths, symbols, context, outcome)
     if not good:
         return None
     if len(good) < batch.num_utts:
