@@ -187,7 +187,7 @@ def _check_limit(
     for utt in newly:
         errors[utt] = ExpansionLimitError(
             f"history expansion (window {window}) needs more than {max_arcs} arcs "
-            f"(reached {int(used[utt])} at level {level} of {num_levels - 2}); "
+            f"(reached {int(used[utt])} at level {level} of {num_levels - 1}); "
             "prune with a tighter beam", utt_id=batch.utt_ids[utt])
         over[utt] = True
 

@@ -102,8 +102,8 @@ def prepare_batch(
         Window, beam and limits.
 
     Returns:
-      ``(parts, failures)``: one ``PreparedPart`` per round of beams (the first
-      holds most lattices), and input lattice index -> ``ExpansionLimitError``
+      ``(parts, failures)``: one ``PreparedPart`` per round of beams that fitted
+      some lattices (the first holds most), and input lattice index -> ``ExpansionLimitError``
       for those still above ``max_arcs`` after ``beam_tries`` halvings.
     """
     batch = schedule.batch
@@ -125,8 +125,9 @@ def prepare_batch(
         expanded = expand_histories(pruned, pruned_tokens.splits, pruned_tokens.tokens,
                                     plan.window, plan.bos_id, plan.eos_id, plan.max_arcs)
         utts = pending[expanded.source_utts]
-        parts.append(PreparedPart(utts, pruned, kept, pruned_tokens, expanded, beams[utts],
-                                  tightened))
+        if utts.numel() > 0:
+            parts.append(PreparedPart(utts, pruned, kept, pruned_tokens, expanded, beams[utts],
+                                      tightened))
         over = torch.tensor(sorted(expanded.over_limit), dtype=torch.int64, device=device)
         if over.numel() == 0:
             break

@@ -125,3 +125,33 @@ def test_non_finite_lm_outputs_fail_only_their_utterance(mode):
     assert isinstance(error, CheckpointError) and error.utt_id == "with-d"
     assert "non-finite log-probability (nan)" in str(error) and "utterance with-d" in str(error)
     assert [h.words for h in hypotheses["plain"]] == [["a", "b"]]
+
+
+def test_only_lattices_over_the_arc_limit_are_retried_with_a_tighter_beam():
+    from rescorer.rescoring.expand import RETRY_BEAM, ExpansionPlan, prepare_batch
+    from rescorer.rescoring.tokens import ArcTokenizer
+
+    big, small = tiny_lattice("big"), tiny_lattice("small", arcs=[
+        (0, 1, "a", -1.0, 0.0), (1, 2, "b", -1.0, 0.0), (2, 3, -1, 0.0, 0.0)])
+    batch = LatticeBatch.from_lattices([small, big])
+    vocabulary = WordVocabulary(LM_WORDS)
+    tokens = ArcTokenizer(vocabulary, symbol_table()).encode_words(batch.word_splits,
+                                                                   batch.word_ids)
+    first_pass = first_pass_scores(batch.am_scores, batch.ngram_scores, batch.words_per_arc,
+                                   Scales())
+    schedule = LevelSchedule.of(batch)
+    # K=3 expands "big" to 74 arcs unpruned, 30 at beam 1 (16, 8, 4, 2: more than 30).
+    plan = ExpansionPlan(window=3, bos_id=vocabulary.bos_id, eos_id=vocabulary.eos_id, beam=None,
+                         max_arcs=30, beam_tries=5)
+    parts, failures = prepare_batch(schedule, tokens, first_pass, plan)
+    assert failures == {}
+    assert [part.utts.tolist() for part in parts] == [[0], [1]]  # rounds 1-4 fitted none
+    assert [part.tightened for part in parts] == [0, 5]
+    assert torch.isinf(parts[0].beams).all() and parts[-1].beams.tolist() == [RETRY_BEAM / 16]
+    assert parts[0].expanded.batch.num_arcs == 3  # the small lattice, unpruned, first round
+    assert parts[-1].expanded.batch.num_arcs == 30
+    tight = ExpansionPlan(window=3, bos_id=vocabulary.bos_id, eos_id=vocabulary.eos_id,
+                          beam=None, max_arcs=2, beam_tries=1)
+    parts, failures = prepare_batch(schedule, tokens, first_pass, tight)
+    assert sorted(failures) == [0, 1]
+    assert "still too big after 1 beam tightenings (last beam 16)" in failures[1].message
