@@ -173,9 +173,8 @@ def _best_incoming_arcs(schedule: LevelSchedule, values: List[Tensor], alpha: Te
     """
     best = torch.full((schedule.batch.num_states,), _NONE, dtype=torch.int64, device=alpha.device)
     for level_values, arcs, dst in zip(values, schedule.arcs, schedule.dst):
-        reaching = level_values == alpha.index_select(0, dst)  # the same float64 sums
-        candidates = torch.where(reaching, arcs, torch.full_like(arcs, _NONE))
-        best.scatter_reduce_(0, dst, candidates, "amin", include_self=True)
+        beaten = level_values != alpha.index_select(0, dst)  # the same float64 sums
+        best.scatter_reduce_(0, dst, arcs.masked_fill(beaten, _NONE), "amin", include_self=True)
     return torch.where(best == _NONE, torch.full_like(best, -1), best)
 
 
