@@ -13,7 +13,6 @@ from torch import Tensor
 from rescorer.algorithms.best_path import backward_scores, forward_scores
 from rescorer.algorithms.topsort import LevelSchedule, select_arcs
 from rescorer.errors import ConfigError
-from rescorer.lattice.batch import LatticeBatch
 
 # Relative slack on the beam test: an arc of the best path must pass at beam 0
 # although alpha + w + beta and the best score are summed in different orders.
