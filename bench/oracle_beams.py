@@ -1,6 +1,7 @@
 """Oracle WER and arcs kept after beam pruning of the DEV lattices (docs/results/algorithms.md).
 
-Usage: .venv/bin/python bench/oracle_beams.py   (single-threaded torch)
+Usage: .venv/bin/python bench/oracle_beams.py   (single-threaded torch; all 240 lattices
+pruned and scored against their references as one batch per beam)
 """
 from pathlib import Path
 
@@ -8,8 +9,9 @@ import torch
 
 from rescorer.algorithms.oracle import oracle_errors
 from rescorer.algorithms.prune import prune_by_beam
-from rescorer.algorithms.topsort import topological_levels
+from rescorer.algorithms.topsort import LevelSchedule
 from rescorer.formats.slf import read_slf
+from rescorer.lattice.batch import LatticeBatch
 
 DEV = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "asr-dev"
 BEAMS = (5.0, 10.0, 20.0, 30.0, 50.0, 100.0)
@@ -19,24 +21,21 @@ def main():
     torch.set_num_threads(1)
     references = {line.split()[0]: line.split()[1:]
                   for line in (DEV / "text").read_text().splitlines()}
-    errors = {beam: 0 for beam in BEAMS}
-    kept = {beam: 0 for beam in BEAMS}
-    words = arcs = lattices = 0
-    symbols = None
+    lattices, symbols = [], None
     for path in sorted((DEV / "lat").glob("*.slf.gz")):
         (lattice,), symbols = read_slf(path, symbols)
-        reference = [symbols.add(word) for word in references[lattice.utt_id]]
-        words, arcs, lattices = words + len(reference), arcs + lattice.num_arcs, lattices + 1
-        scores = lattice.am_scores + lattice.ngram_scores
-        levels = topological_levels(lattice)
-        for beam in BEAMS:
-            pruned, _ = prune_by_beam(lattice, scores, beam, levels=levels)
-            errors[beam] += oracle_errors(pruned, reference)[0]
-            kept[beam] += pruned.num_arcs
+        lattices.append(lattice)
+    batch = LatticeBatch.from_lattices(lattices)
+    reference_ids = [[symbols.add(word) for word in references[utt_id]] for utt_id in batch.utt_ids]
+    words = sum(len(reference) for reference in reference_ids)
+    schedule = LevelSchedule.of(batch)
+    scores = batch.am_scores + batch.ngram_scores
     for beam in BEAMS:
-        print(f"beam {beam:5.0f}: arcs kept {kept[beam] / lattices:8.1f} per lattice "
-              f"({100 * kept[beam] / arcs:.2f}%), oracle WER {100 * errors[beam] / words:.2f}% "
-              f"({errors[beam]}/{words})")
+        pruned, kept = prune_by_beam(schedule, scores, beam)
+        errors = int(oracle_errors(pruned, reference_ids)[0].sum())
+        print(f"beam {beam:5.0f}: arcs kept {kept.numel() / batch.num_utts:8.1f} per lattice "
+              f"({100 * kept.numel() / batch.num_arcs:.2f}%), oracle WER {100 * errors / words:.2f}% "
+              f"({errors}/{words})")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,13 @@ Dimension legend used in every docstring:
     N  rows of a flat batch (histories, paths)
 
 Ragged structures use k2's axes notation, e.g. ``[utt][state][arc]``.
+
+Library API (imported lazily, so ``import rescorer`` stays cheap):
+
+    LatticeBatch                                   rescorer.lattice.batch
+    shortest_paths(batch, arc_scores)              -> (scores (U,) float64, splits (U+1,), arc ids)
+    total_scores(batch, arc_scores, log_semiring=True) -> (U,) float64
+    rescore_batch(batch, model, vocabulary, symbols, ...) -> (hypotheses, failures)
 """
 
 __version__ = "0.1.0"
@@ -24,6 +31,9 @@ _LAZY = {
     "LatticeBatch": "rescorer.lattice.batch",
     "read_lattices": "rescorer.formats.read",
     "read_batch": "rescorer.formats.read",
+    "shortest_paths": "rescorer.algorithms.best_path",
+    "total_scores": "rescorer.algorithms.best_path",
+    "rescore_batch": "rescorer.rescoring.job",
 }
 
 

@@ -1,150 +1,274 @@
-"""Forward/backward scores, the Viterbi best path and the total log score.
+"""Forward/backward scores, Viterbi best paths and total scores of a whole batch.
 
 Scores are accumulated in float64 (k2's ``use_double_scores=True``), one
-topological level at a time: all arcs into (forward) or out of (backward) the
-states of a level are reduced at once with segment max / log-sum-exp.
+topological level of the *batch* at a time: the arcs into (forward) or out of
+(backward) the states of a level, in every lattice, are reduced at once with a
+scatter max (tropical) or a max-shifted log-sum-exp (log). The number of torch
+calls grows with the deepest lattice, not with the number of lattices.
 """
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from rescorer.algorithms.ragged import segment_argmax, segment_logsumexp, segment_max
-from rescorer.algorithms.topsort import level_schedule, topological_levels
-from rescorer.lattice.fsavec import Lattice
+from rescorer.algorithms.ragged import segment_logsumexp
+from rescorer.algorithms.topsort import LevelSchedule
+from rescorer.lattice.batch import LatticeBatch
+from rescorer.lattice.fsavec import splits_from_counts
+
+_NONE = torch.iinfo(torch.int64).max  # "no arc" while taking the smallest arc id
 
 
-def _sweep(
-    lattice: Lattice, arc_scores: Tensor, levels: Optional[Tensor], backward: bool,
-    log_semiring: bool,
-) -> Tuple[Tensor, Tensor]:
-    """One forward or backward pass; returns (state scores, best arc per state).
+def _schedule(batch: LatticeBatch, schedule: Optional[LevelSchedule]) -> LevelSchedule:
+    return LevelSchedule.of(batch) if schedule is None else schedule
 
-    The best arc (tropical only, else all -1) is the best incoming arc of each
-    state going forward, the best outgoing arc going backward.
+
+def _sweep(schedule: LevelSchedule, scores: Tensor, backward: bool, log_semiring: bool) -> Tensor:
+    """One forward or backward pass over all lattices; (S,) float64 state scores."""
+    batch = schedule.batch
+    state_scores = torch.full((batch.num_states,), float("-inf"), dtype=torch.float64,
+                              device=batch.device)
+    if backward:
+        state_scores[batch.final_states] = 0.0
+        return _pull(schedule, scores, state_scores, log_semiring)
+    state_scores[batch.start_states] = 0.0
+    tropical = _push_max(schedule, scores, state_scores)
+    if not log_semiring:
+        return tropical
+    log = _push_log(schedule, scores, tropical)
+    finals = batch.final_states
+    if bool((torch.isfinite(tropical[finals]) & ~torch.isfinite(log[finals])).any()):
+        log = _push_log_rescaled(schedule, scores, tropical)  # > 1e308 near-best paths
+    return log
+
+
+def _push_max(schedule: LevelSchedule, scores: Tensor, state_scores: Tensor,
+              kept: Optional[List[Tensor]] = None) -> Tensor:
+    """Tropical forward: each level's out-arcs raise their destinations' maxima.
+
+    ``kept``, when given, receives each level's arc values (source score + arc score).
     """
-    if levels is None:
-        levels = topological_levels(lattice)
-    scores = arc_scores.to(torch.float64)
-    num_states = lattice.num_states
-    near, far = (lattice.dst, lattice.src) if backward else (lattice.src, lattice.dst)
-    state_scores = torch.full((num_states,), float("-inf"), dtype=torch.float64)
-    state_scores[num_states - 1 if backward else 0] = 0.0
-    best_arc = torch.full((num_states,), -1, dtype=torch.int64)
-    order, splits = level_schedule(levels, far)
-    level_ids = range(len(splits) - 2, -1, -1) if backward else range(len(splits) - 1)
-    for level in level_ids:
-        arcs = order[splits[level]:splits[level + 1]]
+    for arcs, src, dst in zip(schedule.arcs, schedule.src, schedule.dst):
+        values = state_scores.index_select(0, src) + scores.index_select(0, arcs)  # (level arcs,)
+        state_scores.scatter_reduce_(0, dst, values, "amax", include_self=True)
+        if kept is not None:
+            kept.append(values)
+    return state_scores
+
+
+def _pull(schedule: LevelSchedule, scores: Tensor, state_scores: Tensor,
+          log_semiring: bool) -> Tensor:
+    """Backward: each level's states reduce over their out-arcs, last level first."""
+    for level in range(schedule.num_levels - 1, -1, -1):
+        arcs = schedule.arcs[level]
         if arcs.numel() == 0:
             continue
-        states, segments = torch.unique_consecutive(far[arcs], return_inverse=True)
-        values = state_scores[near[arcs]] + scores[arcs]  # (level arcs,)
+        values = state_scores.index_select(0, schedule.dst[level]) + scores.index_select(0, arcs)
         if log_semiring:
-            state_scores[states] = segment_logsumexp(values, segments, states.numel())
+            sources, segments = schedule.sources[level]
+            state_scores[sources] = segment_logsumexp(values, segments, sources.numel())
         else:
-            maxima = segment_max(values, segments, states.numel())
-            state_scores[states] = maxima
-            best_arc[states] = segment_argmax(values, segments, maxima, arcs)
-    return state_scores, best_arc
+            state_scores.scatter_reduce_(0, schedule.src[level], values, "amax", include_self=True)
+    return state_scores
+
+
+def _push_log(schedule: LevelSchedule, scores: Tensor, tropical: Tensor) -> Tensor:
+    """Forward log semiring as a linear-domain sum scaled by the tropical scores.
+
+    With ``t`` the tropical forward scores, ``total[s] = sum over paths p to s of
+    exp(score(p) - t[s])``; then ``log score = t + log(total)``. Along arc a,
+    ``total[dst] += total[src] * exp(t[src] + w[a] - t[dst])``, a factor <= 1.
+    ``total`` is >= 1 on reached states (the best path contributes 1), so
+    nothing that matters underflows; it overflows only past 1e308 paths within
+    a few nats of the best (``_sweep`` then falls back to ``_push_log_rescaled``).
+    Factors are computed level by level: small gathers stay in cache.
+    """
+    batch = schedule.batch
+    reached = torch.isfinite(tropical)  # (S,)
+    shift = torch.where(reached, tropical, torch.zeros_like(tropical))  # (S,) finite
+    total = torch.zeros_like(tropical)  # (S,)
+    total[batch.start_states] = 1.0
+    for arcs, src, dst in zip(schedule.arcs, schedule.src, schedule.dst):
+        factor = torch.exp(tropical.index_select(0, src) + scores.index_select(0, arcs)
+                           - shift.index_select(0, dst))  # (level arcs,) in [0, 1]
+        total.scatter_add_(0, dst, total.index_select(0, src) * factor)
+    return torch.where(reached, shift + torch.log(total), tropical)
+
+
+def _push_log_rescaled(schedule: LevelSchedule, scores: Tensor, tropical: Tensor) -> Tensor:
+    """Forward log semiring with a running (max, sum) per state: no overflow, more work."""
+    state_scores = torch.full_like(tropical, float("-inf"))
+    state_scores[schedule.batch.start_states] = 0.0
+    peak = state_scores.clone()  # (S,) 0 at the starts, -inf elsewhere
+    total = torch.isfinite(peak).to(torch.float64)  # (S,) 1 at the starts
+    levels = zip(schedule.states, schedule.arcs, schedule.src, schedule.dst)
+    for states, arcs, src, dst in levels:
+        state_scores[states] = peak[states] + torch.log(total[states])  # final now
+        values = state_scores[src] + scores[arcs]  # (level arcs,)
+        old_peak = peak[dst]
+        peak.scatter_reduce_(0, dst, values, "amax", include_self=True)
+        new_peak = peak[dst]
+        live = new_peak > float("-inf")
+        safe_peak = torch.where(live, new_peak, torch.zeros_like(new_peak))
+        total[dst] = total[dst] * torch.exp(old_peak - safe_peak)  # repeats write one value
+        total.scatter_add_(0, dst, torch.where(live, torch.exp(values - safe_peak),
+                                               torch.zeros_like(values)))
+    return state_scores
 
 
 def forward_scores(
-    lattice: Lattice, arc_scores: Tensor, log_semiring: bool = False,
-    levels: Optional[Tensor] = None,
+    batch: LatticeBatch, arc_scores: Tensor, log_semiring: bool = False,
+    schedule: Optional[LevelSchedule] = None,
 ) -> Tensor:
     """Best (tropical) or summed (log) score of the paths from the start to each state.
 
     Args:
-      lattice:
-        The lattice.
+      batch:
+        The lattices.
       arc_scores:
-        1-D float tensor of shape (A,), the score of each arc.
+        1-D float tensor of shape (A,), the score of each arc (higher is better).
       log_semiring:
         False: max over paths; True: log-sum-exp over paths.
-      levels:
-        Optional 1-D int64 tensor of shape (S,), topological levels
-        (``levels[src] < levels[dst]`` for every arc); computed if None.
+      schedule:
+        The batch's ``LevelSchedule``; built (and the batch checked) if None.
 
     Returns:
       1-D float64 tensor of shape (S,); -inf where no path reaches the state.
+
+    Raises:
+      LatticeError: ``schedule`` is None and some lattice is empty, cyclic or has no path.
     """
-    return _sweep(lattice, arc_scores, levels, backward=False, log_semiring=log_semiring)[0]
+    scores = arc_scores.to(torch.float64)
+    return _sweep(_schedule(batch, schedule), scores, backward=False, log_semiring=log_semiring)
 
 
 def backward_scores(
-    lattice: Lattice, arc_scores: Tensor, log_semiring: bool = False,
-    levels: Optional[Tensor] = None,
+    batch: LatticeBatch, arc_scores: Tensor, log_semiring: bool = False,
+    schedule: Optional[LevelSchedule] = None,
 ) -> Tensor:
-    """Best or summed score of the paths from each state to the final state.
+    """Best or summed score of the paths from each state to its lattice's final state.
 
-    Args:
-      lattice:
-        The lattice.
-      arc_scores:
-        1-D float tensor of shape (A,), the score of each arc.
-      log_semiring:
-        False: max over paths; True: log-sum-exp over paths.
-      levels:
-        Optional (S,) int64 topological levels, as in ``forward_scores``.
+    Args and Raises as ``forward_scores``.
 
     Returns:
       1-D float64 tensor of shape (S,); -inf where the final state is not reachable.
     """
-    return _sweep(lattice, arc_scores, levels, backward=True, log_semiring=log_semiring)[0]
+    scores = arc_scores.to(torch.float64)
+    return _sweep(_schedule(batch, schedule), scores, backward=True, log_semiring=log_semiring)
 
 
-def best_path(
-    lattice: Lattice, arc_scores: Tensor, levels: Optional[Tensor] = None,
-) -> Tuple[float, Tensor]:
-    """The highest-scoring path from the start to the final state (tropical Viterbi).
+def _best_incoming_arcs(schedule: LevelSchedule, values: List[Tensor], alpha: Tensor) -> Tensor:
+    """The best arc into each reached state (ties: smallest arc id), else -1.
+
+    Args:
+      schedule:
+        The batch's schedule.
+      values:
+        Per level, 1-D float64 tensors: the arc values ``_push_max`` computed.
+      alpha:
+        1-D float64 tensor of shape (S,), the tropical forward scores.
+
+    Returns:
+      1-D int64 tensor of shape (S,).
+    """
+    best = torch.full((schedule.batch.num_states,), _NONE, dtype=torch.int64, device=alpha.device)
+    for level_values, arcs, dst in zip(values, schedule.arcs, schedule.dst):
+        beaten = level_values != alpha.index_select(0, dst)  # the same float64 sums
+        best.scatter_reduce_(0, dst, arcs.masked_fill(beaten, _NONE), "amin", include_self=True)
+    return torch.where(best == _NONE, torch.full_like(best, -1), best)
+
+
+def trace_back(batch: LatticeBatch, best_in: Tensor, num_levels: int) -> Tuple[Tensor, Tensor]:
+    """Follow ``best_in`` from every final state back to its start, all lattices at once.
+
+    Args:
+      batch:
+        The lattices.
+      best_in:
+        1-D int64 tensor of shape (S,), the best arc into each state (-1 at the starts).
+      num_levels:
+        L of the batch's schedule (a path has at most L-1 arcs).
+
+    Returns:
+      ``(splits, arc_ids)``: 1-D int64 (U+1,) row splits and the arc ids of each
+      lattice's path from start to final, ragged ``[utt][arc]``.
+    """
+    states = torch.arange(batch.num_states, device=batch.device)
+    previous = torch.where(best_in >= 0, batch.src.index_select(0, best_in.clamp(min=0)),
+                           states)  # (S,) the starts point at themselves
+    state = batch.final_states  # (U,)
+    steps = []
+    for step in range(max(num_levels - 1, 0)):  # one step per path arc, all paths together
+        arc = best_in.index_select(0, state)  # (U,) -1 once at the start
+        steps.append(arc)
+        state = previous.index_select(0, state)
+        if step % 16 == 15 and not bool((arc >= 0).any()):
+            break
+    if not steps:
+        empty = torch.zeros(0, dtype=torch.int64, device=batch.device)
+        return torch.zeros(batch.num_utts + 1, dtype=torch.int64, device=batch.device), empty
+    table = torch.stack(steps, dim=1).flip(1)  # (U, T) start..final, -1 padding in front
+    valid = table >= 0
+    splits = splits_from_counts(valid.sum(dim=1).cpu()).to(batch.device)  # (U+1,)
+    return splits, table[valid]
+
+
+def shortest_paths(
+    batch: LatticeBatch, arc_scores: Tensor, schedule: Optional[LevelSchedule] = None,
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """The highest-scoring path of every lattice (tropical Viterbi, k2 ``shortest_path``).
 
     Ties go to the arc with the smallest id.
 
     Args:
-      lattice:
-        The lattice.
+      batch:
+        The lattices (U of them, A arcs).
       arc_scores:
-        1-D float tensor of shape (A,), the score of each arc.
-      levels:
-        Optional (S,) int64 topological levels, as in ``forward_scores``.
+        1-D float tensor of shape (A,), the score of each arc (higher is better).
+      schedule:
+        The batch's ``LevelSchedule``; built (and the batch checked) if None.
 
     Returns:
-      ``(score, arc_ids)``: the float64 path score as a float, and a 1-D int64
-      tensor of the path's arc ids from the start to the final state.
+      ``(scores, splits, arc_ids)``: a 1-D float64 tensor of shape (U,), each
+      best path's score; and the paths as ragged ``[utt][arc]``, 1-D int64 row
+      splits of shape (U+1,) and 1-D int64 *batch* arc ids (lattice u's path is
+      ``arc_ids[splits[u]:splits[u+1]]``, from its start to its final state).
 
     Raises:
-      LatticeError: as ``topological_levels`` (empty, cyclic, no path).
+      LatticeError: ``schedule`` is None and some lattice is empty, cyclic or has no path.
     """
-    alpha, best_in = _sweep(lattice, arc_scores, levels, backward=False, log_semiring=False)
-    final = lattice.num_states - 1
-    best_in_list, src_list = best_in.tolist(), lattice.src.tolist()
-    path = []
-    state = final
-    # Traceback: one step per arc of the path (at most L steps), not per state.
-    while state != 0:
-        arc = best_in_list[state]
-        assert arc >= 0, "traceback left the reachable part"
-        path.append(arc)
-        state = src_list[arc]
-    path.reverse()
-    return float(alpha[final]), torch.tensor(path, dtype=torch.int64)
+    schedule = _schedule(batch, schedule)
+    scores = arc_scores.to(torch.float64)
+    alpha = torch.full((batch.num_states,), float("-inf"), dtype=torch.float64, device=batch.device)
+    alpha[batch.start_states] = 0.0
+    values: List[Tensor] = []
+    alpha = _push_max(schedule, scores, alpha, values)
+    best_in = _best_incoming_arcs(schedule, values, alpha)
+    splits, arc_ids = trace_back(batch, best_in, schedule.num_levels)
+    return alpha[batch.final_states], splits, arc_ids
 
 
-def total_log_score(
-    lattice: Lattice, arc_scores: Tensor, levels: Optional[Tensor] = None,
-) -> float:
-    """Log-sum-exp of the scores of all paths (k2 ``get_tot_scores(log_semiring=True)``).
+def total_scores(
+    batch: LatticeBatch, arc_scores: Tensor, log_semiring: bool = True,
+    schedule: Optional[LevelSchedule] = None,
+) -> Tensor:
+    """Each lattice's total score (k2 ``get_tot_scores(use_double_scores=True)``).
 
     Args:
-      lattice:
-        The lattice.
+      batch:
+        The lattices (U of them, A arcs).
       arc_scores:
         1-D float tensor of shape (A,), the score of each arc.
-      levels:
-        Optional (S,) int64 topological levels, as in ``forward_scores``.
+      log_semiring:
+        True: log-sum-exp over all paths; False: the best path's score.
+      schedule:
+        The batch's ``LevelSchedule``; built (and the batch checked) if None.
 
     Returns:
-      The float64 total score as a float.
+      1-D float64 tensor of shape (U,).
+
+    Raises:
+      LatticeError: ``schedule`` is None and some lattice is empty, cyclic or has no path.
     """
-    alpha = forward_scores(lattice, arc_scores, log_semiring=True, levels=levels)
-    return float(alpha[lattice.num_states - 1])
+    alpha = forward_scores(batch, arc_scores, log_semiring, schedule)
+    return alpha[batch.final_states]

@@ -40,9 +40,9 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from rescorer.algorithms.best_path import backward_scores, best_path, forward_scores
+from rescorer.algorithms.single import backward_scores, best_path, forward_scores
 from rescorer.algorithms.mbr_graph import WordGraph, word_graph
-from rescorer.algorithms.topsort import level_schedule
+from rescorer.algorithms.single import level_schedule
 from rescorer.errors import ConfigError
 from rescorer.lattice.fsavec import Lattice
 

@@ -13,8 +13,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from rescorer.algorithms.best_path import forward_scores
-from rescorer.algorithms.topsort import topological_levels
+from rescorer.algorithms.single import forward_scores
+from rescorer.algorithms.single import topological_levels
 from rescorer.lattice.fsavec import Lattice, words_from_labels
 
 

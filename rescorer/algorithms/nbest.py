@@ -14,29 +14,28 @@ more than they save. Measured on the DEV lattices in docs/results/algorithms.md.
 import heapq
 import itertools
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 from torch import Tensor
 
 from rescorer.algorithms.best_path import backward_scores
-from rescorer.algorithms.ragged import group_by
-from rescorer.algorithms.topsort import topological_levels
+from rescorer.algorithms.topsort import LevelSchedule
 from rescorer.errors import LatticeError
-from rescorer.lattice.fsavec import Lattice
+from rescorer.lattice.batch import LatticeBatch
 
 DEFAULT_MAX_POPS = 1_000_000
 
 
 @dataclass(frozen=True)
-class Hypothesis:
-    """One distinct word sequence with its best path.
+class RankedPath:
+    """One distinct word sequence of a lattice with its best path.
 
     Attributes:
       score:
         The float64 score of the best path with these words.
       arc_ids:
-        1-D int64 tensor, the arcs of that path from start to final state.
+        1-D int64 tensor, the batch arc ids of that path from start to final state.
       word_ids:
         The word ids of the sequence.
     """
@@ -74,40 +73,60 @@ class _Prefixes:
 
 
 def nbest_distinct(
-    lattice: Lattice, arc_scores: Tensor, n: int, max_pops: int = DEFAULT_MAX_POPS,
-    levels: Optional[Tensor] = None,
-) -> List[Hypothesis]:
-    """The ``n`` best distinct word sequences, best first, with exact scores.
+    schedule: LevelSchedule, arc_scores: Tensor, n: int, max_pops: int = DEFAULT_MAX_POPS,
+) -> Tuple[List[List[RankedPath]], Dict[int, LatticeError]]:
+    """The ``n`` best distinct word sequences of every lattice, best first, exact scores.
+
+    The A* heuristic (backward Viterbi scores) is computed for the whole batch
+    at once; the search itself runs lattice by lattice (see the module docstring).
 
     Args:
-      lattice:
-        The lattice (epsilon and filler arcs carry no words; an arc may carry several).
+      schedule:
+        The batch's ``LevelSchedule`` (epsilon and filler arcs carry no words; an
+        arc may carry several).
       arc_scores:
-        1-D float tensor of shape (A,), the score of each arc (higher is better).
+        1-D float tensor of shape (A,), the score of each arc (higher is better);
+        ranked in float64.
       n:
-        How many sequences to return (fewer if the lattice has fewer).
+        How many sequences per lattice (fewer if a lattice has fewer).
       max_pops:
-        Bound on search items taken from the heap.
-      levels:
-        Optional (S,) int64 topological levels of ``lattice``; computed if None.
+        Bound on search items taken from the heap, per lattice.
 
     Returns:
-      Up to ``n`` hypotheses in order of decreasing score.
-
-    Raises:
-      LatticeError: the search needed more than ``max_pops`` items (prune the
-        lattice and retry), or as ``topological_levels``.
+      ``(ranked, failures)``: per lattice, up to ``n`` ``RankedPath`` in order of
+      decreasing score (empty for a failed lattice), and lattice index ->
+      ``LatticeError`` for the lattices whose search needed more than
+      ``max_pops`` items (prune them and retry).
     """
-    if levels is None:
-        levels = topological_levels(lattice)
+    batch = schedule.batch
     scores = arc_scores.to(torch.float64)
-    heuristic = backward_scores(lattice, scores, levels=levels).tolist()
-    out_arcs, dst, score_list, arc_words = _arc_tables(lattice, scores)
-    final = lattice.num_states - 1
+    heuristic = backward_scores(batch, scores, schedule=schedule).cpu()
+    cpu = batch.to(torch.device("cpu"))
+    scores = scores.cpu()
+    ranked: List[List[RankedPath]] = []
+    failures: Dict[int, LatticeError] = {}
+    for utt in range(batch.num_utts):
+        try:
+            ranked.append(_search(cpu, utt, scores, heuristic, n, max_pops))
+        except LatticeError as error:
+            failures[utt] = error
+            ranked.append([])
+    return ranked, failures
+
+
+def _search(batch: LatticeBatch, utt: int, scores: Tensor, heuristic: Tensor, n: int,
+            max_pops: int) -> List[RankedPath]:
+    """A* over lattice ``utt`` of a CPU batch."""
+    first_state, end_state = int(batch.state_splits[utt]), int(batch.state_splits[utt + 1])
+    first_arc, end_arc = int(batch.arc_splits[utt]), int(batch.arc_splits[utt + 1])
+    h = heuristic[first_state:end_state].tolist()  # local states
+    out_arcs, dst, score_list, arc_words = _arc_tables(batch, first_arc, end_arc, first_state,
+                                                        end_state - first_state, scores)
+    final = end_state - first_state - 1
     prefixes = _Prefixes()
-    back: List[Tuple[int, int]] = [(-1, -1)]  # search node -> (parent node, arc)
+    back: List[Tuple[int, int]] = [(-1, -1)]  # search node -> (parent node, local arc)
     tie = itertools.count()
-    heap = [(-heuristic[0], next(tie), 0, 0, 0.0, 0)]  # (-f, tie, state, prefix, g, node)
+    heap = [(-h[0], next(tie), 0, 0, 0.0, 0)]  # (-f, tie, state, prefix, g, node)
     done, results = set(), []
     while heap and len(results) < n:
         _, _, state, prefix, score, node = heapq.heappop(heap)
@@ -118,36 +137,42 @@ def nbest_distinct(
             raise LatticeError(
                 f"n-best search took more than {max_pops} search items after finding "
                 f"{len(results)} of {n} sequences; prune the lattice first",
-                utt_id=lattice.utt_id)
+                utt_id=batch.utt_ids[utt])
         if state == final:
-            results.append(Hypothesis(score, _arcs_of(back, node), prefixes.words(prefix)))
+            arcs = _arcs_of(back, node) + first_arc
+            results.append(RankedPath(score, arcs, prefixes.words(prefix)))
             continue
         for arc in out_arcs[state]:
             target = dst[arc]
-            if heuristic[target] == float("-inf"):
+            if h[target] == float("-inf"):
                 continue  # dead end
             new_prefix = prefixes.extend(prefix, arc_words[arc])
             if (target, new_prefix) in done:
                 continue
             new_score = score + score_list[arc]
             back.append((node, arc))
-            heapq.heappush(heap, (-(new_score + heuristic[target]), next(tie), target,
+            heapq.heappush(heap, (-(new_score + h[target]), next(tie), target,
                                   new_prefix, new_score, len(back) - 1))
     return results
 
 
-def _arc_tables(lattice: Lattice, scores: Tensor):
-    """Python lists for the search loop: out-arcs per state, dst, score, words per arc."""
-    order, splits = group_by(lattice.src, lattice.num_states)
-    order_list, splits_list = order.tolist(), splits.tolist()
-    out_arcs = [order_list[splits_list[s]:splits_list[s + 1]] for s in range(lattice.num_states)]
-    bounds, words = lattice.word_splits.tolist(), lattice.word_ids.tolist()
-    arc_words = [tuple(words[bounds[a]:bounds[a + 1]]) for a in range(lattice.num_arcs)]
-    return out_arcs, lattice.dst.tolist(), scores.tolist(), arc_words
+def _arc_tables(batch: LatticeBatch, first_arc: int, end_arc: int, first_state: int,
+                num_states: int, scores: Tensor):
+    """Python lists for one lattice's search: out-arcs per state, dst, score, words per arc."""
+    src = (batch.src[first_arc:end_arc] - first_state).tolist()
+    out_arcs: List[List[int]] = [[] for _ in range(num_states)]
+    for arc, state in enumerate(src):
+        out_arcs[state].append(arc)
+    word_splits = batch.word_splits[first_arc:end_arc + 1]
+    words = batch.word_ids[int(word_splits[0]):int(word_splits[-1])].tolist()
+    bounds = (word_splits - word_splits[0]).tolist()
+    arc_words = [tuple(words[bounds[a]:bounds[a + 1]]) for a in range(end_arc - first_arc)]
+    return (out_arcs, (batch.dst[first_arc:end_arc] - first_state).tolist(),
+            scores[first_arc:end_arc].tolist(), arc_words)
 
 
 def _arcs_of(back: List[Tuple[int, int]], node: int) -> Tensor:
-    """The arc ids from the start to search node ``node``."""
+    """The local arc ids from the start to search node ``node``."""
     arcs = []
     while node > 0:
         node, arc = back[node]

@@ -12,10 +12,11 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from rescorer.algorithms.topsort import level_schedule, topological_levels
-from rescorer.lattice.fsavec import Lattice
+from rescorer.algorithms.topsort import LevelSchedule
+from rescorer.lattice.batch import LatticeBatch
 
 _UNREACHED = 1 << 40  # cost of states no path reaches (stays far above real costs)
+_NO_WORD = -1  # pads reference rows; never a word id on an arc
 
 
 def _after_word(rows: Tensor, words: Tensor, reference: Tensor) -> Tensor:
@@ -24,27 +25,27 @@ def _after_word(rows: Tensor, words: Tensor, reference: Tensor) -> Tensor:
     Args:
       rows: 2-D int64 (E, R+1), costs before the word (deletion-closed).
       words: 1-D int64 (E,), the hypothesis word of each row.
-      reference: 1-D int64 (R,).
+      reference: 2-D int64 (E, R), the reference of each row's lattice (padded).
 
     Returns:
       2-D int64 (E, R+1), deletion-closed costs after the word.
     """
-    mismatch = (words.unsqueeze(1) != reference.unsqueeze(0)).to(torch.int64)  # (E, R)
+    mismatch = (words.unsqueeze(1) != reference).to(torch.int64)  # (E, R)
     new = torch.empty_like(rows)
     new[:, 0] = rows[:, 0] + 1  # insertion
     new[:, 1:] = torch.minimum(rows[:, 1:] + 1, rows[:, :-1] + mismatch)
-    offsets = torch.arange(rows.shape[1], dtype=torch.int64)  # deletions: r + cummin(new - r)
+    offsets = torch.arange(rows.shape[1], dtype=torch.int64, device=rows.device)  # deletions: r + cummin(new - r)
     return torch.cummin(new - offsets, dim=1).values + offsets
 
 
-def _along_arcs(rows: Tensor, arcs: Tensor, lattice: Lattice, reference: Tensor) -> Tensor:
-    """Feed each arc's words (0, 1 or several) into its cost row."""
-    starts = lattice.word_splits[arcs]
-    counts = lattice.word_splits[arcs + 1] - starts  # (E,)
+def _along_arcs(rows: Tensor, arcs: Tensor, batch: LatticeBatch, reference: Tensor) -> Tensor:
+    """Feed each arc's words (0, 1 or several) into its cost row (reference: (E, R))."""
+    starts = batch.word_splits[arcs]
+    counts = batch.word_splits[arcs + 1] - starts  # (E,)
     for position in range(int(counts.max()) if counts.numel() else 0):  # words per arc
         active = (counts > position).nonzero().squeeze(1)
-        words = lattice.word_ids[starts[active] + position]
-        rows[active] = _after_word(rows[active], words, reference)
+        words = batch.word_ids[starts[active] + position]
+        rows[active] = _after_word(rows[active], words, reference[active])
     return rows
 
 
@@ -58,68 +59,85 @@ def _edit_distance(hypothesis: Sequence[int], reference: Sequence[int]) -> int:
     return row[-1]
 
 
+def _padded(references: Sequence[Sequence[int]], device: torch.device) -> Tuple[Tensor, Tensor]:
+    """(U, R) reference ids padded with ``_NO_WORD``, and (U,) lengths."""
+    lengths = torch.tensor([len(words) for words in references], dtype=torch.int64)
+    width = int(lengths.max()) if lengths.numel() else 0
+    table = torch.full((len(references), width), _NO_WORD, dtype=torch.int64)
+    for utt, words in enumerate(references):
+        table[utt, :len(words)] = torch.as_tensor(list(words), dtype=torch.int64)
+    return table.to(device), lengths.to(device)
+
+
 def oracle_errors(
-    lattice: Lattice, reference_word_ids: Sequence[int], levels: Optional[Tensor] = None,
-) -> Tuple[int, Tensor]:
-    """The minimum word edit distance of any path to the reference, and that path.
+    schedule: LevelSchedule, references: Sequence[Sequence[int]], with_paths: bool = False,
+) -> Tuple[Tensor, Optional[List[Tensor]]]:
+    """The minimum word edit distance of any path to its reference, for every lattice.
+
+    One (S, R+1) cost matrix for the whole batch (R the longest reference;
+    columns past a lattice's own reference length never feed the ones before).
 
     Args:
-      lattice:
-        The lattice; arcs may carry 0, 1 or several words.
-      reference_word_ids:
-        The reference word ids (length R, may be 0).
-      levels:
-        Optional (S,) int64 topological levels of ``lattice``; computed if None.
+      schedule:
+        The batch's ``LevelSchedule``; arcs may carry 0, 1 or several words.
+      references:
+        One list of reference word ids per lattice (may be empty).
+      with_paths:
+        Also trace back one best path per lattice (costs a Python pass per lattice).
 
     Returns:
-      ``(errors, arc_ids)``: the oracle error count and a 1-D int64 tensor with
-      the arcs of one path achieving it, from start to final state.
-
-    Raises:
-      LatticeError: as ``topological_levels``.
+      ``(errors, paths)``: a 1-D int64 tensor of shape (U,), the oracle error
+      count of each lattice, and (``with_paths``) one 1-D int64 tensor of batch
+      arc ids per lattice, a path achieving it from start to final; else None.
     """
-    if levels is None:
-        levels = topological_levels(lattice)
-    reference = torch.as_tensor(list(reference_word_ids), dtype=torch.int64)
-    width = reference.numel() + 1
-    cost = torch.full((lattice.num_states, width), _UNREACHED, dtype=torch.int64)
-    cost[0] = torch.arange(width)
-    best_arc = torch.full((lattice.num_states, width), -1, dtype=torch.int64)
-    order, splits = level_schedule(levels, lattice.dst)
-    for level in range(1, len(splits) - 1):
-        arcs = order[splits[level]:splits[level + 1]]
+    batch = schedule.batch
+    device = batch.device
+    reference, lengths = _padded(references, device)
+    width = reference.shape[1] + 1
+    cost = torch.full((batch.num_states, width), _UNREACHED, dtype=torch.int64, device=device)
+    cost[batch.start_states] = torch.arange(width, device=device)
+    best_arc = torch.full_like(cost, -1) if with_paths else None
+    arc_utt = batch.arc_utt
+    into_arcs, into_dst = schedule.into
+    for arcs, targets in zip(into_arcs[1:], into_dst[1:]):
         if arcs.numel() == 0:
             continue
-        states, segments = torch.unique_consecutive(lattice.dst[arcs], return_inverse=True)
-        rows = _along_arcs(cost[lattice.src[arcs]], arcs, lattice, reference)  # (E, R+1)
+        states, segments = torch.unique_consecutive(targets, return_inverse=True)
+        rows = _along_arcs(cost[batch.src[arcs]], arcs, batch,
+                           reference[arc_utt[arcs]])  # (E, R+1)
         index = segments.unsqueeze(1).expand(-1, width)
-        minima = torch.full((states.numel(), width), _UNREACHED, dtype=torch.int64)
-        minima = minima.scatter_reduce(0, index, rows, "amin", include_self=True)
-        none = torch.iinfo(torch.int64).max
-        candidates = torch.where(rows == minima[segments], arcs.unsqueeze(1).expand(-1, width),
-                                 torch.full_like(rows, none))
-        chosen = torch.full((states.numel(), width), none, dtype=torch.int64)
+        minima = torch.full((states.numel(), width), _UNREACHED, dtype=torch.int64, device=device)
+        minima.scatter_reduce_(0, index, rows, "amin", include_self=True)
         cost[states] = minima
-        best_arc[states] = chosen.scatter_reduce(0, index, candidates, "amin", include_self=True)
-    final = lattice.num_states - 1
-    errors = int(cost[final, -1])
-    return errors, _traceback(lattice, cost, best_arc, reference.tolist())
+        if best_arc is not None:
+            none = torch.iinfo(torch.int64).max
+            candidates = torch.where(rows == minima[segments], arcs.unsqueeze(1).expand(-1, width),
+                                     torch.full_like(rows, none))
+            chosen = torch.full((states.numel(), width), none, dtype=torch.int64, device=device)
+            best_arc[states] = chosen.scatter_reduce_(0, index, candidates, "amin",
+                                                      include_self=True)
+    errors = cost[batch.final_states, lengths]
+    if best_arc is None:
+        return errors, None
+    return errors, [_traceback(batch.to(torch.device("cpu")), utt, cost.cpu(), best_arc.cpu(),
+                               list(references[utt])) for utt in range(batch.num_utts)]
 
 
-def _traceback(lattice: Lattice, cost: Tensor, best_arc: Tensor, reference: List[int]) -> Tensor:
-    """Arcs of a path achieving ``cost[final, R]``, one step per path arc."""
-    state, column = lattice.num_states - 1, len(reference)
-    cost_list, arc_list = cost.tolist(), best_arc.tolist()
-    src_list = lattice.src.tolist()
+def _traceback(batch: LatticeBatch, utt: int, cost: Tensor, best_arc: Tensor,
+               reference: List[int]) -> Tensor:
+    """Batch arcs of a path of lattice ``utt`` achieving ``cost[final, R]``."""
+    start, state = int(batch.state_splits[utt]), int(batch.state_splits[utt + 1]) - 1
+    column = len(reference)
     path = []
-    while state != 0:
-        arc = arc_list[state][column]
+    while state != start:
+        arc = int(best_arc[state, column])
         assert arc >= 0, "oracle traceback left the reachable part"
-        words = lattice.arc_words(arc)
-        source = src_list[arc]
-        target_cost = cost_list[state][column]
+        first, last = int(batch.word_splits[arc]), int(batch.word_splits[arc + 1])
+        words = batch.word_ids[first:last].tolist()
+        source = int(batch.src[arc])
+        target_cost = int(cost[state, column])
         column = next(c for c in range(column, -1, -1)
-                      if cost_list[source][c] + _edit_distance(words, reference[c:column])
+                      if int(cost[source, c]) + _edit_distance(words, reference[c:column])
                       == target_cost)
         path.append(arc)
         state = source

@@ -1,87 +1,88 @@
-"""Trimming lattices: ``connect`` (useless parts) and ``prune_by_beam`` (Kaldi beam).
+"""Trimming a batch of lattices: ``connect`` (useful part) and ``prune_by_beam`` (Kaldi beam).
 
-Both return a new lattice plus the input arc id of each kept arc, so per-arc
-data held elsewhere (extra score columns) can follow with ``index_select``.
+Both work on every lattice of the batch at once and return a new batch plus
+the input arc id of each kept arc, so per-arc data held elsewhere (extra score
+columns, LM tokens) can follow with ``index_select``, and the result's
+``LevelSchedule``.
 """
-from typing import Optional, Tuple
+from typing import Tuple, Union
 
 import torch
 from torch import Tensor
 
 from rescorer.algorithms.best_path import backward_scores, forward_scores
-from rescorer.algorithms.topsort import select_arcs, topological_levels
+from rescorer.algorithms.topsort import LevelSchedule, select_arcs
 from rescorer.errors import ConfigError
-from rescorer.lattice.fsavec import Lattice
 
 # Relative slack on the beam test: an arc of the best path must pass at beam 0
 # although alpha + w + beta and the best score are summed in different orders.
 _RELATIVE_SLACK = 1e-12
 
 
-def connect(lattice: Lattice, levels: Optional[Tensor] = None) -> Tuple[Lattice, Tensor]:
-    """Drop the states and arcs that lie on no path from the start to the final state.
+def _keep(schedule: LevelSchedule, kept: Tensor) -> Tuple[LevelSchedule, Tensor]:
+    """The schedule of the batch reduced to the arcs ``kept`` (increasing ids)."""
+    selected, _ = select_arcs(schedule.batch, kept)
+    return LevelSchedule.of(selected), kept
+
+
+def connect(schedule: LevelSchedule) -> Tuple[LevelSchedule, Tensor]:
+    """Drop the states and arcs that lie on no path from a start to its final state.
 
     Args:
-      lattice:
-        The input lattice (not modified).
-      levels:
-        Optional (S,) int64 topological levels of ``lattice``; computed if None.
+      schedule:
+        The input batch's ``LevelSchedule`` (``LevelSchedule.of(batch)``: no bad lattices).
 
     Returns:
-      ``(connected, kept_arc_ids)``: the trimmed lattice (states renumbered in
-      their old order) and a 1-D int64 tensor of shape (A',), the input arc id
-      of each of its arcs, increasing.
-
-    Raises:
-      LatticeError: empty, cyclic, or no path from start to final.
+      ``(connected, kept_arc_ids)``: the schedule of the trimmed batch (states
+      renumbered in their old order) and a 1-D int64 tensor of
+      shape (A',), the input arc id of each of its arcs, increasing.
     """
-    if levels is None:
-        levels = topological_levels(lattice)
-    zeros = torch.zeros(lattice.num_arcs, dtype=torch.float64)
-    alpha = forward_scores(lattice, zeros, levels=levels)  # -inf: unreachable
-    beta = backward_scores(lattice, zeros, levels=levels)  # -inf: dead end
-    useful = torch.isfinite(alpha[lattice.src]) & torch.isfinite(beta[lattice.dst])
-    kept = useful.nonzero().squeeze(1)
-    return select_arcs(lattice, kept), kept
+    batch = schedule.batch
+    zeros = torch.zeros(batch.num_arcs, dtype=torch.float64, device=batch.device)
+    alpha = forward_scores(batch, zeros, schedule=schedule)  # -inf: unreachable
+    beta = backward_scores(batch, zeros, schedule=schedule)  # -inf: dead end
+    useful = torch.isfinite(alpha[batch.src]) & torch.isfinite(beta[batch.dst])
+    return _keep(schedule, useful.nonzero().squeeze(1))
 
 
 def prune_by_beam(
-    lattice: Lattice, arc_scores: Tensor, beam: float, levels: Optional[Tensor] = None,
-) -> Tuple[Lattice, Tensor]:
-    """Keep the arcs whose best complete path is within ``beam`` of the best path.
+    schedule: LevelSchedule, arc_scores: Tensor, beam: Union[float, Tensor],
+) -> Tuple[LevelSchedule, Tensor]:
+    """Keep the arcs whose best complete path is within the beam of the best path.
 
-    Kaldi ``lattice-prune`` semantics: arc a survives iff
-    ``alpha[src[a]] + w[a] + beta[dst[a]] >= best - beam`` (tropical scores,
-    higher is better). The survivors always form a connected lattice, because
-    every arc on the best path through a survivor survives too.
+    Kaldi ``lattice-prune`` semantics: arc a of lattice u survives iff
+    ``alpha[src[a]] + w[a] + beta[dst[a]] >= best[u] - beam[u]`` (tropical
+    scores, higher is better). The survivors always form a connected lattice,
+    because every arc on the best path through a survivor survives too.
 
     Args:
-      lattice:
-        The input lattice (not modified).
+      schedule:
+        The input batch's ``LevelSchedule``.
       arc_scores:
         1-D float tensor of shape (A,), the score of each arc (higher is better).
       beam:
-        The beam, >= 0, in the units of ``arc_scores``.
-      levels:
-        Optional (S,) int64 topological levels of ``lattice``; computed if None.
+        The beam, >= 0, in the units of ``arc_scores``: a float for every
+        lattice, or a 1-D float tensor of shape (U,), one per lattice
+        (``inf`` keeps every useful arc).
 
     Returns:
-      ``(pruned, kept_arc_ids)``: the pruned lattice and a 1-D int64 tensor of
-      shape (A',), the input arc id of each of its arcs, increasing.
+      ``(pruned, kept_arc_ids)``: the pruned batch's schedule and a 1-D int64
+      tensor of shape (A',), the input arc id of each of its arcs, increasing.
 
     Raises:
-      ConfigError: negative or NaN beam.
-      LatticeError: empty, cyclic, or no path from start to final.
+      ConfigError: a negative or NaN beam.
     """
-    if not beam >= 0:
-        raise ConfigError(f"pruning beam must be >= 0 (got {beam})", utt_id=lattice.utt_id)
-    if levels is None:
-        levels = topological_levels(lattice)
+    batch = schedule.batch
+    beams = torch.as_tensor(beam, dtype=torch.float64, device=batch.device).expand(batch.num_utts)
+    if not bool((beams >= 0).all()):
+        bad = int((~(beams >= 0)).nonzero()[0])
+        raise ConfigError(f"pruning beam must be >= 0 (got {float(beams[bad])})",
+                          utt_id=batch.utt_ids[bad])
     scores = arc_scores.to(torch.float64)
-    alpha = forward_scores(lattice, scores, levels=levels)
-    beta = backward_scores(lattice, scores, levels=levels)
-    best = float(alpha[lattice.num_states - 1])
-    through = alpha[lattice.src] + scores + beta[lattice.dst]  # (A,) best path via arc
-    threshold = best - beam - _RELATIVE_SLACK * (1.0 + abs(best))
-    kept = (through >= threshold).nonzero().squeeze(1)
-    return select_arcs(lattice, kept), kept
+    alpha = forward_scores(batch, scores, schedule=schedule)
+    beta = backward_scores(batch, scores, schedule=schedule)
+    best = alpha[batch.final_states]  # (U,)
+    through = alpha[batch.src] + scores + beta[batch.dst]  # (A,) best path via arc
+    threshold = best - beams - _RELATIVE_SLACK * (1.0 + best.abs())  # (U,)
+    kept = (through >= threshold[batch.arc_utt]) & (through > float("-inf"))
+    return _keep(schedule, kept.nonzero().squeeze(1))

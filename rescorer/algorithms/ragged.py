@@ -2,7 +2,7 @@
 
 Everything here is a vectorised building block over flat tensors plus row splits
 (k2's ``RaggedTensor`` layout without k2): expanding ``[row][item]`` ranges,
-selecting rows of a ragged array, and per-segment max / log-sum-exp / min.
+selecting rows of a ragged array, per-segment max / log-sum-exp, distinct rows.
 """
 from typing import Tuple
 
@@ -24,29 +24,10 @@ def expand_ranges(starts: Tensor, counts: Tensor) -> Tensor:
     """
     total = int(counts.sum())
     if total == 0:
-        return torch.zeros(0, dtype=torch.int64)
+        return torch.zeros(0, dtype=torch.int64, device=starts.device)
     ends = torch.cumsum(counts, dim=0)
-    offsets = torch.repeat_interleave(starts - (ends - counts), counts)  # (total,)
-    return offsets + torch.arange(total, dtype=torch.int64)
-
-
-def group_by(keys: Tensor, num_groups: int) -> Tuple[Tensor, Tensor]:
-    """A CSR index: items sorted by key, with row splits per key value.
-
-    Args:
-      keys:
-        1-D int64 tensor of shape (N,), values in ``0 .. num_groups-1``.
-      num_groups:
-        The number of key values G.
-
-    Returns:
-      ``(order, splits)``: 1-D int64 (N,) item ids sorted stably by key, and
-      1-D int64 (G+1,) splits, so group g is ``order[splits[g]:splits[g+1]]``.
-    """
-    order = torch.sort(keys, stable=True).indices
-    splits = torch.zeros(num_groups + 1, dtype=torch.int64)
-    torch.cumsum(torch.bincount(keys, minlength=num_groups), dim=0, out=splits[1:])
-    return order, splits
+    offsets = torch.repeat_interleave(starts - (ends - counts), counts, output_size=total)  # (total,)
+    return offsets + torch.arange(total, dtype=torch.int64, device=starts.device)
 
 
 def select_rows(splits: Tensor, values: Tensor, rows: Tensor) -> Tuple[Tensor, Tensor]:
@@ -64,7 +45,7 @@ def select_rows(splits: Tensor, values: Tensor, rows: Tensor) -> Tuple[Tensor, T
       ``(new_splits, new_values)``: (N+1,) splits and the concatenated items.
     """
     counts = splits[1:][rows] - splits[:-1][rows]  # (N,)
-    new_splits = torch.zeros(rows.numel() + 1, dtype=torch.int64)
+    new_splits = torch.zeros(rows.numel() + 1, dtype=torch.int64, device=rows.device)
     torch.cumsum(counts, dim=0, out=new_splits[1:])
     return new_splits, values[expand_ranges(splits[:-1][rows], counts)]
 
@@ -83,7 +64,7 @@ def segment_max(values: Tensor, segments: Tensor, num_segments: int) -> Tensor:
     Returns:
       1-D float tensor of shape (G,).
     """
-    result = torch.full((num_segments,), float("-inf"), dtype=values.dtype)
+    result = torch.full((num_segments,), float("-inf"), dtype=values.dtype, device=values.device)
     return result.scatter_reduce(0, segments, values, "amax", include_self=True)
 
 
@@ -103,32 +84,9 @@ def segment_logsumexp(values: Tensor, segments: Tensor, num_segments: int) -> Te
     """
     maxima = segment_max(values, segments, num_segments)
     shift = torch.where(torch.isinf(maxima), torch.zeros_like(maxima), maxima)  # (G,)
-    sums = torch.zeros(num_segments, dtype=values.dtype)
+    sums = torch.zeros(num_segments, dtype=values.dtype, device=values.device)
     sums = sums.scatter_add(0, segments, torch.exp(values - shift[segments]))
     return shift + torch.log(sums)
-
-
-def segment_argmax(values: Tensor, segments: Tensor, maxima: Tensor, ids: Tensor) -> Tensor:
-    """For each segment, the smallest id among the items that reach its maximum.
-
-    Args:
-      values:
-        1-D float tensor of shape (N,).
-      segments:
-        1-D int64 tensor of shape (N,), the segment of each value.
-      maxima:
-        1-D float tensor of shape (G,), ``segment_max(values, segments, G)``.
-      ids:
-        1-D int64 tensor of shape (N,), the id reported for each item.
-
-    Returns:
-      1-D int64 tensor of shape (G,), -1 for empty segments.
-    """
-    none = torch.iinfo(torch.int64).max
-    candidates = torch.where(values == maxima[segments], ids, torch.full_like(ids, none))
-    best = torch.full((maxima.numel(),), none, dtype=torch.int64)
-    best = best.scatter_reduce(0, segments, candidates, "amin", include_self=True)
-    return torch.where(best == none, torch.full_like(best, -1), best)
 
 
 def unique_rows(rows: Tensor) -> Tuple[Tensor, Tensor]:
@@ -148,10 +106,10 @@ def unique_rows(rows: Tensor) -> Tuple[Tensor, Tensor]:
     """
     num_rows, num_columns = rows.shape
     if num_rows == 0:
-        return rows, torch.zeros(0, dtype=torch.int64)
+        return rows, torch.zeros(0, dtype=torch.int64, device=rows.device)
     low = rows.min(dim=0).values  # (C,)
     spans = (rows.max(dim=0).values - low + 1).tolist()
-    key = torch.zeros(num_rows, dtype=torch.int64)
+    key = torch.zeros(num_rows, dtype=torch.int64, device=rows.device)
     key_span = 1
     for column in range(num_columns):
         if key_span * spans[column] >= 1 << 62:
@@ -160,6 +118,7 @@ def unique_rows(rows: Tensor) -> Tuple[Tensor, Tensor]:
         key = key * spans[column] + (rows[:, column] - low[column])
         key_span *= spans[column]
     distinct_keys, inverse = torch.unique(key, return_inverse=True)
-    first = torch.full((distinct_keys.numel(),), num_rows, dtype=torch.int64)
-    first = first.scatter_reduce(0, inverse, torch.arange(num_rows), "amin", include_self=True)
+    first = torch.full((distinct_keys.numel(),), num_rows, dtype=torch.int64, device=rows.device)
+    first = first.scatter_reduce(0, inverse, torch.arange(num_rows, device=rows.device), "amin",
+                                 include_self=True)
     return rows[first], inverse

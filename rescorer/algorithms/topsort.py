@@ -1,125 +1,287 @@
-"""Topological levels, level schedules, and trimming a lattice to its useful part.
+"""Topological levels of a whole ``LatticeBatch``, level schedules, arc selection.
 
-Every other algorithm loops over topological *levels* (all states of a level
-processed at once), never over single states or arcs. A state's level is the
-length of the longest path reaching it, so each arc goes from a lower level to a
-strictly higher one.
+Every other algorithm loops over topological *levels* of the batch (all states
+of a level, in every lattice at once), never over lattices, states or arcs. A
+state's level is the length of the longest path reaching it, so each arc goes
+from a lower level to a strictly higher one, and the number of levels is that
+of the deepest lattice::
+
+    utt 0: 0 -> 1 -> 2          levels 0 1 2
+    utt 1: 3 -> 4 -> 5 -> 6     levels 0 1 2 3     one sweep: 4 steps, not 3 + 4
+
+Lattices with a problem (empty, arcs into the start, a cycle, no start->final
+path) are reported per utterance, so the caller drops just those (``select``).
 """
-import dataclasses
-from typing import List, Tuple
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from rescorer.algorithms.ragged import expand_ranges, group_by, select_rows
+from rescorer.algorithms.ragged import select_rows
 from rescorer.errors import LatticeError
-from rescorer.lattice.fsavec import Lattice
+from rescorer.lattice.batch import LatticeBatch
+from rescorer.lattice.fsavec import splits_from_counts
 
 
-def topological_levels(lattice: Lattice) -> Tensor:
-    """Longest-path level of every state (Kahn's algorithm, one frontier at a time).
+def _out_arcs(batch: LatticeBatch) -> Tuple[Optional[Tensor], Tensor]:
+    """CSR of out-arcs: (order or None when ``src`` is already sorted, (S+1,) splits)."""
+    src = batch.src
+    counts = torch.bincount(src, minlength=batch.num_states)
+    splits = torch.zeros(batch.num_states + 1, dtype=torch.int64, device=src.device)
+    torch.cumsum(counts, dim=0, out=splits[1:])
+    if src.numel() < 2 or bool((src[1:] >= src[:-1]).all()):
+        return None, splits  # k2 files and our own batches: arcs sorted by source
+    return torch.sort(src, stable=True).indices, splits
 
-    Args:
-      lattice:
-        The lattice; state 0 is the start and S-1 the final state.
+
+@dataclass(frozen=True)
+class _Reach:
+    """What Kahn's pass learned about reachability.
+
+    Attributes:
+      reached:
+        (S,) int64, 1 where a start state reaches the state; None when no state
+        but the starts lacks incoming arcs (every state of an acyclic lattice is
+        then reachable).
+      into_start:
+        (U,) bool, lattices whose start state has incoming arcs.
+    """
+
+    reached: Optional[Tensor]
+    into_start: Tensor
+
+
+def _kahn(batch: LatticeBatch) -> Tuple[Tensor, _Reach, List[Tensor], List[Tensor], List[Tensor]]:
+    """Kahn's algorithm over the whole batch, one frontier (= level) at a time.
 
     Returns:
-      1-D int64 tensor of shape (S,): the level of each state; 0 for the start
-      (and for any other state without incoming arcs), and
-      ``levels[src[a]] < levels[dst[a]]`` for every arc a.
-
-    Raises:
-      LatticeError: the lattice is empty, has arcs into the start state, has a
-        cycle, or has no path from the start to the final state.
+      (levels (S,), the ``_Reach`` facts, the states of each level, the out-arcs
+      of each level's states, their destinations).
     """
-    num_states, src, dst = lattice.num_states, lattice.src, lattice.dst
-    if num_states < 2 or src.numel() == 0:
-        raise LatticeError(f"empty lattice (expected arcs from state 0 to a final state, "
-                           f"got {num_states} states and {src.numel()} arcs)",
-                           utt_id=lattice.utt_id)
-    if bool((dst == 0).any()):
-        raise LatticeError(f"arc {int((dst == 0).nonzero()[0])} enters the start state 0 "
-                           "(expected none)", utt_id=lattice.utt_id)
-    order, splits = group_by(src, num_states)  # out-arcs of each state
+    device, num_states = batch.device, batch.num_states
+    src, dst = batch.src, batch.dst
     remaining = torch.bincount(dst, minlength=num_states)  # (S,) unprocessed in-arcs
-    levels = torch.full((num_states,), -1, dtype=torch.int64)
-    reached = torch.zeros(num_states, dtype=torch.int64)
-    reached[0] = 1
+    state_counts = batch.state_splits[1:] - batch.state_splits[:-1]  # (U,)
+    starts = batch.start_states.clamp(max=max(num_states - 1, 0))
+    into_start = (remaining[starts] > 0) & (state_counts > 0) if num_states else state_counts > 0
+    levels = torch.full((num_states,), -1, dtype=torch.int64, device=device)
     frontier = (remaining == 0).nonzero().squeeze(1)
-    level = 0
+    reached = None
+    roots_per_utt = torch.bincount(_utt_of(batch, frontier), minlength=batch.num_utts)
+    if bool((roots_per_utt > 1).any()):  # a state other than a start has no incoming arc
+        reached = torch.zeros(num_states, dtype=torch.int64, device=device)
+        reached[batch.start_states[state_counts > 0]] = 1
+    order, splits = _out_arcs(batch)
+    ranges = torch.stack([splits[:-1], splits[1:] - splits[:-1]], dim=1)  # (S, 2) out-arcs
+    steps = torch.arange(max(batch.num_arcs, 1), device=device)  # sliced, never reallocated
+    minus_ones = torch.full((max(batch.num_arcs, 1),), -1, dtype=torch.int64, device=device)
+    position = torch.full((num_states,), -1, dtype=torch.int64, device=device)  # dedupe scratch
+    level_states, level_arcs, level_dst = [], [], []
     while frontier.numel() > 0:
-        levels[frontier] = level
-        arcs = order[expand_ranges(splits[frontier], splits[frontier + 1] - splits[frontier])]
-        targets = dst[arcs]
-        remaining = remaining.index_add(0, targets, -torch.ones_like(targets))
-        reached = reached.scatter_reduce(0, targets, reached[src[arcs]], "amax",
-                                         include_self=True)
-        candidates = torch.unique(targets)
-        frontier = candidates[remaining[candidates] == 0]
-        level += 1
-    if bool((levels < 0).any()):
-        state = int((levels < 0).nonzero()[0])
-        raise LatticeError(f"the lattice has a cycle (state {state} is on or after one)",
-                           utt_id=lattice.utt_id)
-    if int(reached[num_states - 1]) == 0:
-        raise LatticeError(f"no path from the start state 0 to the final state "
-                           f"{num_states - 1}", utt_id=lattice.utt_id)
-    return levels
+        levels.index_fill_(0, frontier, len(level_states))
+        picked = ranges.index_select(0, frontier)  # (F, 2) first out-arc, count
+        counts = picked[:, 1]
+        ends = torch.cumsum(counts, dim=0)
+        total = int(ends[-1])
+        arcs = torch.repeat_interleave(picked[:, 0] - ends + counts, counts,
+                                       output_size=total) + steps[:total]  # (level arcs,)
+        if order is not None:
+            arcs = order.index_select(0, arcs)
+        level_states.append(frontier)
+        level_arcs.append(arcs)
+        targets = dst.index_select(0, arcs)
+        level_dst.append(targets)
+        remaining.index_add_(0, targets, minus_ones[:total])
+        if reached is not None:
+            sources = reached.index_select(0, src.index_select(0, arcs))
+            reached.scatter_reduce_(0, targets, sources, "amax", include_self=True)
+        ready = targets.masked_select(remaining.index_select(0, targets) == 0)  # with repeats
+        ranks = steps[: ready.numel()]
+        position.index_copy_(0, ready, ranks)  # one surviving rank per state
+        frontier = ready.masked_select(position.index_select(0, ready) == ranks)
+    return levels, _Reach(reached, into_start), level_states, level_arcs, level_dst
 
 
-def level_schedule(levels: Tensor, states: Tensor) -> Tuple[Tensor, List[int]]:
-    """Group arcs by the level of one of their end states, ordered by state inside.
+def topological_levels(batch: LatticeBatch) -> Tuple[Tensor, Dict[int, LatticeError]]:
+    """Longest-path level of every state (Kahn's algorithm over the whole batch).
 
     Args:
-      levels:
-        1-D int64 tensor of shape (S,), state levels (any topological levels).
-      states:
-        1-D int64 tensor of shape (A,), the end state that keys each arc
-        (``dst`` for forward passes, ``src`` for backward ones).
+      batch:
+        The lattices.
 
     Returns:
-      ``(order, splits)``: 1-D int64 (A,) arc ids sorted by (level, state), and a
-      Python list of L+1 offsets; the arcs of level l are
-      ``order[splits[l]:splits[l+1]]``, with equal states contiguous.
+      ``(levels, problems)``: a 1-D int64 tensor of shape (S,), the level of each
+      state (0 for the start states and any other state without incoming arcs,
+      ``levels[src[a]] < levels[dst[a]]`` for every arc of a lattice without a
+      problem; -1 on states on or after a cycle), and a dict mapping the index of
+      each lattice with a problem to its ``LatticeError`` (empty lattice, arc into
+      the start state, cycle, no path from start to final).
     """
-    num_levels = int(levels.max()) + 1
-    num_states = levels.numel()
-    keys = levels[states] * num_states + states  # (A,) sorts by level, then state
-    order = torch.sort(keys, stable=True).indices
-    counts = torch.bincount(levels[states], minlength=num_levels)
-    splits = [0] + torch.cumsum(counts, dim=0).tolist()
-    return order, splits
+    levels, reach, _, _, _ = _kahn(batch)
+    return levels, _problems(batch, levels, reach)
 
 
-def select_arcs(lattice: Lattice, arc_ids: Tensor) -> Lattice:
-    """A new lattice holding only ``arc_ids`` and the states they touch.
+def _utt_of(batch: LatticeBatch, states: Tensor) -> Tensor:
+    """1-D int64 tensor, the lattice of each of ``states`` (1-D int64 global ids)."""
+    return torch.bucketize(states, batch.state_splits[1:], right=True)
 
-    States keep their relative order, so state 0 and the final state stay first
-    and last as long as some kept arc touches them.
+
+def _problems(batch: LatticeBatch, levels: Tensor, reach: _Reach) -> Dict[int, LatticeError]:
+    """The first problem of each bad lattice (empty, into start, cycle, no path)."""
+    state_counts = batch.state_splits[1:] - batch.state_splits[:-1]  # (U,)
+    arc_counts = batch.arc_splits[1:] - batch.arc_splits[:-1]  # (U,)
+    empty = (state_counts < 2) | (arc_counts == 0)  # (U,)
+    has_into_start = reach.into_start
+    reached = reach.reached
+    cyclic = (levels < 0).nonzero().squeeze(1)
+    has_cycle = torch.zeros_like(empty).index_fill_(0, _utt_of(batch, cyclic), True)
+    if reached is None or batch.num_states == 0:
+        no_path = torch.zeros_like(empty)
+    else:
+        no_path = reached[(batch.state_splits[1:] - 1).clamp(min=0)] == 0
+    bad = (empty | has_into_start | has_cycle | no_path).nonzero().squeeze(1).tolist()
+    problems: Dict[int, LatticeError] = {}
+    for utt in bad:
+        first_state, count = int(batch.state_splits[utt]), int(state_counts[utt])
+        first_arc, last_arc = int(batch.arc_splits[utt]), int(batch.arc_splits[utt + 1])
+        if bool(empty[utt]):
+            message = (f"empty lattice (expected arcs from state 0 to a final state, "
+                       f"got {count} states and {int(arc_counts[utt])} arcs)")
+        elif bool(has_into_start[utt]):
+            arc = int((batch.dst[first_arc:last_arc] == first_state).nonzero()[0])
+            message = f"arc {arc} enters the start state 0 (expected none)"
+        elif bool(has_cycle[utt]):
+            state = int((levels[first_state:first_state + count] < 0).nonzero()[0])
+            message = f"the lattice has a cycle (state {state} is on or after one)"
+        else:
+            message = f"no path from the start state 0 to the final state {count - 1}"
+        problems[utt] = LatticeError(message, utt_id=batch.utt_ids[utt])
+    return problems
+
+
+@dataclass(frozen=True)
+class LevelSchedule:
+    """A problem-free batch with its levels and the states and out-arcs of each level.
+
+    Built once per batch (one run of Kahn's algorithm) and shared by every
+    sweep over it. Forward sweeps push along the out-arcs of level 0, 1, ...;
+    backward sweeps pull along them from the last level down.
+
+    Attributes:
+      batch:
+        The lattices.
+      levels:
+        1-D int64 tensor of shape (S,), ``levels[src[a]] < levels[dst[a]]``.
+      states:
+        L 1-D int64 tensors, the states of each level (no repeats).
+      arcs:
+        L 1-D int64 tensors, the arcs leaving each level's states, grouped by
+        source state (in ``states`` order), in arc order within a state.
+      dst:
+        L 1-D int64 tensors, the destination states of ``arcs``.
+    """
+
+    batch: LatticeBatch
+    levels: Tensor
+    states: Tuple[Tensor, ...]
+    arcs: Tuple[Tensor, ...]
+    dst: Tuple[Tensor, ...]
+
+    @classmethod
+    def of(cls, batch: LatticeBatch) -> "LevelSchedule":
+        """The schedule of ``batch``.
+
+        Raises:
+          LatticeError: the first bad lattice's problem (names its utterance).
+        """
+        schedule, problems = cls.checked(batch)
+        if problems:
+            raise problems[min(problems)]
+        return schedule
+
+    @classmethod
+    def checked(cls, batch: LatticeBatch) -> Tuple["LevelSchedule", Dict[int, LatticeError]]:
+        """The schedule and the problems (lattice index -> error) of ``batch``.
+
+        The schedule is only valid for sweeps when ``problems`` is empty; else
+        drop those lattices (``batch.select``) and build the schedule again.
+        """
+        levels, reach, states, arcs, dst = _kahn(batch)
+        schedule = cls(batch, levels, tuple(states), tuple(arcs), tuple(dst))
+        return schedule, _problems(batch, levels, reach)
+
+    @property
+    def num_levels(self) -> int:
+        """L, the number of levels (the deepest lattice's longest path + 1)."""
+        return len(self.states)
+
+    @cached_property
+    def src(self) -> Tuple[Tensor, ...]:
+        """The source states of ``arcs``, per level."""
+        return tuple(self.batch.src.index_select(0, arcs) for arcs in self.arcs)
+
+    @cached_property
+    def into(self) -> Tuple[Tuple[Tensor, ...], Tuple[Tensor, ...]]:
+        """Arcs grouped by the level of their destination, by destination within a level.
+
+        Returns ``(arcs, dst)``, L tensors each (level 0 has no arcs). One sort
+        of all arcs: for algorithms that must see all arcs into a state at once
+        (history expansion, oracle), not for the sweeps.
+        """
+        batch = self.batch
+        arc_level = self.levels[batch.dst]  # (A,)
+        order = torch.sort(arc_level * batch.num_states + batch.dst, stable=True).indices
+        sizes = torch.bincount(arc_level, minlength=self.num_levels).tolist()
+        return torch.split(order, sizes), torch.split(batch.dst[order], sizes)
+
+    @cached_property
+    def sources(self) -> Tuple[Tuple[Tensor, Tensor], ...]:
+        """Per level: (distinct source states of ``arcs``, local index of each arc's)."""
+        return tuple(torch.unique_consecutive(src, return_inverse=True) for src in self.src)
+
+
+def select_arcs(batch: LatticeBatch, arc_ids: Tensor) -> Tuple[LatticeBatch, Tensor]:
+    """A new batch holding only ``arc_ids`` and the states they touch.
+
+    States keep their relative order, so every lattice's start and final state
+    stay first and last as long as some kept arc touches them. A lattice keeps
+    its place in the batch even when it loses every arc (then it has no states).
 
     Args:
-      lattice:
-        The input lattice (not modified).
+      batch:
+        The input batch (not modified).
       arc_ids:
         1-D int64 tensor of shape (A',), ids of the arcs to keep, increasing.
 
     Returns:
-      The new lattice; its arc i is ``lattice``'s arc ``arc_ids[i]``.
+      ``(selected, kept_states)``: the new batch (its arc i is ``batch``'s arc
+      ``arc_ids[i]``) and a 1-D int64 tensor of shape (S',), the old id of each
+      of its states.
     """
-    used = torch.zeros(lattice.num_states, dtype=torch.bool)
-    used[lattice.src[arc_ids]] = True
-    used[lattice.dst[arc_ids]] = True
+    device = batch.device
+    used = torch.zeros(batch.num_states, dtype=torch.bool, device=device)
+    used[batch.src[arc_ids]] = True
+    used[batch.dst[arc_ids]] = True
+    kept_states = used.nonzero().squeeze(1)  # (S',)
     new_id = torch.cumsum(used.to(torch.int64), dim=0) - 1  # (S,) old -> new state
-    word_splits, word_ids = select_rows(lattice.word_splits, lattice.word_ids, arc_ids)
-    return dataclasses.replace(
-        lattice,
-        num_states=int(used.sum()),
-        src=new_id[lattice.src[arc_ids]],
-        dst=new_id[lattice.dst[arc_ids]],
-        labels=lattice.labels[arc_ids],
+    num_utts = batch.num_utts
+    state_counts = torch.bincount(batch.state_utt[kept_states], minlength=num_utts)
+    arc_counts = torch.bincount(batch.arc_utt[arc_ids], minlength=num_utts)
+    word_splits, word_ids = select_rows(batch.word_splits, batch.word_ids, arc_ids)
+    selected = LatticeBatch(
+        utt_ids=list(batch.utt_ids),
+        state_splits=splits_from_counts(state_counts.cpu()).to(device),
+        arc_splits=splits_from_counts(arc_counts.cpu()).to(device),
+        src=new_id[batch.src[arc_ids]],
+        dst=new_id[batch.dst[arc_ids]],
+        labels=batch.labels[arc_ids],
         word_splits=word_splits,
         word_ids=word_ids,
-        am_scores=lattice.am_scores[arc_ids],
-        ngram_scores=lattice.ngram_scores[arc_ids],
+        am_scores=batch.am_scores[arc_ids],
+        ngram_scores=batch.ngram_scores[arc_ids],
+        arc_extras={name: value[arc_ids] for name, value in batch.arc_extras.items()},
     )
+    return selected, kept_states
 

@@ -9,7 +9,7 @@ last n-1 tokens of each history are used, so the scores stay exact.
 import torch
 from torch import Tensor
 
-from rescorer.algorithms.history import ExpandedLattice
+from rescorer.algorithms.single import ExpandedLattice
 from rescorer.errors import ConfigError
 from rescorer.ngram.model import NgramLM
 

@@ -1,24 +1,24 @@
-"""One lattice up to its LM queries: tokens, beam pruning, history expansion.
+"""A batch of lattices up to its LM queries: beam pruning and history expansion.
 
-When the expansion needs more than ``max_arcs`` arcs, the beam tightens
-(halves) and the expansion is retried, at most ``beam_tries`` times, as
-icefall's ``rescore_with_whole_lattice`` prunes and retries; without a
-``--beam`` the first retry uses ``RETRY_BEAM``. If it still does not fit, the
-utterance fails with ``ExpansionLimitError``.
+Every lattice of the batch is pruned and expanded together. Lattices whose
+expansion needs more than ``max_arcs`` arcs get a tighter (halved) beam and are
+retried together, at most ``beam_tries`` times, as icefall's
+``rescore_with_whole_lattice`` prunes and retries; without a ``--beam`` the
+first retry uses ``RETRY_BEAM``. A lattice that still does not fit fails with
+``ExpansionLimitError``; the others go on.
 """
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Optional
+from typing import Dict, List, Optional
 
 import torch
 from torch import Tensor
 
-from rescorer.algorithms.history import ExpandedLattice, expand_histories
+from rescorer.algorithms.history import ExpandedBatch, expand_histories
 from rescorer.algorithms.prune import prune_by_beam
-from rescorer.algorithms.ragged import select_rows
+from rescorer.algorithms.ragged import expand_ranges, select_rows
+from rescorer.algorithms.topsort import LevelSchedule
 from rescorer.errors import ExpansionLimitError
-from rescorer.lattice.fsavec import Lattice
-from rescorer.rescoring.combine import Scales
+from rescorer.lattice.batch import LatticeBatch
 from rescorer.rescoring.tokens import ArcTokens
 
 RETRY_BEAM = 16.0  # first beam tried when an unpruned expansion is too big
@@ -50,95 +50,105 @@ class ExpansionPlan:
 
 
 @dataclass(frozen=True)
-class PreparedLattice:
-    """A lattice pruned and expanded, ready for LM scoring.
+class PreparedPart:
+    """Lattices pruned with one set of beams and expanded together.
 
     Attributes:
+      utts:
+        1-D int64 tensor of shape (U',), the input lattice of each expanded one.
       pruned:
-        The pruned lattice (the original one when no beam applies).
+        The ``LevelSchedule`` of the pruned lattices (U'' >= U' of them).
       kept_arcs:
-        1-D int64 tensor of shape (A',), the original arc id of each pruned arc.
+        1-D int64 tensor of shape (A'',), the input batch arc of each pruned arc.
       tokens:
-        LM tokens of the pruned lattice's arcs.
+        LM tokens of the pruned arcs.
       expanded:
-        The history expansion of ``pruned``.
-      beam:
-        The beam finally used (None: no pruning).
+        The history expansion of the pruned lattices that fit ``max_arcs``.
+      beams:
+        1-D float64 tensor of shape (U',), the beam each lattice was pruned
+        with (inf: not pruned).
       tightened:
-        How many times the beam was tightened to fit ``max_arcs``.
+        How many times the beam was tightened to get here.
     """
 
-    pruned: Lattice
+    utts: Tensor
+    pruned: LevelSchedule
     kept_arcs: Tensor
     tokens: ArcTokens
-    expanded: ExpandedLattice
-    beam: Optional[float]
+    expanded: ExpandedBatch
+    beams: Tensor
     tightened: int
 
 
-def first_pass_scores(lattice: Lattice, scales: Scales) -> Tensor:
-    """1-D float32 tensor of shape (A,): am/ngram scaled, plus the word penalty."""
-    return (
-        scales.am * lattice.am_scores
-        + scales.ngram * lattice.ngram_scores
-        + scales.word_penalty * lattice.words_per_arc.to(torch.float32)
-    )
-
-
-def _select_tokens(tokens: ArcTokens, arcs: Tensor) -> ArcTokens:
+def select_tokens(tokens: ArcTokens, arcs: Tensor) -> ArcTokens:
     """The ``ArcTokens`` of the arcs ``arcs`` (1-D int64), in that order."""
     splits, values = select_rows(tokens.splits, tokens.tokens, arcs)
     return ArcTokens(splits=splits, tokens=values, oov_counts=tokens.oov_counts[arcs])
 
 
-def prepare_lattice(
-    lattice: Lattice,
-    tokens: ArcTokens,
-    scales: Scales,
-    plan: ExpansionPlan,
-    levels: Tensor,
-    path: Optional[Path] = None,
-) -> PreparedLattice:
-    """Prune ``lattice`` (if a beam applies) and expand it to ``plan.window``.
+def prepare_batch(
+    schedule: LevelSchedule, tokens: ArcTokens, first_pass: Tensor, plan: ExpansionPlan,
+) -> "tuple[List[PreparedPart], Dict[int, ExpansionLimitError]]":
+    """Prune every lattice of the batch (if a beam applies) and expand it to ``plan.window``.
 
     Args:
-      lattice:
-        The original lattice.
+      schedule:
+        The batch's ``LevelSchedule`` (no bad lattices).
       tokens:
-        LM tokens of its arcs.
-      scales:
-        Scales of the first-pass scores the beam applies to.
+        LM tokens of the batch's arcs.
+      first_pass:
+        1-D float64 tensor of shape (A,), the first-pass arc scores the beam applies to.
       plan:
         Window, beam and limits.
-      levels:
-        1-D int64 tensor of shape (S,), ``topological_levels(lattice)``.
-      path:
-        The lattice's file, for error messages.
 
-    Raises:
-      ExpansionLimitError: still above ``max_arcs`` after ``beam_tries`` halvings.
+    Returns:
+      ``(parts, failures)``: one ``PreparedPart`` per round of beams that fitted
+      some lattices (the first holds most), and input lattice index -> ``ExpansionLimitError``
+      for those still above ``max_arcs`` after ``beam_tries`` halvings.
     """
-    scores = first_pass_scores(lattice, scales)
-    beam, tightened = plan.beam, 0
-    while True:
-        if beam is None:
-            pruned, kept, pruned_levels = lattice, torch.arange(lattice.num_arcs), levels
+    batch = schedule.batch
+    device = batch.device
+    pending = torch.arange(batch.num_utts, device=device)
+    beam = float("inf") if plan.beam is None else plan.beam
+    beams = torch.full((batch.num_utts,), beam, dtype=torch.float64, device=device)
+    parts: List[PreparedPart] = []
+    failures: Dict[int, ExpansionLimitError] = {}
+    for tightened in range(plan.beam_tries + 1):
+        sub = schedule if tightened == 0 else LevelSchedule.of(batch.select(pending.tolist()))
+        sub_arcs = _arcs_of(batch, pending) if tightened else torch.arange(batch.num_arcs, device=device)
+        if bool(torch.isinf(beams[pending]).all()):
+            pruned, kept = sub, sub_arcs  # nothing to prune: expand as read
         else:
-            pruned, kept = prune_by_beam(lattice, scores, beam, levels=levels)
-            pruned_levels = None
-        pruned_tokens = tokens if beam is None else _select_tokens(tokens, kept)
-        try:
-            expanded = expand_histories(
-                pruned, pruned_tokens.splits, pruned_tokens.tokens, plan.window,
-                plan.bos_id, plan.eos_id, plan.max_arcs, levels=pruned_levels,
-            )
-            return PreparedLattice(pruned, kept, pruned_tokens, expanded, beam, tightened)
-        except ExpansionLimitError as error:
-            if tightened >= plan.beam_tries:
-                raise ExpansionLimitError(
+            pruned, local = prune_by_beam(sub, first_pass[sub_arcs], beams[pending])
+            kept = sub_arcs[local]
+        pruned_tokens = select_tokens(tokens, kept)
+        expanded = expand_histories(pruned, pruned_tokens.splits, pruned_tokens.tokens,
+                                    plan.window, plan.bos_id, plan.eos_id, plan.max_arcs)
+        utts = pending[expanded.source_utts]
+        if utts.numel() > 0:
+            parts.append(PreparedPart(utts, pruned, kept, pruned_tokens, expanded, beams[utts],
+                                      tightened))
+        over = torch.tensor(sorted(expanded.over_limit), dtype=torch.int64, device=device)
+        if over.numel() == 0:
+            break
+        for local_utt, error in expanded.over_limit.items():
+            if tightened == plan.beam_tries:
+                utt = int(pending[local_utt])
+                failures[utt] = ExpansionLimitError(
                     f"{error.message}; still too big after {tightened} beam tightenings "
-                    f"(last beam {beam}); raise --max-arcs or lower --beam",
-                    path=path, utt_id=lattice.utt_id,
-                ) from error
-        beam = RETRY_BEAM if beam is None else beam / 2.0
-        tightened += 1
+                    f"(last beam {_beam_text(float(beams[utt]))}); raise --max-arcs or lower --beam",
+                    utt_id=batch.utt_ids[utt])
+        pending = pending[over]
+        beams[pending] = torch.where(torch.isinf(beams[pending]),
+                                     torch.full_like(beams[pending], RETRY_BEAM), beams[pending] / 2)
+    return parts, failures
+
+
+def _beam_text(beam: float) -> str:
+    return "None" if beam == float("inf") else f"{beam:g}"
+
+
+def _arcs_of(batch: LatticeBatch, utts: Tensor) -> Tensor:
+    """1-D int64 batch arc ids of the lattices ``utts``, lattice by lattice."""
+    starts = batch.arc_splits[:-1][utts]
+    return expand_ranges(starts, batch.arc_splits[1:][utts] - starts)

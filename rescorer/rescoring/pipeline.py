@@ -32,7 +32,8 @@ from rescorer.rescoring.report import Failure, RescoreReport
 from rescorer.rescoring.scoring import score_requests
 from rescorer.rescoring.sentences import history_mismatch
 from rescorer.rescoring.tokens import ArcTokenizer
-from rescorer.rescoring.utterance import UtteranceJob, finish_job, start_job
+from rescorer.lattice.batch import LatticeBatch
+from rescorer.rescoring.job import rescore_lattices
 from rescorer.model.checkpoint import load_model
 
 
@@ -208,34 +209,31 @@ def _run_batch(
     collector: ResultCollector,
     progress: Optional[ProgressHook],
 ) -> None:
-    """Prepare, score together, and search every lattice of one batch."""
-    jobs: List[UtteranceJob] = []
+    """Rescore the lattices of one batch together (``rescore_lattices``)."""
+    items = []
     for path, lattice, symbols in batch:
-        began = time.perf_counter()
-        try:
-            if lattice.utt_id in report.results or any(job.utt_id == lattice.utt_id for job in jobs):
-                raise InputFormatError("utterance id appears twice (expected unique ids across "
-                                       "all inputs; skipped the second)")
-            jobs.append(start_job(path, lattice, symbols, context, config))
-        except RescorerError as error:
-            _fail(report, config, progress, path, lattice.utt_id, error)
-        report.timings.expand += time.perf_counter() - began
-    if not jobs:
-        return
-    began = time.perf_counter()
-    scores, stats = score_requests(context.model, [job.request for job in jobs], config.chunk_rows)
-    report.unique_histories += stats.unique_histories
-    report.timings.score += time.perf_counter() - began
-    for job, query_scores in zip(jobs, scores):
-        began = time.perf_counter()
-        try:
-            report.results[job.utt_id] = finish_job(job, query_scores, config, collector)
-        except RescorerError as error:
-            _fail(report, config, progress, job.path, job.utt_id, error)
+        if lattice.utt_id in report.results or any(item[1].utt_id == lattice.utt_id for item in items):
+            _fail(report, config, progress, path, lattice.utt_id, InputFormatError(
+                "utterance id appears twice (expected unique ids across all inputs; "
+                "skipped the second)"))
         else:
-            if progress is not None:
-                progress.utterance_done(job.utt_id, True)
-        report.timings.search += time.perf_counter() - began
+            items.append((path, lattice, symbols))
+    if not items:
+        return
+    device = next(context.model.parameters()).device
+    lattices = LatticeBatch.from_lattices([lattice for _, lattice, _ in items]).to(device)
+    outcome = rescore_lattices(lattices, [path for path, _, _ in items],
+                               [symbols for _, _, symbols in items], context, config, collector)
+    for index, error in sorted(outcome.failures, key=lambda failure: failure[0]):
+        path, lattice, _ = items[index]
+        _fail(report, config, progress, path, lattice.utt_id, error)
+    for utt_id, stats in outcome.results.items():
+        report.results[utt_id] = stats
+        if progress is not None:
+            progress.utterance_done(utt_id, True)
+    report.unique_histories += outcome.unique_histories
+    for name, seconds in outcome.seconds.items():
+        setattr(report.timings, name, getattr(report.timings, name) + seconds)
 
 
 def _fail(

@@ -11,10 +11,12 @@ and each query picks its log-probability from its history's row::
            \\___ unique rows u0 u1 u2 ... ___/  -> next_token_log_probs -> gather
 """
 from dataclasses import dataclass
-from typing import List, Sequence
+from typing import Dict, List, Sequence
 
 import torch
 from torch import Tensor
+
+from rescorer.errors import CheckpointError, RescorerError
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,11 @@ def score_requests(
       A list with one 1-D float32 CPU tensor of shape (Q,) per request, the
       natural-log probability of each query, and the pass's ``ScoreStats``.
     """
+    cpu = torch.device("cpu")  # dedupe on the CPU; only the model runs on its device
+    requests = [ScoreRequest(*(value.to(cpu) for value in (request.histories, request.lengths,
+                                                           request.query_history,
+                                                           request.query_token)))
+                for request in requests]
     sizes = [int(request.histories.shape[0]) for request in requests]
     counts = [int(request.query_token.numel()) for request in requests]
     nonempty = [request for request, size in zip(requests, sizes) if size > 0]
@@ -143,3 +150,29 @@ def _gather_scores(
             local_rows = (query_rows[picked] - start).to(device)
             scores[picked] = log_probs[local_rows, query_tokens[picked].to(device)].float().cpu()
     return scores
+
+
+def nonfinite_failures(query_scores: Tensor, query_utt: Tensor, utt_ids: List[str],
+                        query_token: Tensor) -> Dict[int, RescorerError]:
+    """Utterance -> error, for the utterances with a non-finite LM log-probability.
+
+    Args:
+      query_scores:
+        1-D float32 tensor of shape (Q,), ``score_requests`` output.
+      query_utt:
+        1-D int64 tensor of shape (Q,), the utterance (index into ``utt_ids``) of each query.
+      utt_ids:
+        The utterance ids.
+      query_token:
+        1-D int64 tensor of shape (Q,), the token of each query (named in the message).
+    """
+    bad = (~torch.isfinite(query_scores)).nonzero().squeeze(1)
+    failures: Dict[int, RescorerError] = {}
+    for query in bad.tolist():
+        utt = int(query_utt[query])
+        if utt not in failures:
+            failures[utt] = CheckpointError(
+                f"the neural LM gave a non-finite log-probability ({float(query_scores[query])}) "
+                f"to token {int(query_token[query])} (expected finite scores; the model's "
+                "weights are broken)", utt_id=utt_ids[utt])
+    return failures

@@ -4,22 +4,26 @@ Two kinds of rescored material share one interface (``onebest_words`` and
 ``hypotheses``), so ``--grid`` sweeps and the outputs do not care about the
 mode:
 
-* ``ScoredLattice``: an expanded lattice with per-arc components (lattice
-  mode); search is Viterbi / exact distinct n-best on it.
+* ``ScoredLattice``: one lattice of a ``ScoredBatch`` (expanded lattices with
+  per-arc components, lattice mode). The first request at given scales runs
+  the search for the whole batch (batched Viterbi; A* per lattice on batched
+  heuristics) and keeps the answers of every lattice.
 * ``ScoredList``: a fixed list of hypotheses with summed components
   (n-best mode); search is re-ranking.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Protocol
+from typing import Dict, List, Optional, Protocol, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-from rescorer.algorithms.best_path import best_path
-from rescorer.algorithms.nbest import nbest_distinct
+from rescorer.algorithms.best_path import shortest_paths
+from rescorer.algorithms.nbest import RankedPath, nbest_distinct
 from rescorer.algorithms.ragged import select_rows
-from rescorer.lattice.fsavec import Lattice
+from rescorer.algorithms.topsort import LevelSchedule
+from rescorer.errors import LatticeError
+from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.outputs.text import Hypothesis
 from rescorer.rescoring.combine import ArcComponents, Scales, combine_sums
@@ -38,68 +42,109 @@ class Rescored(Protocol):
 
 
 def path_words(
-    lattice: Lattice, arc_ids: Tensor, symbols: SymbolTable, path: Optional[Path] = None
+    batch: LatticeBatch, arc_ids: Tensor, symbols: SymbolTable, utt_id: str,
+    path: Optional[Path] = None,
 ) -> List[str]:
     """The words along a path.
 
     Args:
-      lattice:
-        The lattice the arcs belong to.
+      batch:
+        The batch the arcs belong to.
       arc_ids:
-        1-D int64 tensor of shape (path arcs,), arc ids in path order.
+        1-D int64 tensor of shape (path arcs,), batch arc ids in path order.
       symbols:
         Maps word ids to words.
-      path:
-        The lattice's file, named in a ``SymbolError`` for an unknown id.
+      utt_id / path:
+        The utterance and its file, named in a ``SymbolError`` for an unknown id.
 
     Returns:
       The words, epsilon and fillers already removed from the lattice.
     """
-    _, word_ids = select_rows(lattice.word_splits, lattice.word_ids, arc_ids)
-    return [symbols.word(word_id, path=path, utt_id=lattice.utt_id) for word_id in word_ids.tolist()]
+    _, word_ids = select_rows(batch.word_splits, batch.word_ids, arc_ids)
+    return [symbols.word(word_id, path=path, utt_id=utt_id) for word_id in word_ids.tolist()]
+
+
+@dataclass
+class ScoredBatch:
+    """Expanded lattices whose arcs carry every score component, searched together.
+
+    Attributes:
+      schedule:
+        The ``LevelSchedule`` of the expanded lattices.
+      components:
+        Per-arc am, ngram, nnlm and word counts of the batch (A' arcs).
+      symbols:
+        The word table of each lattice.
+      paths:
+        The lattice file of each lattice, for error messages.
+    """
+
+    schedule: LevelSchedule
+    components: ArcComponents
+    symbols: List[SymbolTable]
+    paths: List[Optional[Path]]
+    _onebest: Dict[Scales, Tuple[Tensor, Tensor]] = field(default_factory=dict)
+    _nbest: Dict[Tuple[Scales, int], Tuple[List[List[RankedPath]], Dict[int, LatticeError]]] = \
+        field(default_factory=dict)
+
+    def onebest_arcs(self, scales: Scales, index: int) -> Tensor:
+        """Batch arc ids of lattice ``index``'s Viterbi path under ``scales`` (float64)."""
+        if scales not in self._onebest:
+            _, splits, arcs = shortest_paths(self.schedule.batch, self.components.total(scales),
+                                             self.schedule)
+            self._onebest[scales] = (splits.cpu(), arcs.cpu())
+        splits, arcs = self._onebest[scales]
+        return arcs[int(splits[index]):int(splits[index + 1])]
+
+    def ranked(self, scales: Scales, count: int, index: int) -> List[RankedPath]:
+        """Lattice ``index``'s exact distinct n-best under ``scales``, ranked in float64.
+
+        Raises:
+          LatticeError: that lattice's search exceeded its pop limit.
+        """
+        key = (scales, count)
+        if key not in self._nbest:
+            self._nbest[key] = nbest_distinct(self.schedule, self.components.total(scales), count)
+        ranked, failures = self._nbest[key]
+        if index in failures:
+            raise failures[index]
+        return ranked[index]
 
 
 @dataclass
 class ScoredLattice:
-    """An expanded lattice whose arcs carry every score component.
+    """Lattice ``index`` of a ``ScoredBatch`` (lattice mode).
 
     Attributes:
       utt_id:
         The utterance.
-      lattice:
-        The expanded lattice (words and labels of the original arcs).
-      components:
-        Per-arc am, ngram, nnlm and word counts of ``lattice``.
-      symbols:
-        The word table of the lattice's word ids.
-      levels:
-        1-D int64 tensor of shape (S',), topological levels of ``lattice``.
-      path:
-        The lattice file, for error messages.
+      scored:
+        The batch it was rescored in.
+      index:
+        Its place in ``scored``.
     """
 
     utt_id: str
-    lattice: Lattice
-    components: ArcComponents
-    symbols: SymbolTable
-    levels: Tensor
-    path: Optional[Path] = None
+    scored: ScoredBatch
+    index: int
+
+    def _words(self, arc_ids: Tensor) -> List[str]:
+        batch = self.scored.schedule.batch
+        return path_words(batch, arc_ids.to(batch.device), self.scored.symbols[self.index],
+                          self.utt_id, self.scored.paths[self.index])
 
     def onebest_words(self, scales: Scales) -> List[str]:
         """Viterbi on the combined arc scores."""
-        _, arc_ids = best_path(self.lattice, self.components.total(scales), levels=self.levels)
-        return path_words(self.lattice, arc_ids, self.symbols, self.path)
+        return self._words(self.scored.onebest_arcs(scales, self.index))
 
     def hypotheses(self, scales: Scales, count: int) -> List[Hypothesis]:
         """Exact n-best of distinct word sequences, totals recomputed in float64."""
-        ranked = nbest_distinct(self.lattice, self.components.total(scales), count,
-                                levels=self.levels)
         result = []
-        for rank, found in enumerate(ranked, start=1):
-            arc_ids = found.arc_ids
-            sums = self.components.path_sums(arc_ids)
-            result.append(_hypothesis(self.utt_id, rank, path_words(
-                self.lattice, arc_ids, self.symbols, self.path), sums, scales))
+        components = self.scored.components
+        for rank, found in enumerate(self.scored.ranked(scales, count, self.index), start=1):
+            arc_ids = found.arc_ids.to(components.am.device)
+            result.append(_hypothesis(self.utt_id, rank, self._words(arc_ids),
+                                      components.path_sums(arc_ids), scales))
         return result
 
 
@@ -149,17 +194,25 @@ def _hypothesis(
 
 
 def first_pass_words(
-    lattice: Lattice, scales: Scales, symbols: SymbolTable, levels: Optional[Tensor] = None,
-    path: Optional[Path] = None,
-) -> List[str]:
-    """The first-pass 1-best: Viterbi on ``am_scale*am + ngram_scale*ngram``.
+    schedule: LevelSchedule, first_pass: Tensor, symbols: Sequence[SymbolTable],
+    paths: Sequence[Optional[Path]],
+) -> List[List[str]]:
+    """The first-pass 1-best of every lattice: Viterbi on the first-pass scores.
 
-    ``levels`` are the lattice's topological levels, computed if None.
+    Args:
+      schedule:
+        The batch's ``LevelSchedule``.
+      first_pass:
+        1-D float64 tensor of shape (A,), ``combine.first_pass_scores`` (word
+        penalty included: the same formula that prunes and ranks the n-best).
+      symbols / paths:
+        Each lattice's word table and file.
     """
-    first = scales.first_pass()
-    scores = first.am * lattice.am_scores + first.ngram * lattice.ngram_scores
-    _, arc_ids = best_path(lattice, scores.to(torch.float32), levels=levels)
-    return path_words(lattice, arc_ids, symbols, path)
+    batch = schedule.batch
+    _, splits, arcs = shortest_paths(batch, first_pass, schedule)
+    bounds = splits.tolist()
+    return [path_words(batch, arcs[bounds[u]:bounds[u + 1]], symbols[u], batch.utt_ids[u], paths[u])
+            for u in range(batch.num_utts)]
 
 
 def reference_word_ids(words: List[str], symbols: SymbolTable) -> List[int]:

@@ -76,8 +76,27 @@ class ArcTokenizer:
         Raises:
           SymbolError: a word id of the lattice is not in the symbol table.
         """
-        unique_ids, inverse = torch.unique(lattice.word_ids, return_inverse=True)  # (W,), (occ,)
-        encoded = [self.word_tokens(int(word_id), path, lattice.utt_id) for word_id in unique_ids.tolist()]
+        return self.encode_words(lattice.word_splits, lattice.word_ids, path, lattice.utt_id)
+
+    def encode_words(
+        self, word_splits: Tensor, word_ids: Tensor, path: Optional[Union[str, Path]] = None,
+        utt_id: Optional[str] = None,
+    ) -> ArcTokens:
+        """The tokens of the ragged ``[arc][word]`` words (one lattice, or a whole batch).
+
+        Args:
+          word_splits:
+            1-D int64 tensor of shape (A+1,), row splits of the words of each arc.
+          word_ids:
+            1-D int64 tensor of shape (word_splits[-1],), the word ids.
+          path / utt_id:
+            Named in the ``SymbolError`` of an unknown word id.
+
+        Raises:
+          SymbolError: a word id is not in the symbol table.
+        """
+        unique_ids, inverse = torch.unique(word_ids, return_inverse=True)  # (W,), (occ,)
+        encoded = [self.word_tokens(int(word_id), path, utt_id) for word_id in unique_ids.tolist()]
         unique_counts = torch.tensor([len(tokens) for tokens, _ in encoded], dtype=torch.int64)  # (W,)
         unique_oov = torch.tensor([oov for _, oov in encoded], dtype=torch.int64)  # (W,)
         unique_tokens = torch.tensor(
@@ -95,7 +114,7 @@ class ArcTokenizer:
         tokens = unique_tokens[unique_splits[inverse[owner]] + offset]  # (total,)
 
         # Arcs own consecutive word occurrences: sum counts per arc via cumulative sums.
-        arc_splits = occurrence_splits[lattice.word_splits]  # (A+1,)
+        arc_splits = occurrence_splits[word_splits]  # (A+1,)
         oov_cumulative = splits_from_counts(unique_oov[inverse])  # (occ+1,)
-        oov_counts = oov_cumulative[lattice.word_splits[1:]] - oov_cumulative[lattice.word_splits[:-1]]
+        oov_counts = oov_cumulative[word_splits[1:]] - oov_cumulative[word_splits[:-1]]
         return ArcTokens(splits=arc_splits, tokens=tokens, oov_counts=oov_counts)

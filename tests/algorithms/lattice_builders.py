@@ -2,12 +2,15 @@
 
 Imported by the test modules as `lattice_builders` (pytest puts this folder on sys.path).
 """
+import dataclasses
 import math
 import random
 from typing import List, Sequence, Tuple
 
+import pytest
 import torch
 
+from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.fsavec import Lattice, splits_from_counts
 
 # (src, dst, words, score) of one arc.
@@ -102,3 +105,26 @@ def logsumexp(values: Sequence[float]) -> float:
     """log(sum(exp(values))) in float64."""
     top = max(values)
     return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA")])]
+
+
+def batch_of(*lattices: Lattice, device: str = "cpu") -> LatticeBatch:
+    """A batch of the given lattices (distinct utterance ids), on ``device``."""
+    renamed = [dataclasses.replace(lat, utt_id=f"{lat.utt_id}-{index}")
+               for index, lat in enumerate(lattices)]
+    return LatticeBatch.from_lattices(renamed).to(torch.device(device))
+
+
+def mixed_batch(rng: random.Random, lattice: Lattice, size: int = 64, **options):
+    """``lattice`` at a random place among ``size - 1`` random lattices: (batch, its index)."""
+    others = [random_lattice(rng, **options)[0] for _ in range(size - 1)]
+    index = rng.randrange(size)
+    return batch_of(*others[:index], lattice, *others[index:]), index
+
+
+def arc_range(batch: LatticeBatch, index: int) -> slice:
+    """The batch arc ids of lattice ``index``, as a slice."""
+    return slice(int(batch.arc_splits[index]), int(batch.arc_splits[index + 1]))

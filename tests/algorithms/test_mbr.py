@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lattice_builders import make_lattice, random_lattice
-from rescorer.algorithms.best_path import best_path
+from rescorer.algorithms.single import best_path
 from rescorer.algorithms.mbr import arc_posteriors, mbr_decode
 from rescorer.errors import ConfigError
 

@@ -3,10 +3,29 @@ import random
 
 import pytest
 
-from lattice_builders import all_paths, make_lattice, path_score, path_words, random_lattice
-from rescorer.algorithms.nbest import nbest_distinct
-from rescorer.algorithms.oracle import oracle_errors
-from rescorer.errors import LatticeError
+import torch
+
+from lattice_builders import (DEVICES, all_paths, arc_range, batch_of, make_lattice, mixed_batch,
+                              path_score, path_words, random_lattice)
+from rescorer.algorithms import nbest, oracle
+from rescorer.algorithms.topsort import LevelSchedule
+
+
+def nbest_distinct(lattice, scores, n, **options):
+    """The n-best of one lattice alone (a batch of one); raises its failure."""
+    (ranked,), failures = nbest.nbest_distinct(LevelSchedule.of(batch_of(lattice)), scores, n,
+                                               **options)
+    assert not ranked or not failures
+    if failures:
+        raise failures[0]
+    return ranked
+
+
+def oracle_errors(lattice, reference):
+    """(errors, path) of one lattice alone."""
+    errors, (path,) = oracle.oracle_errors(LevelSchedule.of(batch_of(lattice)), [reference],
+                                           with_paths=True)
+    return int(errors[0]), path
 
 # 0 -a:-1---> 1 -b:-1----> 3 -final:0-> 4    paths: 0 2 6  a b  -2.0
 # 0 -a:-2.1-> 2 -<eps>:0-> 3                         0 4 6  a e  -1.5  <- best
@@ -52,12 +71,19 @@ def test_random_dags_nbest_against_brute_force():
             assert path_score(h.arc_ids.tolist(), scores) == pytest.approx(h.score, abs=1e-9)
 
 
-def test_nbest_pop_limit_raises():
+def test_nbest_pop_limit_fails_only_that_lattice():
     rng = random.Random(3)
-    lattice, scores = random_lattice(rng)
-    with pytest.raises(LatticeError, match="more than 1 search items") as info:
-        nbest_distinct(lattice, scores, 5, max_pops=1)
-    assert info.value.utt_id == lattice.utt_id
+    big, big_scores = random_lattice(rng)
+    while big.num_arcs < 6:
+        big, big_scores = random_lattice(rng)
+    small, small_scores = make_lattice([(0, 1, [1], 0.0), (1, 2, [], 0.0)])
+    schedule = LevelSchedule.of(batch_of(small, big))
+    ranked, failures = nbest.nbest_distinct(schedule, torch.cat([small_scores, big_scores]), 5,
+                                            max_pops=3)
+    assert list(failures) == [1] and ranked[1] == []
+    assert "more than 3 search items" in failures[1].message
+    assert failures[1].utt_id == f"{big.utt_id}-1"
+    assert [(h.word_ids, h.score) for h in ranked[0]] == [((1,), 0.0)]
 
 
 def test_hand_lattice_oracle():
@@ -92,3 +118,29 @@ def test_random_dags_oracle_against_brute_force():
         errors, arcs = oracle_errors(lattice, reference)
         assert errors == min(distances.values())
         assert distances[tuple(arcs.tolist())] == errors
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_batch_invariance(device):
+    """n-best and oracle of a lattice alone and inside 64 mixed ones agree exactly."""
+    rng = random.Random(21)
+    for _ in range(5):
+        lattice, scores = random_lattice(rng, vocab=3)
+        mixed, index = mixed_batch(rng, lattice, vocab=3)
+        one = LevelSchedule.of(batch_of(lattice, device=device))
+        many = LevelSchedule.of(mixed.to(torch.device(device)))
+        offset = arc_range(mixed, index).start
+        (alone,), _ = nbest.nbest_distinct(one, scores.to(device), 6)
+        inside, _ = nbest.nbest_distinct(many, mixed.am_scores.to(device), 6)
+        assert [(h.score, h.word_ids, h.arc_ids.tolist()) for h in alone] == [
+            (h.score, h.word_ids, (h.arc_ids - offset).tolist()) for h in inside[index]]
+        references = [[rng.randint(1, 4) for _ in range(rng.randint(0, 6))]
+                      for _ in range(mixed.num_utts)]
+        errors_one, (path_one,) = oracle.oracle_errors(one, [references[index]], True)
+        errors_many, paths = oracle.oracle_errors(many, references, True)
+        assert int(errors_many[index]) == int(errors_one[0])
+        assert (paths[index] - offset).tolist() == path_one.tolist()
+        for utt in range(mixed.num_utts):  # every lattice of the batch is exact too
+            alone_errors, _ = oracle.oracle_errors(
+                LevelSchedule.of(batch_of(mixed.lattice(utt))), [references[utt]])
+            assert int(errors_many[utt]) == int(alone_errors[0])

@@ -196,9 +196,9 @@ def run_algorithms(batch) -> None:
 
     The one place that names the algorithms, so it can be pointed at the batched engine.
     """
-    from rescorer.algorithms.history import expand_histories
-    from rescorer.algorithms.prune import prune_by_beam
-    from rescorer.algorithms.topsort import topological_levels
+    from rescorer.algorithms.single import expand_histories
+    from rescorer.algorithms.single import prune_by_beam
+    from rescorer.algorithms.single import topological_levels
 
     for lattice in batch.to_lattices():
         scores = lattice.am_scores + lattice.ngram_scores

@@ -2,15 +2,16 @@
 
 Run in the pinned environment: ``.venv-k2/bin/python -m pytest -m k2 tests/interop``.
 """
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 
-from rescorer.algorithms.best_path import best_path, total_log_score
+from rescorer.algorithms.best_path import shortest_paths, total_scores
 from rescorer.algorithms.ragged import select_rows
-from rescorer.algorithms.topsort import select_arcs
 from rescorer.formats.k2_pt import lattices_to_k2_dict
+from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.fsavec import Lattice, splits_from_counts
 
 k2 = pytest.importorskip("k2")
@@ -43,18 +44,20 @@ def _compare(lattices):
     best = k2.shortest_path(fsas, use_double_scores=True)
     k2_best = best.get_tot_scores(use_double_scores=True, log_semiring=False)
     k2_total = fsas.get_tot_scores(use_double_scores=True, log_semiring=True)
-    for index, lattice in enumerate(lattices):
-        scores = lattice.am_scores + lattice.ngram_scores  # the float32 k2 scores
-        score, arcs = best_path(lattice, scores)
-        assert score == pytest.approx(float(k2_best[index]), rel=1e-12, abs=1e-9)
-        _, words = select_rows(lattice.word_splits, lattice.word_ids, arcs)
+    batch = LatticeBatch.from_lattices(lattices)  # all lattices in one batch, as k2 does
+    scores = batch.am_scores + batch.ngram_scores  # the float32 k2 scores
+    ours, splits, arcs = shortest_paths(batch, scores)
+    totals = total_scores(batch, scores, log_semiring=True)
+    for index in range(len(lattices)):
+        assert float(ours[index]) == pytest.approx(float(k2_best[index]), rel=1e-12, abs=1e-9)
+        path = arcs[int(splits[index]):int(splits[index + 1])]
+        _, words = select_rows(batch.word_splits, batch.word_ids, path)
         k2_path = best[index]
         k2_words = [w for w in k2_path.labels.tolist() if w > 0]
         if hasattr(k2_path, "aux_labels"):
             k2_words = [w for w in k2_path.aux_labels.tolist() if w > 0]
         assert words.tolist() == k2_words
-        assert total_log_score(lattice, scores) == pytest.approx(
-            float(k2_total[index]), rel=1e-12, abs=1e-9)
+        assert float(totals[index]) == pytest.approx(float(k2_total[index]), rel=1e-12, abs=1e-9)
 
 
 def test_random_lattices_match_k2():
@@ -63,7 +66,12 @@ def test_random_lattices_match_k2():
 
 
 def _sorted_by_source(lattice: Lattice) -> Lattice:
-    return select_arcs(lattice, torch.sort(lattice.src, stable=True).indices)
+    order = torch.sort(lattice.src, stable=True).indices
+    word_splits, word_ids = select_rows(lattice.word_splits, lattice.word_ids, order)
+    return dataclasses.replace(
+        lattice, src=lattice.src[order], dst=lattice.dst[order], labels=lattice.labels[order],
+        word_splits=word_splits, word_ids=word_ids, am_scores=lattice.am_scores[order],
+        ngram_scores=lattice.ngram_scores[order])
 
 
 def test_dev_lattices_match_k2():

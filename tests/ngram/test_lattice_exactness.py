@@ -10,10 +10,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from rescorer.algorithms.best_path import best_path
-from rescorer.algorithms.history import expand_histories
+from rescorer.algorithms.single import best_path
+from rescorer.algorithms.single import expand_histories
 from rescorer.algorithms.mbr import mbr_decode
-from rescorer.algorithms.prune import prune_by_beam
+from rescorer.algorithms.single import prune_by_beam
 from rescorer.errors import ConfigError
 from rescorer.formats.slf import read_slf
 from rescorer.lattice.fsavec import splits_from_counts

@@ -3,7 +3,8 @@ import math
 
 import torch
 
-from rescorer.algorithms.best_path import best_path
+from rescorer.algorithms.best_path import shortest_paths
+from rescorer.lattice.batch import LatticeBatch
 from rescorer.formats.slf import read_slf
 from tests.recipes.conftest import load_local
 
@@ -92,7 +93,9 @@ def test_written_slf_is_topological_and_read_by_the_rescorer(tmp_path):
     path = tmp_path / "utt1.slf"
     path.write_text(text)
     (lattice,), symbols = read_slf(path)
-    score, arcs = best_path(lattice, lattice.am_scores + lattice.ngram_scores)
+    best, _, arcs = shortest_paths(LatticeBatch.from_lattices([lattice]),
+                                   lattice.am_scores + lattice.ngram_scores)
+    score = float(best[0])
     splits = lattice.word_splits.tolist()
     words = [symbols.word(i) for a in arcs.tolist()
              for i in lattice.word_ids[splits[a]:splits[a + 1]].tolist()]

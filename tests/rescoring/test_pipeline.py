@@ -6,7 +6,8 @@ import kaldialign
 import pytest
 import torch
 
-from rescorer.algorithms.best_path import best_path
+from rescorer.algorithms.best_path import shortest_paths
+from rescorer.lattice.batch import LatticeBatch
 from rescorer.data.vocab import SentencePieceVocabulary, WordVocabulary
 from rescorer.errors import ConfigError, ExpansionLimitError
 from rescorer.formats.k2_pt import read_k2_batch, write_k2
@@ -87,6 +88,12 @@ def test_nbest_totals_recompute_from_components_and_are_ranked(tmp_path):
     assert totals == sorted(totals, reverse=True)
     onebest = (tmp_path / "out" / "onebest.txt").read_text()
     assert onebest == "utt1 " + " ".join(hypotheses[0]["words"]) + "\n"
+
+
+def best_path(lattice, scores):
+    """(score, arc ids) of one lattice's Viterbi path."""
+    best, _, arcs = shortest_paths(LatticeBatch.from_lattices([lattice]), scores)
+    return float(best[0]), arcs
 
 
 def test_identity_scales_give_the_lattice_own_best_path(tmp_path):

@@ -12,8 +12,9 @@ from typing import Dict, List
 
 import kaldialign
 
-from rescorer.algorithms.best_path import best_path
 from rescorer import read_lattices
+from rescorer.algorithms.best_path import shortest_paths
+from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.symbols import SymbolTable
 
 
@@ -45,7 +46,8 @@ def main() -> None:
     decoder, references = read_text(args.onebest), read_text(args.text)
     agree = viterbi_errors = decoder_errors = reference_words = 0
     for lattice in lattices:
-        _, arcs = best_path(lattice, lattice.am_scores + lattice.ngram_scores)
+        _, _, arcs = shortest_paths(LatticeBatch.from_lattices([lattice]),
+                                    lattice.am_scores + lattice.ngram_scores)
         splits = lattice.word_splits.tolist()
         ids = [lattice.word_ids[splits[a]:splits[a + 1]].tolist() for a in arcs.tolist()]
         words = [symbols.word(i) for group in ids for i in group]

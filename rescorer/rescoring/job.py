@@ -1,0 +1,354 @@
+"""The batch job: a ``LatticeBatch`` from LM tokens to rescored material, all at once.
+
+::
+
+    tokens (per lattice) -> levels + problems (batch) -> first-pass scores
+      lattice mode: prune + expand (batch, retries for lattices over --max-arcs)
+      n-best mode:  first-pass n-best (batched heuristics) -> whole-sentence queries
+    -> ONE score_requests pass for the whole batch -> per-arc nnlm
+    -> ScoredLattice / ScoredList per utterance -> the collector
+
+A bad lattice (unknown word, cycle, no path, too big, non-finite LM output)
+becomes one failure; the rest of the batch goes on.
+"""
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from rescorer.algorithms.oracle import oracle_errors
+from rescorer.algorithms.topsort import LevelSchedule
+from rescorer.errors import RescorerError
+from rescorer.lattice.batch import LatticeBatch
+from rescorer.lattice.fsavec import splits_from_counts
+from rescorer.lattice.symbols import SymbolTable
+from rescorer.rescoring.combine import ArcComponents, first_pass_scores
+from rescorer.rescoring.config import RescoreConfig
+from rescorer.rescoring.expand import ExpansionPlan, PreparedPart, prepare_batch
+from rescorer.rescoring.report import UtteranceStats
+from rescorer.rescoring.scoring import ScoreRequest, nonfinite_failures, score_requests
+from rescorer.rescoring.search import (ScoredBatch, ScoredLattice, first_pass_words,
+                                      reference_word_ids)
+from rescorer.rescoring.tokens import ArcTokens
+
+if TYPE_CHECKING:
+    from rescorer.outputs.text import Hypothesis
+    from rescorer.rescoring.collect import ResultCollector
+    from rescorer.rescoring.combine import Scales
+    from rescorer.rescoring.pipeline import RescoreContext
+
+
+@dataclass
+class BatchOutcome:
+    """What a batch job did.
+
+    Attributes:
+      results:
+        Utterance id -> sizes, in batch order, for the utterances handed to the collector.
+      failures:
+        (utterance index in the input batch, error) per failed utterance.
+      seconds:
+        Wall seconds per phase: "expand" (tokens to LM queries), "score", "search".
+      unique_histories:
+        Distinct histories run through the LM.
+    """
+
+    results: Dict[str, UtteranceStats] = field(default_factory=dict)
+    failures: List[Tuple[int, RescorerError]] = field(default_factory=list)
+    seconds: Dict[str, float] = field(default_factory=lambda: {"expand": 0.0, "score": 0.0,
+                                                               "search": 0.0})
+    unique_histories: int = 0
+
+
+@dataclass
+class _Live:
+    """The lattices still in the job: their batch, schedule and per-lattice data."""
+
+    batch: LatticeBatch
+    schedule: LevelSchedule
+    tokens: ArcTokens
+    origin: List[int]  # input index of each lattice
+    paths: List[Optional[Path]]
+    symbols: List[SymbolTable]
+
+
+def _concat_tokens(parts: Sequence[ArcTokens], device: torch.device) -> ArcTokens:
+    """One ``ArcTokens`` for lattices whose arcs follow each other."""
+    if not parts:
+        empty = torch.zeros(0, dtype=torch.int64)
+        return ArcTokens(torch.zeros(1, dtype=torch.int64, device=device), empty.to(device),
+                         empty.to(device))
+    counts = torch.cat([part.splits[1:] - part.splits[:-1] for part in parts])
+    return ArcTokens(splits=splits_from_counts(counts).to(device),
+                     tokens=torch.cat([part.tokens for part in parts]).to(device),
+                     oov_counts=torch.cat([part.oov_counts for part in parts]).to(device))
+
+
+def _tokens(batch: LatticeBatch, paths: Sequence[Optional[Path]], symbols: Sequence[SymbolTable],
+            context: "RescoreContext", outcome: BatchOutcome) -> Tuple[List[ArcTokens], List[int]]:
+    """LM tokens per lattice, and the lattices whose words are all known.
+
+    One tokenizer call for the whole batch when its lattices share a word table
+    (the usual case); lattice by lattice otherwise, or to find the lattice with
+    an unknown word id.
+    """
+    cpu = batch.to(torch.device("cpu"))
+    if all(table is symbols[0] for table in symbols):
+        try:
+            whole = context.tokenizer(symbols[0]).encode_words(cpu.word_splits, cpu.word_ids)
+        except RescorerError:
+            pass  # some lattice has an unknown word: find it below
+        else:
+            bounds = cpu.arc_splits.tolist()
+            return ([ArcTokens(*_token_rows(whole, bounds[index], bounds[index + 1]))
+                     for index in range(batch.num_utts)], list(range(batch.num_utts)))
+    tokens, good = [], []
+    for index in range(batch.num_utts):
+        try:
+            tokens.append(context.tokenizer(symbols[index]).encode(cpu.lattice(index), paths[index]))
+            good.append(index)
+        except RescorerError as error:
+            outcome.failures.append((index, error))
+    return tokens, good
+
+
+def _token_rows(tokens: ArcTokens, first: int, last: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """(splits, tokens, oov counts) of the arcs ``first .. last-1`` of ``tokens``."""
+    splits = tokens.splits[first:last + 1]
+    start, end = int(splits[0]), int(splits[-1])
+    return splits - start, tokens.tokens[start:end], tokens.oov_counts[first:last]
+
+
+def _start(batch: LatticeBatch, paths: Sequence[Optional[Path]], symbols: Sequence[SymbolTable],
+           context: "RescoreContext", outcome: BatchOutcome) -> Optional[_Live]:
+    """Tokens and levels; lattices with unknown words or graph problems fail here."""
+    tokens, good = _tokens(batch, paths, symbols, context, outcome)
+    if not good:
+        return None
+    if len(good) < batch.num_utts:
+        batch = batch.select(good)
+    schedule, problems = LevelSchedule.checked(batch)
+    if problems:
+        outcome.failures.extend((good[index], error) for index, error in problems.items())
+        keep = [index for index in range(len(good)) if index not in problems]
+        tokens, good = [tokens[index] for index in keep], [good[index] for index in keep]
+        if not good:
+            return None
+        batch = batch.select(keep)
+        schedule = LevelSchedule.of(batch)
+    return _Live(batch, schedule, _concat_tokens(tokens, batch.device), good,
+                 [paths[index] for index in good], [symbols[index] for index in good])
+
+
+def rescore_lattices(
+    batch: LatticeBatch, paths: Sequence[Optional[Path]], symbols: Sequence[SymbolTable],
+    context: "RescoreContext", config: RescoreConfig, collector: "ResultCollector",
+) -> BatchOutcome:
+    """Rescore every lattice of ``batch`` with one LM pass; hand each result to ``collector``.
+
+    Args:
+      batch:
+        The lattices (unique utterance ids), on the device the work runs on.
+      paths / symbols:
+        Each lattice's file (for messages) and word table.
+      context:
+        The run's model, vocabulary, window and references.
+      config:
+        The run's settings.
+      collector:
+        Receives one ``ScoredLattice`` / ``ScoredList`` per good utterance.
+
+    Returns:
+      The ``BatchOutcome``: per-utterance sizes and failures (an error per bad
+      lattice; the caller adds file names and honours ``--strict``).
+    """
+    outcome = BatchOutcome()
+    began = time.perf_counter()
+    live = _start(batch, paths, symbols, context, outcome)
+    if live is None:
+        return outcome
+    first_pass = first_pass_scores(live.batch.am_scores, live.batch.ngram_scores,
+                                   live.batch.words_per_arc, config.scales)
+    extras = _references(live, first_pass, context)
+    outcome.seconds["expand"] += time.perf_counter() - began
+    if config.mode == "nbest":
+        from rescorer.rescoring.nbest_mode import rescore_nbest  # n-best mode only
+
+        rescore_nbest(live, first_pass, extras, context, config, collector, outcome)
+    else:
+        _rescore_lattice_mode(live, first_pass, extras, context, config, collector, outcome)
+    return outcome
+
+
+@dataclass
+class _Extras:
+    """First-pass words and oracle figures per live lattice (references only)."""
+
+    first_pass: Optional[List[List[str]]] = None
+    references: Dict[int, List[int]] = field(default_factory=dict)  # live index -> word ids
+    oracle: Dict[int, Tuple[int, int]] = field(default_factory=dict)
+
+
+def _references(live: _Live, first_pass: Tensor, context: "RescoreContext") -> _Extras:
+    """First-pass 1-best and lattice oracle of the lattices with a reference."""
+    extras = _Extras()
+    if context.references is None:
+        return extras
+    extras.first_pass = first_pass_words(live.schedule, first_pass, live.symbols, live.paths)
+    for index, utt_id in enumerate(live.batch.utt_ids):
+        words = context.references.get(utt_id)
+        if words is not None:
+            extras.references[index] = reference_word_ids(words, live.symbols[index])
+    extras.oracle = _oracle(live.schedule, extras.references, list(range(live.batch.num_utts)))
+    return extras
+
+
+def _oracle(schedule: LevelSchedule, references: Dict[int, List[int]],
+            owners: List[int]) -> Dict[int, Tuple[int, int]]:
+    """owner -> (oracle errors, reference words) for the lattices ``owners[i]`` with a reference."""
+    chosen = [index for index, owner in enumerate(owners) if owner in references]
+    if not chosen:
+        return {}
+    sub = schedule if len(chosen) == schedule.batch.num_utts else \
+        LevelSchedule.of(schedule.batch.select(chosen))
+    errors, _ = oracle_errors(sub, [references[owners[index]] for index in chosen])
+    return {owners[index]: (int(count), len(references[owners[index]]))
+            for index, count in zip(chosen, errors.tolist())}
+
+
+def _rescore_lattice_mode(
+    live: _Live, first_pass: Tensor, extras: _Extras, context: "RescoreContext",
+    config: RescoreConfig, collector: "ResultCollector", outcome: BatchOutcome,
+) -> None:
+    """Prune, expand, score once, then hand each lattice to the collector in batch order."""
+    began = time.perf_counter()
+    vocabulary = context.vocabulary
+    plan = ExpansionPlan(window=context.window, bos_id=vocabulary.bos_id, eos_id=vocabulary.eos_id,
+                         beam=config.beam, max_arcs=config.max_arcs, beam_tries=config.beam_tries)
+    parts, too_big = prepare_batch(live.schedule, live.tokens, first_pass, plan)
+    outcome.failures.extend((live.origin[index], error) for index, error in too_big.items())
+    pruned_oracle: Dict[int, Tuple[int, int]] = {}
+    if extras.references:
+        for part in parts:
+            pruned_oracle.update(_oracle(part.pruned, extras.references, part.utts.tolist()))
+    outcome.seconds["expand"] += time.perf_counter() - began
+    began = time.perf_counter()
+    requests = [ScoreRequest(part.expanded.histories, part.expanded.history_lengths,
+                             part.expanded.query_history, part.expanded.query_token)
+                for part in parts]
+    scores, stats = score_requests(context.model, requests, config.chunk_rows)
+    outcome.unique_histories += stats.unique_histories
+    outcome.seconds["score"] += time.perf_counter() - began
+    began = time.perf_counter()
+    finished: Dict[int, Tuple[ScoredLattice, UtteranceStats]] = {}
+    for part, query_scores in zip(parts, scores):
+        finished.update(_finish_part(live, part, query_scores.to(live.batch.device), config,
+                                     outcome, collector))
+    for index in sorted(finished):  # batch order, whatever round a lattice was expanded in
+        scored, utt_stats = finished[index]
+        try:
+            collector.add(scored, first_pass=None if extras.first_pass is None
+                          else extras.first_pass[index], oracle=extras.oracle.get(index),
+                          pruned_oracle=pruned_oracle.get(index))
+        except RescorerError as error:
+            outcome.failures.append((live.origin[index], error))
+            continue
+        outcome.results[scored.utt_id] = utt_stats
+    outcome.seconds["search"] += time.perf_counter() - began
+
+
+def _finish_part(
+    live: _Live, part: PreparedPart, query_scores: Tensor, config: RescoreConfig,
+    outcome: BatchOutcome, collector: "ResultCollector",
+) -> Dict[int, Tuple[ScoredLattice, UtteranceStats]]:
+    """Per-arc nnlm scores of one part; live index -> (rescored lattice, its sizes)."""
+    expanded = part.expanded
+    lattices = expanded.batch
+    arc_utt = lattices.arc_utt
+    query_utt = arc_utt[expanded.query_arc]  # (Q,) expanded lattice of each query
+    broken = nonfinite_failures(query_scores, query_utt, lattices.utt_ids, expanded.query_token)
+    outcome.failures.extend((live.origin[int(part.utts[utt])], error) for utt, error in broken.items())
+    nnlm = torch.zeros(lattices.num_arcs, dtype=torch.float32, device=lattices.device)
+    nnlm.index_add_(0, expanded.query_arc, torch.nan_to_num(query_scores))  # (A',)
+    oov = part.tokens.oov_counts[expanded.orig_arc].to(torch.float32)  # (A',)
+    nnlm += config.oov_penalty * oov
+    components = ArcComponents(am=lattices.am_scores, ngram=lattices.ngram_scores, nnlm=nnlm,
+                               num_words=lattices.words_per_arc.to(torch.float32))
+    owners = part.utts.tolist()
+    scored = ScoredBatch(expanded.schedule, components, [live.symbols[i] for i in owners],
+                         [live.paths[i] for i in owners])
+    arcs = torch.bincount(live.batch.arc_utt, minlength=live.batch.num_utts).tolist()
+    pruned = torch.bincount(part.pruned.batch.arc_utt, minlength=part.pruned.batch.num_utts)
+    pruned = pruned[expanded.source_utts].tolist()  # (U',) of each expanded lattice's source
+    sizes = torch.bincount(arc_utt, minlength=lattices.num_utts).tolist()
+    queries = torch.bincount(query_utt, minlength=lattices.num_utts).tolist()
+    bounds = lattices.arc_splits.tolist()
+    writing = config.write_lattices or config.kaldi_lattices is not None
+    on_cpu = _with_transitions(lattices, live.batch, part).to(torch.device("cpu")) if writing \
+        else lattices
+    result = {}
+    for local, owner in enumerate(owners):
+        if local in broken:
+            continue
+        if writing:
+            collector.add_lattice(on_cpu.lattice(local), nnlm[bounds[local]:bounds[local + 1]].cpu())
+        result[owner] = (ScoredLattice(lattices.utt_ids[local], scored, local), UtteranceStats(
+            arcs=arcs[owner], pruned_arcs=pruned[local], expanded_arcs=sizes[local],
+            histories=int(expanded.utt_histories[local]), queries=queries[local],
+            tightened=part.tightened))
+    return result
+
+
+def _with_transitions(expanded: LatticeBatch, source: LatticeBatch, part: PreparedPart) -> LatticeBatch:
+    """``expanded`` with the Kaldi transition ids of the ``source`` arcs its arcs copy."""
+    carried = source.arc_transitions(part.kept_arcs[part.expanded.orig_arc])  # (A'+1,), ids
+    if carried is None:
+        return expanded
+    return replace(expanded, transition_splits=carried[0], transition_ids=carried[1])
+
+
+def rescore_batch(
+    batch: LatticeBatch, model: torch.nn.Module, vocabulary, symbols: SymbolTable,
+    scales: Optional["Scales"] = None, nbest: int = 1, beam: Optional[float] = None,
+    max_arcs: int = 500_000, oov_penalty: float = 0.0, mode: str = "lattice",
+    history_approx: Optional[int] = None,
+) -> Tuple[Dict[str, List["Hypothesis"]], Dict[str, RescorerError]]:
+    """Rescore a batch in-process (e.g. lattices an icefall ``decode.py`` just made).
+
+    Args:
+      batch:
+        The lattices (``LatticeBatch.from_k2_dict(fsas.as_dict())``), on the model's device.
+      model:
+        A ``FixedPointLM`` in eval mode (``rescorer.model.checkpoint.load_model``).
+      vocabulary:
+        Its ``Vocabulary``.
+      symbols:
+        The word table of the batch's word ids.
+      scales / nbest / beam / max_arcs / oov_penalty / mode / history_approx:
+        As the ``fprescore rescore`` options (``RescoreConfig``).
+
+    Returns:
+      ``(hypotheses, failures)``: utterance id -> its ranked ``Hypothesis`` list
+      (the rows of ``nbest.jsonl``; the first is the 1-best of ``onebest.txt``),
+      and utterance id -> the error of each lattice that failed.
+
+    Raises:
+      ConfigError: bad options.
+    """
+    from rescorer.rescoring.collect import ResultCollector
+    from rescorer.rescoring.combine import Scales
+    from rescorer.rescoring.pipeline import RescoreContext, history_window
+
+    config = RescoreConfig(lattices=[Path("<in memory>")], model=Path("<in memory>"), out="-",
+                           scales=scales or Scales(), nbest=nbest, beam=beam, max_arcs=max_arcs,
+                           oov_penalty=oov_penalty, mode=mode, history_approx=history_approx)
+    context = RescoreContext(model, vocabulary, history_window(model.history_window, config),
+                             symbols, None)
+    collector = ResultCollector(config, None)
+    outcome = rescore_lattices(batch, [None] * batch.num_utts, [symbols] * batch.num_utts,
+                               context, config, collector)
+    failures = {batch.utt_ids[index]: error for index, error in outcome.failures}
+    return dict(collector.hypotheses), failures
