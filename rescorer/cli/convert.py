@@ -15,12 +15,16 @@ or every lattice failed) is exit code 1.
 """
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import TYPE_CHECKING, Annotated, List, Optional
 
 import typer
 
 from rescorer.cli.common import console, err_console, guarded
 from rescorer.errors import EXIT_PARTIAL, ConfigError, InputFormatError
+
+if TYPE_CHECKING:
+    from rescorer.lattice.batch import LatticeBatch
+    from rescorer.lattice.symbols import SymbolTable
 
 
 class TargetFormat(str, Enum):
@@ -89,8 +93,13 @@ def convert_command(
         raise typer.Exit(EXIT_PARTIAL)
 
 
-def _write_slf_files(batch, paths: list, symbols, out: Path, failures: list, strict: bool) -> int:
-    """One ``NAME.slf`` per lattice (``slf_file_name``); clashing names become failures."""
+def _write_slf_files(batch: "LatticeBatch", paths: List[Path], symbols: "SymbolTable",
+                     out: Path, failures: list, strict: bool) -> int:
+    """One ``NAME.slf`` per lattice (``slf_file_name``); clashing names become failures.
+
+    Returns:
+      The number of files written.
+    """
     from rescorer.formats.slf import slf_file_name, write_slf
     from rescorer.lattice.fsavec import LatticeFailure
 

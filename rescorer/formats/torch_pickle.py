@@ -16,6 +16,7 @@ import io
 import pickle
 import struct
 import types
+import warnings
 import zipfile
 from pathlib import Path
 from typing import IO, Any, Tuple, Union
@@ -192,7 +193,9 @@ def safe_torch_load(path: Union[str, Path]) -> Any:
     """
     if _HAS_WEIGHTS_ONLY:
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # a damaged file makes torch warn, then raise
+                warnings.simplefilter("ignore", UserWarning)
+                return torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:
             pass
     return _load_restricted(path)

@@ -38,7 +38,7 @@ class SymbolTable:
         self._ids: Dict[str, int] = {EPSILON: 0}
         self._words: Dict[int, str] = {0: EPSILON}
         self._max_id = 0  # max(self._words), kept up to date (add is on the SLF reading path)
-        self._known: Optional[Tuple[int, Tensor]] = None  # (len(_words), mask) for known()
+        self._known: Optional[Tuple[int, Tensor]] = None  # (len(_words), sorted ids) for known()
 
     @classmethod
     def from_file(cls, path: Union[str, Path]) -> "SymbolTable":
@@ -143,11 +143,9 @@ class SymbolTable:
           1-D bool tensor of the same shape.
         """
         if self._known is None or self._known[0] != len(self._words):  # words are never removed
-            known = torch.zeros(self.max_id + 2, dtype=torch.bool)
-            known[torch.tensor(sorted(self._words), dtype=torch.int64)] = True
-            self._known = (len(self._words), known)
-        clipped = word_ids.to(torch.int64).clamp(min=-1, max=self.max_id + 1)
-        return self._known[1][clipped]  # -1 and ids above max_id: the False at max_id + 1
+            self._known = (len(self._words), torch.tensor(sorted(self._words), dtype=torch.int64))
+        # isin, not a mask indexed by id: a table may name an id of 1e11 (memory O(size))
+        return torch.isin(word_ids.to(torch.int64), self._known[1])
 
     def check_ids(self, word_ids: Tensor, *, path: Optional[Union[str, Path]] = None,
                   utt_id: Optional[str] = None) -> None:

@@ -148,3 +148,11 @@ def test_kaldi_lattice_claiming_huge_states_fails_before_algorithms_allocate(tmp
     assert bound in str(failure.error)
     with pytest.raises(InputFormatError, match=f"utterance u: line [0-9]+: state id {state}"):
         rescorer.read_lattices(path, symbols)
+
+
+def test_words_table_with_a_huge_id_checks_lattices_without_a_huge_mask(tmp_path):
+    words = write(tmp_path, "<eps> 0\nhi 1\nfar 99999999999\n", "words.txt")
+    table = SymbolTable.from_file(words)
+    assert table.known(torch.tensor([1, 2, 99999999999, -1])).tolist() == [True, False, True, False]
+    batch = rescorer.read_lattices(write(tmp_path, GOOD), table)
+    assert batch.word_ids.tolist() == [1]

@@ -161,7 +161,10 @@ def edit_k2(rng: random.Random, data: bytes) -> bytes:
     else:
         content["utt_ids"] = rng.choice([[], ["a", "a"], [""], ["x"] * 3])
     buffer = io.BytesIO()
-    torch.save(content, buffer)
+    try:
+        torch.save(content, buffer)
+    except Exception:  # e.g. a flipped byte gave a tensor torch cannot save again
+        return data
     return buffer.getvalue()
 
 
@@ -240,6 +243,7 @@ class Counts:
     """Campaign totals; ``crashes`` maps signature -> number of inputs."""
 
     tried: int = 0
+    harness_errors: int = 0  # the mutation itself failed: the input was not tried
     parsed: int = 0
     rejected: int = 0
     crashed: int = 0
@@ -275,7 +279,12 @@ def _worker(seeds: List[Seed], seed: int, indices: List[int], scratch: Path, tim
 
     signal.signal(signal.SIGALRM, alarm)
     for index in indices:
-        base, data, suffix, names = fuzzed_input(seeds, seed, index)
+        try:
+            base, data, suffix, names = fuzzed_input(seeds, seed, index)
+        except Exception:  # a bug of the harness, not of the readers: count, go on
+            results.put({"index": index, "outcome": "harness_error", "seconds": 0.0,
+                         "rss_mb": 0.0, "traceback": traceback.format_exc()})
+            continue
         path = scratch / f"input-{index}{suffix}"
         path.write_bytes(data)
         result = {"index": index, "seed_name": base.name, "mutations": names}
@@ -368,8 +377,11 @@ def run_campaign(seeds: List[Seed], count: int, seed: int, out: Path, jobs: int 
 
 def _count(counts: Counts, result: dict, seeds: List[Seed], seed: int, crashes_dir: Path) -> None:
     """Add one result; save the first reproducer of each crash signature."""
-    counts.tried += 1
     outcome = result["outcome"]
+    if outcome == "harness_error":
+        counts.harness_errors += 1
+        return
+    counts.tried += 1
     counts.slowest_s = max(counts.slowest_s, result["seconds"])
     counts.peak_rss_mb = max(counts.peak_rss_mb, result["rss_mb"])
     if outcome in ("parsed", "rejected"):
@@ -380,7 +392,10 @@ def _count(counts: Counts, result: dict, seeds: List[Seed], seed: int, crashes_d
     name = result["signature"]
     counts.crashes[name] = counts.crashes.get(name, 0) + 1
     if counts.crashes[name] == 1:
-        base, data, suffix, names = fuzzed_input(seeds, seed, result["index"])
+        try:
+            base, data, suffix, names = fuzzed_input(seeds, seed, result["index"])
+        except Exception:  # cannot rebuild the input: keep the signature and traceback
+            base, data, suffix, names = seeds[0], b"", ".unavailable", []
         stem = hashlib.sha1(name.encode()).hexdigest()[:10]
         (crashes_dir / f"{stem}{suffix}").write_bytes(data)
         (crashes_dir / f"{stem}.json").write_text(json.dumps(
