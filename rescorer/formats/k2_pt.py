@@ -32,7 +32,7 @@ from rescorer.formats.torch_pickle import RaggedStandIn, load_torch_dict, save_t
 from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.fsavec import Lattice, LatticeFailure, splits_from_counts, words_from_labels
 from rescorer.lattice.symbols import SymbolTable
-from rescorer.outputs.atomic import atomic_save
+from rescorer.atomic import atomic_save
 from rescorer.paths import PathLike
 
 

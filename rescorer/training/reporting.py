@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from rescorer.outputs.atomic import atomic_write_text
+from rescorer.atomic import atomic_write_text
 
 
 class Reporter:
