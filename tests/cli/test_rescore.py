@@ -106,13 +106,17 @@ def test_bad_utterances_are_skipped_named_and_exit_3(files):
     assert len((tmp / "out" / "onebest.txt").read_text().splitlines()) == 1
 
 
-def test_all_failed_exits_1_without_outputs(files):
+def test_all_failed_exits_1_with_only_the_summary(files):
     empty = files["tmp"] / "empty.pt"
     write_k2(empty, [plain_lattice("lonely", [0, 2], [1, 3], [1, -1], 4)])
     result = rescore(files, lattices=[empty])
     assert result.exit_code == 1
     assert "utterance lonely" in result.stderr
-    assert not (files["tmp"] / "out").exists()
+    # summary.json lists the failure for scripts; no 1-best or n-best is written.
+    assert sorted(p.name for p in (files["tmp"] / "out").iterdir()) == ["summary.json"]
+    summary = json.loads((files["tmp"] / "out" / "summary.json").read_text())
+    assert summary["counts"] == {"lattices": 1, "rescored": 0, "failed": 1, "failed_files": 0}
+    assert [(f["file"], f["utt"]) for f in summary["failures"]] == [(str(empty), "lonely")]
 
 
 def test_strict_stops_at_first_failure_without_outputs(files):
