@@ -21,7 +21,8 @@ from rescorer.rescoring.collect import ResultCollector
 from rescorer.rescoring.config import RescoreConfig
 from rescorer.rescoring.inputs import make_unit
 from rescorer.rescoring.report import RescoreReport
-from rescorer.rescoring.session import ProgressHook, RescoreContext, run_unit
+from rescorer.rescoring.context import RescoreContext
+from rescorer.rescoring.session import ProgressHook, run_unit
 
 _WORKER_STATE: Optional[Tuple[RescoreContext, RescoreConfig, List[Tuple[Path, Lattice]]]] = None
 

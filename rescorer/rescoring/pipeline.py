@@ -25,7 +25,8 @@ from rescorer.rescoring.inputs import make_unit, read_inputs, work_units
 from rescorer.rescoring.records import write_records
 from rescorer.rescoring.report import RescoreReport
 from rescorer.rescoring.sentences import history_mismatch
-from rescorer.rescoring.session import (ProgressHook, RescoreContext, load_context, record_failure,
+from rescorer.rescoring.context import RescoreContext
+from rescorer.rescoring.session import (ProgressHook, load_context, record_failure,
                                         run_unit, torch_threads)
 from rescorer.rescoring.summary import options_of, run_details, write_summary
 from rescorer.rescoring.timing import stage

@@ -1,25 +1,26 @@
-"""What one rescoring run shares across its work units, and the unit of work itself.
+"""A rescoring session: its context loaded once, and the unit of work.
 
-``RescoreContext`` is loaded once (model, vocabulary, words, references) and
-inherited by forked workers. ``run_unit`` rescores one ``LatticeBatch`` into a
-report and a collector; the serial pipeline and every worker of
-``parallel.py`` call it, so neither imports the other.
+``load_context`` loads the ``RescoreContext`` (model, vocabulary, words,
+references), which forked workers inherit. ``run_unit`` rescores one
+``LatticeBatch`` into a report and a collector; the serial pipeline and every
+worker of ``parallel.py`` call it, so neither imports the other, and the jobs
+only know the context module::
 
     pipeline.py ──> session.py <── parallel.py
                         │
-                        └──> utterance.py, scoring.py (the jobs)
+                        ├──> utterance.py, scoring.py (the jobs) ──> context.py
+                        └──> context.py
 
 The job itself is called in ``_rescore_lattices``, the one place to change
 when the job changes.
 """
 import contextlib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Protocol, Sequence
+from typing import Iterator, List, Optional, Protocol, Sequence
 
 import torch
 
-from rescorer.data.vocab import Vocabulary
 from rescorer.devices import resolve_device
 from rescorer.errors import ConfigError, RescorerError
 from rescorer.lattice.batch import LatticeBatch
@@ -27,10 +28,10 @@ from rescorer.lattice.symbols import SymbolTable
 from rescorer.outputs.wer import load_references
 from rescorer.rescoring.collect import ResultCollector
 from rescorer.rescoring.config import RescoreConfig
+from rescorer.rescoring.context import RescoreContext
 from rescorer.rescoring.report import Failure, RescoreReport
 from rescorer.rescoring.scoring import score_requests
 from rescorer.rescoring.timing import stage
-from rescorer.rescoring.tokens import ArcTokenizer
 from rescorer.rescoring.utterance import UtteranceJob, finish_job, start_job
 from rescorer.training.checkpoint import load_model
 
@@ -40,44 +41,6 @@ class ProgressHook(Protocol):
 
     def utterance_done(self, utt_id: Optional[str], ok: bool, message: Optional[str] = None) -> None:
         """One utterance finished (ok) or failed (``message`` says why)."""
-
-
-@dataclass
-class RescoreContext:
-    """What is loaded once per run.
-
-    Attributes:
-      model:
-        The LM in eval mode on its device.
-      vocabulary:
-        The LM's vocabulary.
-      window:
-        History window of the expansion (lattice mode), or the sentence
-        history limit of n-best mode (None = whole sentence).
-      symbols:
-        ``--words``, or a growing table for the words of SLF files.
-      references:
-        Utterance id -> reference words, or None.
-      lowercase:
-        Fold lattice words to lower case before the LM lookup.
-    """
-
-    model: torch.nn.Module
-    vocabulary: Vocabulary
-    window: Optional[int]
-    symbols: SymbolTable
-    references: Optional[Dict[str, List[str]]]
-    lowercase: bool = False
-
-    def __post_init__(self) -> None:
-        self._tokenizers: Dict[int, ArcTokenizer] = {}
-
-    def tokenizer(self, symbols: SymbolTable) -> ArcTokenizer:
-        """The (cached) tokenizer for a symbol table."""
-        key = id(symbols)
-        if key not in self._tokenizers:
-            self._tokenizers[key] = ArcTokenizer(self.vocabulary, symbols, self.lowercase)
-        return self._tokenizers[key]
 
 
 def history_window(model_window: Optional[int], config: RescoreConfig) -> Optional[int]:

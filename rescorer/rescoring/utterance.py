@@ -31,7 +31,7 @@ from rescorer.rescoring.tokens import ArcTokens
 
 if TYPE_CHECKING:
     from rescorer.rescoring.collect import ResultCollector
-    from rescorer.rescoring.session import RescoreContext
+    from rescorer.rescoring.context import RescoreContext
 
 
 @dataclass
