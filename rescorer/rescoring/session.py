@@ -101,7 +101,7 @@ def record_failure(
 
 
 def run_unit(
-    batch: LatticeBatch, paths: Sequence[Path], context: RescoreContext, config: RescoreConfig,
+    batch: LatticeBatch, paths: Sequence[Optional[Path]], context: RescoreContext, config: RescoreConfig,
     report: RescoreReport, collector: ResultCollector, progress: Optional[ProgressHook],
 ) -> None:
     """Rescore one work unit: every lattice of ``batch``, LM-scored together.
@@ -110,7 +110,7 @@ def run_unit(
       batch:
         U lattices with unique utterance ids (``[utt][state][arc]``).
       paths:
-        U files, ``paths[u]`` holds lattice u (for messages and the summary).
+        U files, ``paths[u]`` holds lattice u (named in failures; None when in memory).
       context, config:
         The run's shared state and settings.
       report, collector:

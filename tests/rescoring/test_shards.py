@@ -86,11 +86,13 @@ def test_one_file_of_many_lattices_feeds_every_worker(tmp_path, monkeypatch):
     import multiprocessing
     import os
 
-    from rescorer.formats.detect import read_lattices
+    from rescorer.formats.detect import iter_lattices
     from rescorer.formats.k2_pt import write_k2
+    from rescorer.lattice.symbols import SymbolTable
     from rescorer.rescoring import parallel
 
-    lattices, symbols = read_lattices(sorted((ASR_DEV / "lat").iterdir())[:4])
+    symbols = SymbolTable()
+    lattices = list(iter_lattices(sorted((ASR_DEV / "lat").iterdir())[:4], symbols))
     write_k2(tmp_path / "all.pt", lattices)
     symbols.write(tmp_path / "words.txt")
     barrier = multiprocessing.get_context("fork").Barrier(2)  # inherited by the forked workers
