@@ -77,8 +77,12 @@ def test_jobs_and_batch_size_do_not_change_the_outputs(inputs, tmp_path):
     grid = [0.5, 1.0]
     run(inputs, tmp_path / "a", grid=grid, jobs=1, batch_size=16)
     for name, jobs, batch_size in (("b", 2, 16), ("c", 2, 1), ("d", 1, 4)):
-        run(inputs, tmp_path / name, grid=grid, jobs=jobs, batch_size=batch_size)
+        report = run(inputs, tmp_path / name, grid=grid, jobs=jobs, batch_size=batch_size)
         assert outputs(tmp_path / name) == outputs(tmp_path / "a"), name
+        # Under --jobs 2 too, the repeated id's message names its file (issue 8 item 5).
+        repeated = [f.message for f in report.failures if f.utt_id == "dev-0002"]
+        assert repeated == [f"{inputs / 'zz-copy.slf.gz'}: utterance dev-0002: utterance id appears "
+                            f"twice (expected unique ids across all inputs; skipped the second)"]
 
 
 def test_one_file_of_many_lattices_feeds_every_worker(tmp_path, monkeypatch):
