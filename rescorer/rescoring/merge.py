@@ -121,7 +121,9 @@ def _add_shard(folder: Path, summary: Dict[str, Any], report: RescoreReport,
     report.lattices_read += summary["counts"]["lattices"]
     run = summary["run"]
     report.unique_histories += run["lm_histories_run"]
-    seconds = {name: value for name, value in run["seconds"].items() if name != "total" and value is not None}
-    report.timings.add(Timings(seconds=seconds))
+    def timed(entry: Dict[str, Optional[float]]) -> Dict[str, float]:
+        return {name: value for name, value in entry.items() if name != "total" and value is not None}
+
+    report.timings.add(Timings(seconds=timed(run["seconds"]), cpu_seconds=timed(run["cpu_seconds"])))
     report.timings.total += run["seconds"]["total"]
     report.notes += [f"shard {run['shard']}: {note}" for note in run["notes"]]

@@ -22,8 +22,9 @@ is identical for equivalent runs (one process, ``--jobs``, ``--batch-size``,
     utterances          per utterance, sorted by id: {utt, the sizes above, words,
                         oov_words, oov_rate}
     run                 seconds {read, prune, expand, score, search, write, total}
-                        (null: not timed separately by this engine; stages are summed
-                        over --jobs workers, total is wall clock), jobs, batch_size,
+                        (wall clock; null: not timed separately by this engine; stages are
+                        summed over --jobs workers), cpu_seconds (the same stages' CPU
+                        time of our processes only, robust to a loaded machine), jobs, batch_size,
                         threads, shard ("I/N" or null), files, lm_histories_run (distinct
                         histories per work unit, summed: depends on batching), notes,
                         merged_from (merge only)
@@ -95,7 +96,8 @@ def build_summary(options: Dict[str, Any], report: RescoreReport, run: Dict[str,
         "utterances": [{"utt": utt, **asdict(report.results[utt]), "oov_rate": report.results[utt].oov_rate}
                        for utt in sorted(report.results)],
         "run": {"seconds": {**{name: report.timings.get(name) for name in STAGES},
-                            "total": report.timings.total}, **run,
+                            "total": report.timings.total},
+                "cpu_seconds": {name: report.timings.cpu(name) for name in STAGES}, **run,
                 "lm_histories_run": report.unique_histories, "notes": list(report.notes)},
     }
 
