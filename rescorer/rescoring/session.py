@@ -12,14 +12,15 @@ only know the context module::
                         └──> context.py
 
 The job itself is called in ``_rescore_lattices``, the one place to change
-when the job changes.
+when the job changes; word and OOV counts are taken apart from the job.
 """
 import contextlib
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator, List, Optional, Protocol, Sequence
+from typing import Iterator, List, Optional, Protocol, Sequence, Tuple
 
 import torch
+from torch import Tensor
 
 from rescorer.devices import resolve_device
 from rescorer.errors import ConfigError, RescorerError
@@ -32,6 +33,7 @@ from rescorer.rescoring.context import RescoreContext
 from rescorer.rescoring.report import Failure, RescoreReport
 from rescorer.rescoring.scoring import score_requests
 from rescorer.rescoring.timing import stage
+from rescorer.rescoring.tokens import ArcTokenizer
 from rescorer.rescoring.utterance import UtteranceJob, finish_job, start_job
 from rescorer.training.checkpoint import load_model
 
@@ -119,14 +121,48 @@ def run_unit(
       progress:
         Told about every finished or failed utterance, or None.
     """
+    done = len(report.results)
     _rescore_lattices(batch, list(paths), context, config, report, collector, progress)
+    rescored = list(report.results)[done:]
+    index = {utt: position for position, utt in enumerate(batch.utt_ids)}
+    words, oov = word_counts(batch.select([index[utt] for utt in rescored]),
+                             context.tokenizer(context.symbols))
+    for position, utt in enumerate(rescored):
+        report.results[utt] = replace(report.results[utt], words=int(words[position]),
+                                      oov_words=int(oov[position]))
+
+
+def word_counts(batch: LatticeBatch, tokenizer: ArcTokenizer) -> Tuple[Tensor, Tensor]:
+    """Word occurrences on each lattice's arcs, and how many of them the LM lacks.
+
+    Args:
+      batch:
+        U lattices whose word ids are all in the tokenizer's table.
+      tokenizer:
+        Maps word ids to LM tokens (cached per word id); tells which are OOV.
+
+    Returns:
+      ``(words, oov_words)``: two 1-D int64 tensors of shape (U,).
+    """
+    word_ids = batch.word_ids.cpu()  # (W,) every word occurrence, arc by arc
+    unique_ids, inverse = torch.unique(word_ids, return_inverse=True)  # (T,), (W,)
+    is_oov = torch.tensor([tokenizer.word_tokens(word_id)[1] for word_id in unique_ids.tolist()],
+                          dtype=torch.int64)  # (T,) one lookup per word type
+    word_utt = torch.repeat_interleave(batch.arc_utt.cpu(), batch.words_per_arc.cpu())  # (W,)
+    words = torch.bincount(word_utt, minlength=batch.num_utts)  # (U,)
+    oov = torch.zeros(batch.num_utts, dtype=torch.int64).index_add_(0, word_utt, is_oov[inverse])
+    return words, oov
 
 
 def _rescore_lattices(
-    batch: LatticeBatch, paths: List[Path], context: RescoreContext, config: RescoreConfig,
+    batch: LatticeBatch, paths: List[Optional[Path]], context: RescoreContext, config: RescoreConfig,
     report: RescoreReport, collector: ResultCollector, progress: Optional[ProgressHook],
 ) -> None:
-    """Today's job: each lattice prepared alone, one LM pass for all, each searched alone."""
+    """THE job call: rescore ``batch``; put results in ``report``/``collector``, record failures.
+
+    Today each lattice is prepared alone, one LM pass scores the unit, each is
+    searched alone. The batched engine replaces this body.
+    """
     jobs: List[UtteranceJob] = []
     for path, lattice in zip(paths, batch.to_lattices()):
         try:
@@ -142,12 +178,9 @@ def _rescore_lattices(
     for job, query_scores in zip(jobs, scores):
         try:
             with stage("search"):
-                utterance = finish_job(job, query_scores, config, collector)
+                report.results[job.utt_id] = finish_job(job, query_scores, config, collector)
         except RescorerError as error:
             record_failure(report, config, progress, job.path, job.utt_id, error)
             continue
-        report.results[job.utt_id] = replace(
-            utterance, words=int(job.lattice.word_ids.numel()),
-            oov_words=int(job.tokens.oov_counts.sum()))
         if progress is not None:
             progress.utterance_done(job.utt_id, True)
