@@ -140,7 +140,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--both-inputs", action="store_true",
                         help="run every model from SLF and from one k2 file (converted first, timed apart)")
     parser.add_argument("--wall-jobs", type=int, default=None, metavar="J",
-                        help="finally time one SLF run with --jobs J (with --wall-model)")
+                        help="finally time a run per input kind with --jobs J (with --wall-model)")
     parser.add_argument("--wall-model", default=None, metavar="K", help="the model K of --wall-jobs")
     parser.add_argument("--json", default=None, help="write all measurements here")
     return parser.parse_args()
@@ -179,10 +179,10 @@ def main() -> None:
         settings = {**base, "model": models[str(arguments.nbest_compare)], "mode": "nbest",
                     "nbest": 100, "out": f"{arguments.out}/nbest100"}
         runs.append({"name": f"nbest(100) K={arguments.nbest_compare}", **run_one(settings)})
-    if arguments.wall_jobs is not None:
+    for kind, k2_folder in inputs.items() if arguments.wall_jobs is not None else ():
         settings = {**base, "model": models[arguments.wall_model], "mode": "lattice", "nbest": 10,
-                    "jobs": arguments.wall_jobs, "out": f"{arguments.out}/wall"}
-        runs.append({"name": f"lattice K={arguments.wall_model} SLF jobs={arguments.wall_jobs}",
+                    "jobs": arguments.wall_jobs, "k2_folder": k2_folder, "out": f"{arguments.out}/wall-{kind}"}
+        runs.append({"name": f"lattice K={arguments.wall_model} {kind} jobs={arguments.wall_jobs}",
                      **run_one(settings)})
     seconds = audio_seconds(Path(arguments.data), arguments.limit)
     print_tables(runs, seconds)
