@@ -1,7 +1,9 @@
 """Lattice inputs of a run: read once, deduplicated, sharded, cut into work units.
 
-Every input is read in the parent process, in file order (folders recursed,
-sorted; any detected format). Without ``--words`` one growing table collects
+Every input is read once, in file order (folders recursed, sorted; any
+detected format): by the parent, or under ``--jobs N`` by workers reading
+consecutive groups of files whose words are renumbered onto the run's table
+in file order (``renumber_words``), which gives the same ids as one reader. Without ``--words`` one growing table collects
 the words of all SLF files (k2 and Kaldi text files then fail: they need
 ``--words``). A second lattice with an utterance id already seen is a
 failure naming its file.
@@ -19,15 +21,18 @@ further so that ``--jobs N`` workers all get work, however few files there
 are (one k2 file with 10,000 lattices feeds every worker).
 """
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import List, Optional, Set, Tuple
+from typing import List, Optional, Set, Tuple, Union
+
+import torch
 
 from rescorer.errors import InputFormatError
 from rescorer.formats.detect import iter_lattices, lattice_files
 from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.fsavec import Lattice, LatticeFailure
 from rescorer.lattice.symbols import SymbolTable
+from rescorer.rescoring.timing import stage
 
 
 def shard_of(utt_id: str, count: int) -> int:
@@ -59,43 +64,80 @@ class Inputs:
     lattices_seen: int = 0
 
 
-def read_inputs(paths: List[Path], symbols: SymbolTable,
-                shard: Optional[Tuple[int, int]] = None) -> Inputs:
-    """Read every lattice of ``paths``; keep this shard's.
+FileItems = List[Tuple[Path, Union[Lattice, LatticeFailure]]]
 
-    Args:
-      paths:
-        Files and folders.
-      symbols:
-        The frozen ``--words`` table or a growing one (SLF words are added).
-      shard:
-        (I, N) to keep shard I of N only; None keeps everything.
+
+def input_files(paths: List[Path]) -> List[Path]:
+    """The files of ``paths`` (folders recursed, sorted, hidden files skipped).
 
     Raises:
       InputFormatError: no input file at all.
     """
-    inputs = Inputs(files=lattice_files(paths))
-    if not inputs.files:
+    files = lattice_files(paths)
+    if not files:
         raise InputFormatError("no lattice files found (expected files, or folders holding them)",
                                path=", ".join(map(str, paths)))
+    return files
+
+
+def read_files(files: List[Path], symbols: SymbolTable) -> FileItems:
+    """Every lattice (or failure) of ``files``, in order, each with its file.
+
+    ``symbols`` is the frozen ``--words`` table or a growing one (SLF words are added).
+    """
+    with stage("read"):
+        return [(path, item) for path in files for item in iter_lattices([path], symbols)]
+
+
+def renumber_words(items: FileItems, local: SymbolTable, table: SymbolTable) -> FileItems:
+    """Move lattices read with ``local`` (a worker's copy of growing ``table``) onto ``table``.
+
+    Words of ``local`` are added to ``table`` in ``local``'s id order, so reading
+    file groups in workers and renumbering them in file order gives the table
+    and ids of one reader going through every file.
+    """
+    remap = torch.full((local.max_id + 1,), -1, dtype=torch.int64)  # (local ids,)
+    for word in local:
+        remap[local.id(word)] = table.lookup(word)
+    moved: FileItems = []
+    for path, item in items:
+        if isinstance(item, Lattice):
+            labels = item.labels
+            item = replace(item, word_ids=remap[item.word_ids],
+                           labels=torch.where(labels > 0, remap[labels.clamp(min=0)], labels))
+        moved.append((path, item))
+    return moved
+
+
+def select_inputs(files: List[Path], items: FileItems, shard: Optional[Tuple[int, int]] = None) -> Inputs:
+    """Keep this shard's lattices; a repeated utterance id becomes a failure.
+
+    Args:
+      files:
+        The input files.
+      items:
+        Every lattice or failure read, in file order.
+      shard:
+        (I, N) to keep shard I of N only; None keeps everything.
+    """
+    inputs = Inputs(files=files)
     seen: Set[str] = set()
-    for path in inputs.files:
-        for item in iter_lattices([path], symbols):
-            utt_id = item.utt_id
-            if utt_id is not None:
-                inputs.lattices_seen += 1
-                if shard is not None and shard_of(utt_id, shard[1]) != shard[0]:
-                    continue
-                inputs.lattices_read += 1
-            if isinstance(item, LatticeFailure):
-                inputs.failures.append(item)
-            elif utt_id in seen:
-                inputs.failures.append(LatticeFailure(path, utt_id, InputFormatError(
-                    "utterance id appears twice (expected unique ids across all inputs; skipped "
-                    "the second)", path=path, utt_id=utt_id)))
-            else:
-                seen.add(utt_id)
-                inputs.items.append((path, item))
+    for path, item in items:
+        utt_id = item.utt_id
+        if utt_id is not None:
+            inputs.lattices_seen += 1
+            if shard is not None and shard_of(utt_id, shard[1]) != shard[0]:
+                continue
+            inputs.lattices_read += 1
+        if isinstance(item, LatticeFailure):
+            inputs.failures.append(item)
+        elif utt_id in seen:
+            inputs.failures.append(LatticeFailure(path, utt_id, InputFormatError(
+                "utterance id appears twice (expected unique ids across all inputs; skipped "
+                "the second)", path=path, utt_id=utt_id)))
+        else:
+            seen.add(utt_id)
+            inputs.items.append((path, item))
     return inputs
 
 

@@ -1,48 +1,111 @@
-"""``--jobs N``: rescore work units (runs of lattices, not files) in N worker processes.
+"""``--jobs N``: read file groups, then rescore work units (runs of lattices), in N workers.
 
 The graph algorithms run many small tensor operations, which extra torch
 threads slow down rather than speed up, so several cores are used by running
-several single-threaded workers. Workers are forked (CPU only) after the
-model is loaded and every input is read, so each starts with the model,
-vocabulary, references and lattices in memory and receives only unit
-numbers. Each unit is rescored by ``session.run_unit`` into a partial
-``RescoreReport`` and ``ResultCollector``, merged by the parent in unit
-order, so the outputs equal a one-process run's.
+several single-threaded workers, forked (CPU only) after the model is loaded.
+
+1. ``read_parallel``: workers read consecutive groups of files; the parent
+   renumbers their words onto the run's table in file order.
+2. ``run_parallel``: workers forked after reading start with the model,
+   vocabulary and every lattice in memory and receive only unit numbers.
+   Each unit is rescored by ``session.run_unit`` into a partial
+   ``RescoreReport`` and ``ResultCollector``, merged by the parent in unit
+   order, so the outputs equal a one-process run's.
+
+Results come back as ``torch.save`` bytes: one pickled blob per task rather
+than one shared-memory file descriptor per tensor.
 """
+import io
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import torch
 
 from rescorer.lattice.fsavec import Lattice
 from rescorer.rescoring.collect import ResultCollector
 from rescorer.rescoring.config import RescoreConfig
-from rescorer.rescoring.inputs import make_unit
+from rescorer.lattice.symbols import SymbolTable
+from rescorer.rescoring.inputs import FileItems, make_unit, read_files, renumber_words
 from rescorer.rescoring.report import RescoreReport
 from rescorer.rescoring.context import RescoreContext
 from rescorer.rescoring.session import ProgressHook, run_unit
+from rescorer.rescoring.timing import Timings
 
 _WORKER_STATE: Optional[Tuple[RescoreContext, RescoreConfig, List[Tuple[Path, Lattice]]]] = None
+_READ_STATE: Optional[Tuple[List[Path], SymbolTable]] = None
 
 
-def _initialize() -> None:
-    """Use one torch thread per worker (the forked state is already in ``_WORKER_STATE``)."""
-    assert _WORKER_STATE is not None, "worker forked without state"
-    torch.set_num_threads(_WORKER_STATE[1].threads)
+def _pack(value: Any) -> bytes:
+    """``value`` as one ``torch.save`` blob (for the trip back to the parent)."""
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
 
 
-def _rescore_unit(unit: Tuple[int, int]) -> Tuple[RescoreReport, ResultCollector]:
-    """Rescore lattices ``unit[0]:unit[1]`` in a worker; return the partial report and results."""
+def _unpack(blob: bytes) -> Any:
+    """The value of a ``_pack`` blob made by our own worker (trusted: full unpickling)."""
+    return torch.load(io.BytesIO(blob), weights_only=False)
+
+
+def _pool(jobs: int) -> ProcessPoolExecutor:
+    """``jobs`` forked single-threaded workers."""
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
+                               initializer=torch.set_num_threads, initargs=(1,))
+
+
+def _read_group(group: Tuple[int, int]) -> bytes:
+    """Read files ``group[0]:group[1]`` in a worker: (items, the worker's table, timings)."""
+    assert _READ_STATE is not None, "worker not initialized"
+    files, symbols = _READ_STATE
+    timings = Timings()
+    with timings.activate():
+        items = read_files(files[group[0]:group[1]], symbols)
+    return _pack((items, None if symbols.frozen else symbols, timings))
+
+
+def read_parallel(files: List[Path], symbols: SymbolTable, jobs: int, timings: Timings) -> FileItems:
+    """Read ``files`` in ``jobs`` workers, in groups; the result equals ``read_files``'s.
+
+    Args:
+      files:
+        The input files, in order.
+      symbols:
+        The frozen ``--words`` table, or the run's growing table (each worker
+        grows a copy; the parent renumbers every group onto ``symbols``).
+      jobs:
+        Worker processes.
+      timings:
+        Receives the workers' read seconds.
+    """
+    global _READ_STATE
+    count = min(len(files), 4 * jobs)  # a few groups per worker evens out file sizes
+    bounds = [len(files) * index // count for index in range(count + 1)]
+    _READ_STATE = (files, symbols)
+    try:
+        with _pool(min(jobs, count)) as pool:
+            parts = [_unpack(blob) for blob in pool.map(_read_group, list(zip(bounds, bounds[1:])))]
+    finally:
+        _READ_STATE = None
+    items: FileItems = []
+    for part_items, local, part_timings in parts:
+        items += part_items if local is None else renumber_words(part_items, local, symbols)
+        timings.add(part_timings)
+    return items
+
+
+def _rescore_unit(unit: Tuple[int, int]) -> bytes:
+    """Rescore lattices ``unit[0]:unit[1]`` in a worker: the partial report and collector."""
     assert _WORKER_STATE is not None, "worker not initialized"
     context, config, items = _WORKER_STATE
+    torch.set_num_threads(config.threads)
     report = RescoreReport()
     collector = ResultCollector(config, None)  # references stay with the parent
     with report.timings.activate():
         batch, paths = make_unit(items[unit[0]:unit[1]])
         run_unit(batch, paths, context, config, report, collector, None)
-    return report, collector
+    return _pack((report, collector))
 
 
 def run_parallel(
@@ -61,13 +124,10 @@ def run_parallel(
     """
     global _WORKER_STATE
     _WORKER_STATE = (context, config, items)
-    pool = ProcessPoolExecutor(max_workers=min(config.jobs, len(units)),
-                               mp_context=multiprocessing.get_context("fork"),
-                               initializer=_initialize)
     try:
-        with pool:
-            for part_report, part_collector in pool.map(_rescore_unit, units):
-                _merge(part_report, part_collector, report, collector, progress)
+        with _pool(min(config.jobs, len(units))) as pool:
+            for blob in pool.map(_rescore_unit, units):
+                _merge(*_unpack(blob), report, collector, progress)
     finally:
         _WORKER_STATE = None
 

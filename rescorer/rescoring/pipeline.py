@@ -21,7 +21,7 @@ from typing import Optional
 from rescorer.errors import InputFormatError
 from rescorer.rescoring.collect import ResultCollector
 from rescorer.rescoring.config import RescoreConfig
-from rescorer.rescoring.inputs import make_unit, read_inputs, work_units
+from rescorer.rescoring.inputs import input_files, make_unit, read_files, select_inputs, work_units
 from rescorer.rescoring.records import write_records
 from rescorer.rescoring.report import RescoreReport
 from rescorer.rescoring.sentences import history_mismatch
@@ -52,8 +52,15 @@ def _run(config: RescoreConfig, report: RescoreReport, progress: Optional[Progre
     """``run_rescore`` with ``report``'s timings active."""
     started = time.perf_counter()
     context = load_context(config)
+    files = input_files(config.lattices)
+    if config.jobs > 1 and len(files) > 1:
+        from rescorer.rescoring.parallel import read_parallel  # Only for --jobs > 1.
+
+        items = read_parallel(files, context.symbols, config.jobs, report.timings)
+    else:
+        items = read_files(files, context.symbols)
     with stage("read"):
-        inputs = read_inputs(config.lattices, context.symbols, config.shard)
+        inputs = select_inputs(files, items, config.shard)
     if inputs.lattices_seen == 0 and not inputs.failures:
         raise InputFormatError("no lattices in the inputs (expected at least one lattice)",
                                path=", ".join(map(str, inputs.files)))

@@ -135,3 +135,25 @@ def test_shard_rule_depends_only_on_the_utterance_id():
     counts = [sum(1 for utt in ids if shard_of(utt, 3) == index) for index in (1, 2, 3)]
     assert sum(counts) == 3000 and min(counts) > 900  # every id in exactly one shard, balanced
     assert shard_of("dev-0001", 7) == 3  # crc32(b"dev-0001") = 1459567867 = 7 * 208509695 + 2
+
+
+def test_reading_in_workers_gives_the_table_and_ids_of_one_reader(inputs):
+    import torch
+
+    from rescorer.lattice.symbols import SymbolTable
+    from rescorer.rescoring.inputs import input_files, read_files
+    from rescorer.rescoring.parallel import read_parallel
+    from rescorer.rescoring.timing import Timings
+
+    files = input_files([inputs])
+    serial_table, parallel_table, timings = SymbolTable(), SymbolTable(), Timings()
+    serial = read_files(files, serial_table)
+    parallel = read_parallel(files, parallel_table, 2, timings)
+    assert serial_table.to_text() == parallel_table.to_text() and len(serial_table) > 100
+    assert [(path, item.utt_id) for path, item in parallel] == [(path, item.utt_id) for path, item in serial]
+    for (_, one), (_, other) in zip(serial, parallel):
+        if hasattr(one, "word_ids"):
+            assert torch.equal(one.word_ids, other.word_ids) and torch.equal(one.labels, other.labels)
+        else:
+            assert str(one.error) == str(other.error)
+    assert timings.cpu("read") > 0  # the workers' reading is counted
