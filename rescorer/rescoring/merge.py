@@ -96,7 +96,8 @@ def _config(options: Dict[str, Any], out: Path, refs: Optional[Path], cuts: Opti
         words=path(options["words"]), scales=Scales(**options["scales"]),
         oov_penalty=options["oov_penalty"], beam=options["beam"], max_arcs=options["max_arcs"],
         beam_tries=options["beam_tries"], nbest=options["nbest"], mode=options["mode"],
-        history_approx=options["history_approx"], grid=options["grid"], refs=refs, cuts=cuts,
+        history_approx=options["history_approx"], grid=options["grid"], chunk_rows=options["chunk_rows"],
+        refs=refs, cuts=cuts,
         ignore_case=options["ignore_case"], lowercase=options["lowercase"],
     )
 

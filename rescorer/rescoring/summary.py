@@ -56,6 +56,7 @@ def options_of(config: RescoreConfig) -> Dict[str, Any]:
         "mode": config.mode, "scales": asdict(config.scales), "oov_penalty": config.oov_penalty,
         "beam": config.beam, "max_arcs": config.max_arcs, "beam_tries": config.beam_tries,
         "nbest": config.nbest, "history_approx": config.history_approx, "grid": config.grid,
+        "chunk_rows": config.chunk_rows,
         "ignore_case": config.ignore_case, "lowercase": config.lowercase,
     }
 
