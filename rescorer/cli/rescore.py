@@ -108,7 +108,9 @@ def rescore_command(
         "--batch-size", help="Lattices whose LM queries are scored in one batched pass.",
         rich_help_panel=COMPUTE)] = 16,
     chunk_rows: Annotated[int, typer.Option(
-        "--chunk-rows", help="Unique histories per model call (memory: rows x vocabulary floats).",
+        "--chunk-rows", help="Unique histories per model call (memory: rows x vocabulary floats). "
+                              "Every call gets exactly this many rows (padded), so scores do not "
+                              "depend on --batch-size, --jobs or --shard.",
         rich_help_panel=COMPUTE)] = 1024,
     device: Annotated[str, typer.Option(
         "--device", help="auto (CUDA when available), cpu or cuda.", rich_help_panel=COMPUTE)] = "auto",
