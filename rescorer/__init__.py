@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "LatticeBatch": "rescorer.lattice.batch",
     "read_lattices": "rescorer.formats.read",
+    "read_batch": "rescorer.formats.read",
     "shortest_paths": "rescorer.algorithms.best_path",
     "total_scores": "rescorer.algorithms.best_path",
     "rescore_batch": "rescorer.rescoring.api",
