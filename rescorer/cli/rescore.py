@@ -111,7 +111,7 @@ def rescore_command(
         "--chunk-rows", help="Unique histories per model call (memory: rows x vocabulary floats). "
                               "Every call gets exactly this many rows (padded), so scores do not "
                               "depend on --batch-size, --jobs or --shard.",
-        rich_help_panel=COMPUTE)] = 1024,
+        rich_help_panel=COMPUTE)] = 256,
     device: Annotated[str, typer.Option(
         "--device", help="auto (CUDA when available), cpu or cuda.", rich_help_panel=COMPUTE)] = "auto",
     threads: Annotated[int, typer.Option(
