@@ -53,8 +53,10 @@ def test_import_rescorer_loads_no_torch():
 
 def test_rescore_batch_returns_what_the_command_writes(tmp_path):
     from rescorer.data.vocab import WordVocabulary
+    from rescorer.formats.detect import iter_lattices
     from rescorer.formats.k2_pt import write_k2
     from rescorer.lattice.batch import LatticeBatch
+    from rescorer.lattice.symbols import SymbolTable
     from rescorer.rescoring.combine import Scales
     from rescorer.rescoring.config import RescoreConfig
     from rescorer.rescoring.pipeline import run_rescore
@@ -65,41 +67,34 @@ def test_rescore_batch_returns_what_the_command_writes(tmp_path):
     words = tmp_path / "words.txt"
     builders.symbol_table().write(words)
     second = [arc if arc[2] != "c" or arc[0] != 1 else (1, 2, "c", -1.0, -2.5) for arc in builders.ARCS]
-    lattices = [builders.tiny_lattice("u1"), builders.tiny_lattice("u2", arcs=second)]
-    write_k2(tmp_path / "lats.pt", lattices)
+    write_k2(tmp_path / "lats.pt", [builders.tiny_lattice("u1"), builders.tiny_lattice("u2", arcs=second)])
     scales = Scales(am=1.0, ngram=0.5, lm=0.7, word_penalty=-0.25)
     run_rescore(RescoreConfig(lattices=[tmp_path / "lats.pt"], model=checkpoint, words=words,
                               out=str(tmp_path / "out"), scales=scales, nbest=4, beam=None))
     written = [json.loads(line) for line in (tmp_path / "out" / "nbest.jsonl").open()]
 
-    from rescorer.formats.detect import iter_lattices
-    from rescorer.lattice.symbols import SymbolTable
-
-    lattices = list(iter_lattices([tmp_path / "lats.pt"], SymbolTable.from_file(words)))  # as the file has them
-    result = rescorer.rescore_batch(LatticeBatch.from_lattices(lattices), checkpoint, words,
-                                    scales=scales, nbest=4, beam=None, device="cpu")
-    assert result.failures == [] and sorted(result.stats) == ["u1", "u2"]
-    returned = [vars(hyp) for utt in ("u1", "u2") for hyp in result.hypotheses[utt]]
-    assert returned == written
-    assert result.onebest == {"u1": written[0]["words"], "u2": written[4]["words"]}
-    for hyp in returned:
+    symbols = SymbolTable.from_file(words)
+    lattices = list(iter_lattices([tmp_path / "lats.pt"], symbols))  # as the file has them
+    hypotheses, failures = rescorer.rescore_batch(LatticeBatch.from_lattices(lattices), model,
+                                                  vocabulary, symbols, scales=scales, nbest=4)
+    assert failures == {} and list(hypotheses) == ["u1", "u2"]
+    assert [vars(hyp) for utt in ("u1", "u2") for hyp in hypotheses[utt]] == written
+    for hyp in written:
         assert hyp["nnlm"] == pytest.approx(builders.sentence_log_prob(model, vocabulary, hyp["words"]),
                                             abs=1e-4)
-    loaded = rescorer.rescore_batch(LatticeBatch.from_lattices(lattices[1:]), (model, vocabulary),
-                                    words, scales=scales, nbest=4, beam=None)
-    assert loaded.hypotheses["u2"] == result.hypotheses["u2"]
 
 
-def test_rescore_batch_lists_a_bad_lattice_and_rescores_the_rest(tmp_path):
+def test_rescore_batch_lists_a_bad_lattice_and_rescores_the_rest():
     from rescorer.data.vocab import WordVocabulary
+    from rescorer.errors import LatticeError
     from rescorer.lattice.batch import LatticeBatch
 
     vocabulary = WordVocabulary(builders.LM_WORDS)
     model = builders.tiny_model(vocabulary.size, iterations=2)
-    words = builders.symbol_table()
     cyclic = builders.tiny_lattice("loop", arcs=builders.ARCS + [(2, 1, "a", -1.0, 0.0)])
-    result = rescorer.rescore_batch(LatticeBatch.from_lattices([cyclic, builders.tiny_lattice("ok")]),
-                                    (model, vocabulary), words)
-    assert list(result.hypotheses) == ["ok"]
-    assert [failure.utt_id for failure in result.failures] == ["loop"]
-    assert "utterance loop" in result.failures[0].message and "cycle" in result.failures[0].message
+    hypotheses, failures = rescorer.rescore_batch(
+        LatticeBatch.from_lattices([cyclic, builders.tiny_lattice("ok")]), model, vocabulary,
+        builders.symbol_table())
+    assert list(hypotheses) == ["ok"] and len(hypotheses["ok"]) == 1
+    assert list(failures) == ["loop"] and isinstance(failures["loop"], LatticeError)
+    assert "utterance loop" in str(failures["loop"]) and "cycle" in str(failures["loop"])

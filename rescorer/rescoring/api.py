@@ -4,93 +4,70 @@ For callers that already hold lattices (an icefall ``decode.py``, scripts,
 benchmarks). It runs the same work unit as the command (``session.run_unit``)
 and returns the results instead of writing files.
 """
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
 from rescorer.data.vocab import Vocabulary
-from rescorer.devices import resolve_device
+from rescorer.errors import RescorerError
 from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.outputs.text import Hypothesis
-from rescorer.paths import PathLike
 from rescorer.rescoring.collect import ResultCollector
+from rescorer.rescoring.combine import Scales
 from rescorer.rescoring.config import RescoreConfig
 from rescorer.rescoring.context import RescoreContext
-from rescorer.rescoring.report import Failure, RescoreReport, UtteranceStats
+from rescorer.rescoring.report import RescoreReport
 from rescorer.rescoring.session import history_window, run_unit
-from rescorer.training.checkpoint import load_model
-
-
-@dataclass
-class BatchResult:
-    """What ``rescore_batch`` found.
-
-    Attributes:
-      hypotheses:
-        Utterance id -> its n-best (``Hypothesis``: words, am, ngram, nnlm,
-        total), best first, for every rescored utterance.
-      failures:
-        The utterances that could not be rescored (``Failure``: utt_id, message).
-      stats:
-        Utterance id -> sizes along the pipeline (arcs, pruned and expanded
-        arcs, LM histories and queries, words, OOV words).
-    """
-
-    hypotheses: Dict[str, List[Hypothesis]]
-    failures: List[Failure]
-    stats: Dict[str, UtteranceStats]
-
-    @property
-    def onebest(self) -> Dict[str, List[str]]:
-        """Utterance id -> the best word sequence."""
-        return {utt: hyps[0].words for utt, hyps in self.hypotheses.items() if hyps}
 
 
 def rescore_batch(
     batch: LatticeBatch,
-    model: Union[PathLike, Tuple[torch.nn.Module, Vocabulary]],
-    words: Union[PathLike, SymbolTable],
-    device: str = "auto",
-    **options: Any,
-) -> BatchResult:
+    model: torch.nn.Module,
+    vocabulary: Vocabulary,
+    symbols: SymbolTable,
+    scales: Optional[Scales] = None,
+    nbest: int = 1,
+    beam: Optional[float] = None,
+    max_arcs: int = 500_000,
+    oov_penalty: float = 0.0,
+    mode: str = "lattice",
+    history_approx: Optional[int] = None,
+    lowercase: bool = False,
+    chunk_rows: int = 256,
+) -> Tuple[Dict[str, List[Hypothesis]], Dict[str, RescorerError]]:
     """Rescore every lattice of ``batch`` with a fixed-point LM.
 
     Args:
       batch:
-        U lattices with unique utterance ids, ``[utt][state][arc]``.
+        U lattices with unique utterance ids, ``[utt][state][arc]``
+        (e.g. ``LatticeBatch.from_k2_dict(fsas.as_dict())``).
       model:
-        A checkpoint written by ``fprescore train``, or an already loaded
-        ``(model, vocabulary)`` pair (``rescorer.training.checkpoint.load_model``).
-      words:
-        The words.txt of the batch's word ids (path or ``SymbolTable``).
-      device:
-        Where to load a checkpoint: "auto", "cpu" or "cuda".
-      options:
-        ``RescoreConfig`` fields, as the command's options: ``scales``
-        (``rescorer.rescoring.combine.Scales``), ``beam`` (None: no pruning),
-        ``nbest``, ``oov_penalty``, ``max_arcs``, ``mode``, ``history_approx``,
-        ``lowercase``, ``chunk_rows``, ``strict`` (raise the first failure).
+        A ``FixedPointLM`` in eval mode (``rescorer.training.checkpoint.load_model``).
+      vocabulary:
+        Its ``Vocabulary``.
+      symbols:
+        The word table of the batch's word ids.
+      scales / nbest / beam / max_arcs / oov_penalty / mode / history_approx / lowercase / chunk_rows:
+        As the ``fprescore rescore`` options (``RescoreConfig``); ``beam=None``
+        keeps every arc.
 
     Returns:
-      A ``BatchResult``; bad lattices are listed in ``failures``, not raised.
+      ``(hypotheses, failures)``: utterance id -> its ranked ``Hypothesis`` list
+      (the rows of ``nbest.jsonl``; the first is the 1-best of ``onebest.txt``),
+      in batch order, and utterance id -> the error of each lattice that failed.
 
     Raises:
-      RescorerError: bad options or checkpoint; the first failure under ``strict=True``.
+      ConfigError: bad options.
     """
-    options.setdefault("beam", 16.0)
-    config = RescoreConfig(lattices=[Path("<batch>")], model=Path("<model>"), out="-", **options)
-    if isinstance(model, tuple):
-        lm, vocabulary = model
-    else:
-        lm, vocabulary = load_model(model, resolve_device(device))
-    symbols = words if isinstance(words, SymbolTable) else SymbolTable.from_file(words)
-    context = RescoreContext(lm, vocabulary, history_window(lm.history_window, config), symbols,
-                             None, config.lowercase)
+    config = RescoreConfig(lattices=[Path("<in memory>")], model=Path("<in memory>"), out="-",
+                           scales=scales or Scales(), nbest=nbest, beam=beam, max_arcs=max_arcs,
+                           oov_penalty=oov_penalty, mode=mode, history_approx=history_approx,
+                           lowercase=lowercase, chunk_rows=chunk_rows)
+    context = RescoreContext(model, vocabulary, history_window(model.history_window, config), symbols,
+                             None, lowercase)
     report, collector = RescoreReport(), ResultCollector(config, None)
-    paths: List[Optional[Path]] = [None] * batch.num_utts
-    run_unit(batch, paths, context, config, report, collector, None)
+    run_unit(batch, [None] * batch.num_utts, context, config, report, collector, None)
     hypotheses = {utt: collector.results[utt].hypotheses for utt in batch.utt_ids if utt in report.results}
-    return BatchResult(hypotheses, report.failures, report.results)
+    return hypotheses, {failure.utt_id: failure.error for failure in report.failures}

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from rescorer.errors import RescorerError
 from rescorer.outputs.wer import WerStats
 from rescorer.rescoring.timing import Timings
 
@@ -64,12 +65,15 @@ class Failure:
       problem:
         The same without the file and utterance (for a table that shows them
         in their own columns); None when only ``message`` is known.
+      error:
+        The error itself, when known (not after ``fprescore merge``).
     """
 
     path: Optional[Path]
     utt_id: Optional[str]
     message: str
     problem: Optional[str] = None
+    error: Optional[RescorerError] = None
 
 
 

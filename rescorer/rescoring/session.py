@@ -97,7 +97,7 @@ def record_failure(
     if config.strict:
         raise error
     problem = ": ".join(part for part in (error.where, error.message) if part)
-    report.failures.append(Failure(path, utt_id, str(error), problem))
+    report.failures.append(Failure(path, utt_id, str(error), problem, error))
     if progress is not None:
         progress.utterance_done(utt_id, False, str(error))
 
