@@ -1,10 +1,20 @@
-"""Throughput and WER of ``fprescore rescore`` on the asr-dev lattices.
+"""Throughput, stage shares and WER of ``fprescore rescore`` on the asr-dev lattices.
 
 Every configuration runs in a fresh Python process (so peak RSS is per run)
 through the library entry point ``run_rescore``, exactly what the CLI runs.
-Prints a rich table and a Markdown table for docs/results/rescoring.md.
+Prints Markdown tables for docs/results/rescoring.md: speed and sizes; each
+stage's share of the timed stages' CPU time (read, prune, expand, score =
+the neural LM, search, write; ``time.process_time`` of our processes,
+summed over workers, so other load on the machine does not count) with the
+non-LM / LM ratio; and WER.
 
 Examples::
+
+    # stage shares at K = 2, 4, 8 from SLF and from one k2 file (one process), then
+    # the --jobs 2 wall time at K = 4 against the audio duration (target 1/300)
+    .venv/bin/python bench/rescore_throughput.py \
+        --model 2=exp/ptb-k2/model.pt --model 4=exp/ptb-k4/model.pt --model 8=exp/ptb-k8/model.pt \
+        --jobs 1 --both-inputs --wall-jobs 2 --wall-model 4
 
     # speed at K = 2, 4, 8 plus the n-best(100) comparison at K = 4
     .venv/bin/python bench/rescore_throughput.py \\
@@ -22,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Dict, List
+
+from rescorer.rescoring.timing import STAGES
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "asr-dev"
 
@@ -43,7 +55,7 @@ def worker(settings: Dict) -> Dict:
     data = Path(settings["data"])
     files = sorted((data / "lat").iterdir())[: settings["limit"]]
     words = None
-    if settings["k2_folder"]:  # pre-converted shards instead of the SLF files
+    if settings.get("k2_folder"):  # pre-converted shards instead of the SLF files
         files = sorted(Path(settings["k2_folder"]).glob("shard*.pt"))
         words = Path(settings["k2_folder"]) / "words.txt"
     config = RescoreConfig(
@@ -64,8 +76,7 @@ def worker(settings: Dict) -> Dict:
     cpu += children.ru_utime + children.ru_stime
     totals = report.totals()
     return {
-        "wall_s": wall, "cpu_s": cpu, "read_s": report.timings.read, "expand_s": report.timings.expand,
-        "score_s": report.timings.score, "search_s": report.timings.search,
+        "wall_s": wall, "cpu_s": cpu, "stages": {name: report.timings.cpu(name) for name in STAGES},
         "ok": len(report.results), "failed": len(report.failures), **totals,
         "unique_histories": report.unique_histories,
         "tightened_utts": sum(1 for s in report.results.values() if s.tightened),
@@ -128,6 +139,11 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--out", default="/tmp/rescore-bench", help="scratch output folder")
     parser.add_argument("--k2-shards", type=int, default=0, metavar="N",
                         help="convert the SLF lattices to N k2 files first (timed apart) and rescore those")
+    parser.add_argument("--both-inputs", action="store_true",
+                        help="run every model from SLF and from one k2 file (converted first, timed apart)")
+    parser.add_argument("--wall-jobs", type=int, default=None, metavar="J",
+                        help="finally time a run per input kind with --jobs J (with --wall-model)")
+    parser.add_argument("--wall-model", default=None, metavar="K", help="the model K of --wall-jobs")
     parser.add_argument("--json", default=None, help="write all measurements here")
     return parser.parse_args()
 
@@ -145,24 +161,31 @@ def main() -> None:
             "max_arcs": arguments.max_arcs, "ngram_scale": arguments.ngram_scale,
             "lm_scale": arguments.lm_scale, "grid": grid, "refs": bool(grid) or arguments.refs}
     models = dict(item.split("=", 1) for item in arguments.model)
-    base["k2_folder"] = None
-    if arguments.k2_shards:
+    inputs = {"SLF": None}
+    if arguments.k2_shards or arguments.both_inputs:
         import torch
 
         torch.set_num_threads(1)
+        shards = arguments.k2_shards or 1
         folder = Path(arguments.out) / "k2"
-        seconds = convert_to_k2(Path(arguments.data), arguments.limit, arguments.k2_shards, folder)
-        print(f"converted to {arguments.k2_shards} k2 files in {seconds:.1f} s (not counted below)")
-        base["k2_folder"] = str(folder)
+        seconds = convert_to_k2(Path(arguments.data), arguments.limit, shards, folder)
+        print(f"converted to {shards} k2 file(s) in {seconds:.1f} s (not counted below)")
+        inputs = {"SLF": None, "k2": str(folder)} if arguments.both_inputs else {"k2": str(folder)}
     runs: List[Dict] = []
     for window, model in sorted(models.items(), key=lambda item: int(item[0])):
-        settings = {**base, "model": model, "mode": "lattice", "nbest": 10,
-                    "out": f"{arguments.out}/lattice-k{window}"}
-        runs.append({"name": f"lattice K={window}", **run_one(settings)})
+        for kind, k2_folder in inputs.items():
+            settings = {**base, "model": model, "mode": "lattice", "nbest": 10, "k2_folder": k2_folder,
+                        "out": f"{arguments.out}/lattice-k{window}-{kind}"}
+            runs.append({"name": f"lattice K={window} {kind} jobs={arguments.jobs}", **run_one(settings)})
     if arguments.nbest_compare is not None:
         settings = {**base, "model": models[str(arguments.nbest_compare)], "mode": "nbest",
                     "nbest": 100, "out": f"{arguments.out}/nbest100"}
         runs.append({"name": f"nbest(100) K={arguments.nbest_compare}", **run_one(settings)})
+    for kind, k2_folder in inputs.items() if arguments.wall_jobs is not None else ():
+        settings = {**base, "model": models[arguments.wall_model], "mode": "lattice", "nbest": 10,
+                    "jobs": arguments.wall_jobs, "k2_folder": k2_folder, "out": f"{arguments.out}/wall-{kind}"}
+        runs.append({"name": f"lattice K={arguments.wall_model} {kind} jobs={arguments.wall_jobs}",
+                     **run_one(settings)})
     seconds = audio_seconds(Path(arguments.data), arguments.limit)
     print_tables(runs, seconds)
     if arguments.json:
@@ -170,20 +193,30 @@ def main() -> None:
 
 
 def print_tables(runs: List[Dict], seconds: float) -> None:
-    """A Markdown table of speed and size, then one of WER."""
-    print(f"\naudio: {seconds:.1f} s; real-time target 1/100 = {seconds / 100:.2f} s\n")
-    print("| run | lattices ok/failed | wall s | CPU s | read s | expand s | score s | search s | lattices/s "
-          "| arcs/s | arcs pruned | expansion factor | unique histories | beam tightened "
-          "| peak RSS MB (main / largest worker) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    """Markdown tables: speed and sizes, stage shares, then WER."""
+    print(f"\naudio: {seconds:.1f} s; targets 1/100 = {seconds / 100:.2f} s, 1/300 = {seconds / 300:.2f} s\n")
+    print("| run | lattices ok/failed | wall s | CPU s | x audio | lattices/s | arcs/s | arcs pruned "
+          "| expansion factor | unique histories | beam tightened | peak RSS MB (main / largest worker) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for run in runs:
         factor = run["expanded_arcs"] / max(run["pruned_arcs"], 1) if run["expanded_arcs"] else 0.0
-        print(f"| {run['name']} | {run['ok']}/{run['failed']} | {run['wall_s']:.1f} | {run['cpu_s']:.1f} "
-              f"| {run['read_s']:.1f} "
-              f"| {run['expand_s']:.1f} | {run['score_s']:.1f} | {run['search_s']:.1f} "
-              f"| {run['ok'] / run['wall_s']:.1f} | {run['arcs'] / run['wall_s']:,.0f} "
-              f"| {run['pruned_arcs']:,} | {factor:.2f} | {run['unique_histories']:,} "
-              f"| {run['tightened_utts']} | {run['peak_rss_mb']:.0f} / {run['peak_rss_workers_mb']:.0f} |")
+        print(f"| {run['name']} | {run['ok']}/{run['failed']} | {run['wall_s']:.2f} | {run['cpu_s']:.1f} "
+              f"| 1/{seconds / run['wall_s']:.0f} | {run['ok'] / run['wall_s']:.1f} "
+              f"| {run['arcs'] / run['wall_s']:,.0f} | {run['pruned_arcs']:,} | {factor:.2f} "
+              f"| {run['unique_histories']:,} | {run['tightened_utts']} "
+              f"| {run['peak_rss_mb']:.0f} / {run['peak_rss_workers_mb']:.0f} |")
+    print("\nStage CPU seconds of our processes (share of the timed stages; '-' = not timed "
+          "separately):\n")
+    print("| run | " + " | ".join(STAGES) + " | non-LM / LM |")
+    print("|---|" + "---|" * (len(STAGES) + 1))
+    for run in runs:
+        stages = run["stages"]
+        timed = sum(value for value in stages.values() if value is not None) or 1.0
+        cells = ["-" if stages[name] is None else f"{stages[name]:.2f} ({100 * stages[name] / timed:.0f}%)"
+                 for name in STAGES]
+        lm = stages.get("score") or 0.0
+        ratio = f"{(timed - lm) / lm:.1f}x" if lm else "-"
+        print(f"| {run['name']} | " + " | ".join(cells) + f" | {ratio} |")
     if any(run["wer"] for run in runs):
         print("\n| run | row | WER % | errors / ref words | best lm_scale |")
         print("|---|---|---|---|---|")

@@ -15,30 +15,26 @@ Dimension legend used in every docstring:
     N  rows of a flat batch (histories, paths)
 
 Ragged structures use k2's axes notation, e.g. ``[utt][state][arc]``.
-
-Library API (imported lazily, so ``import rescorer`` stays cheap):
-
-    LatticeBatch                                   rescorer.lattice.batch
-    shortest_paths(batch, arc_scores)              -> (scores (U,) float64, splits (U+1,), arc ids)
-    total_scores(batch, arc_scores, log_semiring=True) -> (U,) float64
-    rescore_batch(batch, model, vocabulary, symbols, ...) -> (hypotheses, failures)
 """
 
 __version__ = "0.1.0"
 
-# The library API, imported on first use so that ``import rescorer`` stays cheap.
+# The library API (README "Library API"), imported on first use so that
+# ``import rescorer`` stays cheap (no torch until a name is asked for).
 _LAZY = {
     "LatticeBatch": "rescorer.lattice.batch",
     "read_lattices": "rescorer.formats.read",
     "read_batch": "rescorer.formats.read",
     "shortest_paths": "rescorer.algorithms.best_path",
     "total_scores": "rescorer.algorithms.best_path",
-    "rescore_batch": "rescorer.rescoring.job",
+    "rescore_batch": "rescorer.rescoring.api",
 }
+
+__all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str):
-    """``rescorer.read_lattices`` etc.: import the defining module when first asked."""
+    """``rescorer.LatticeBatch`` etc.: import the defining module when first asked."""
     if name not in _LAZY:
         raise AttributeError(f"module 'rescorer' has no attribute {name!r}")
     import importlib

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from rescorer.cli import convert, data, evaluate, rescore, show, train
+from rescorer.cli import convert, data, evaluate, merge, rescore, show, train
 from rescorer.cli.common import STATE
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ def root(
 app.command("train")(train.train_command)
 app.command("eval")(evaluate.eval_command)
 app.command("rescore")(rescore.rescore_command)
+app.command("merge")(merge.merge_command)
 app.command("convert")(convert.convert_command)
 app.command("show")(show.show_command)
 app.add_typer(data.app, name="data")

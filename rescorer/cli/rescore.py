@@ -11,7 +11,6 @@ import typer
 from rich.text import Text
 
 from rescorer.cli.common import err_console, guarded
-from rescorer.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL
 
 # Measured on asr-dev (docs/results/rescoring.md): beam 16 gave the WER of beam 24
 # (40.26% vs 40.29%, PTB-mini K=4) with 42% fewer arcs to expand.
@@ -110,8 +109,10 @@ def rescore_command(
         "--batch-size", help="Lattices whose LM queries are scored in one batched pass.",
         rich_help_panel=COMPUTE)] = 16,
     chunk_rows: Annotated[int, typer.Option(
-        "--chunk-rows", help="Unique histories per model call (memory: rows x vocabulary floats).",
-        rich_help_panel=COMPUTE)] = 1024,
+        "--chunk-rows", help="Unique histories per model call (memory: rows x vocabulary floats). "
+                              "Every call gets exactly this many rows (padded), so scores do not "
+                              "depend on --batch-size, --jobs or --shard.",
+        rich_help_panel=COMPUTE)] = 256,
     device: Annotated[str, typer.Option(
         "--device", help="auto (CUDA when available), cpu or cuda.", rich_help_panel=COMPUTE)] = "auto",
     threads: Annotated[int, typer.Option(
@@ -149,16 +150,24 @@ def rescore_command(
     strict: Annotated[bool, typer.Option(
         "--strict", help="Stop at the first failed utterance instead of skipping it.",
         rich_help_panel=OUTPUT)] = False,
+    lowercase: Annotated[bool, typer.Option(
+        "--lowercase", help="Fold lattice words to lower case before the LM lookup (outputs keep "
+                            "the lattice's spelling). A warning suggests it when over 20% of the "
+                            "lattice words are OOV for the LM.", rich_help_panel=SCORES)] = False,
+    shard: Annotated[Optional[str], typer.Option(
+        "--shard", help="I/N: rescore only shard I of N (utterance u is in shard crc32(u) mod N + "
+                        "1) and keep what `fprescore merge` needs; give every shard the same "
+                        "inputs. Kaldi: --shard JOB/N with JOB=1:N.", rich_help_panel=COMPUTE)] = None,
 ) -> None:
     """Rescore lattices with a fixed-point LM: exact expansion, batched scoring, 1-best and n-best.
 
     total = am_scale*am + ngram_scale*ngram + lm_scale*nnlm + word_penalty*words.
     Exit codes: 0 all utterances rescored, 3 some failed (listed on stderr),
-    1 all failed or a global error (model, options, references).
+    1 all failed or a global error (model, options, references, --out, no lattices).
     """
-    from rescorer.outputs.tables import report_tables  # Lazy: keeps `--help` fast.
+    from rescorer.cli.tables import show_report  # Lazy: keeps `--help` fast.
     from rescorer.rescoring.combine import Scales
-    from rescorer.rescoring.config import RescoreConfig, parse_grid
+    from rescorer.rescoring.config import RescoreConfig, parse_grid, parse_shard
     from rescorer.rescoring.pipeline import run_rescore
 
     config = RescoreConfig(
@@ -168,15 +177,10 @@ def rescore_command(
         max_arcs=max_arcs, batch_size=batch_size, chunk_rows=chunk_rows, device=device, threads=threads, jobs=jobs,
         nbest=nbest, mode=mode, history_approx=history_approx,
         grid=None if grid is None else parse_grid(grid), refs=refs, cuts=cuts,
-        ignore_case=ignore_case, strict=strict, write_lattices=write_lattices,
+        ignore_case=ignore_case, strict=strict, write_lattices=write_lattices, lowercase=lowercase,
         kaldi_lattices=kaldi_lattices, kaldi_nbest=kaldi_nbest,
+        shard=None if shard is None else parse_shard(shard),
     )
     with UtteranceProgress() as progress:
         report = run_rescore(config, progress)
-    for table in report_tables(report):
-        err_console.print(table)
-    for output in report.outputs:
-        err_console.print(f"wrote {output}")
-    if report.failures and not report.results:
-        raise typer.Exit(EXIT_ERROR)
-    raise typer.Exit(EXIT_PARTIAL if report.failures else EXIT_OK)
+    show_report(report)

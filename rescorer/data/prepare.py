@@ -30,7 +30,7 @@ from rescorer.data.cache import (CACHE_FORMAT, TokenCache, building_folder, enco
 from rescorer.data.scan import CorpusScan, fingerprint, input_files, iter_sentences, scan_corpus
 from rescorer.data.vocab import EOS, UNK, SentencePieceVocabulary, Vocabulary, WordVocabulary
 from rescorer.errors import ConfigError
-from rescorer.outputs.atomic import atomic_save, atomic_write_text
+from rescorer.atomic import atomic_save, atomic_write_text
 from rescorer.paths import PathLike
 
 MAX_VOCAB_SIZE = 1 << 24

@@ -33,7 +33,7 @@ from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.checks import split_invalid
 from rescorer.lattice.fsavec import Lattice, LatticeFailure, splits_from_counts, words_from_labels
 from rescorer.lattice.symbols import SymbolTable
-from rescorer.outputs.atomic import atomic_save
+from rescorer.atomic import atomic_save
 from rescorer.paths import PathLike
 
 

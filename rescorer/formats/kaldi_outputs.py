@@ -37,7 +37,7 @@ from rescorer.formats.kaldi_lattice import lattice_to_fst
 from rescorer.formats.kaldi_specifier import Specifier, write_specifier
 from rescorer.formats.kaldi_text import format_text_fst
 from rescorer.lattice.fsavec import Lattice
-from rescorer.outputs.atomic import atomic_open, atomic_write_text
+from rescorer.atomic import atomic_open, atomic_write_text
 from rescorer.paths import PathLike
 
 

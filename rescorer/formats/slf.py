@@ -34,7 +34,7 @@ from rescorer.formats.slf_columns import fast_links, fast_nodes
 from rescorer.formats.slf_graph import SlfGraph, graph_to_lattice
 from rescorer.lattice.fsavec import Lattice
 from rescorer.lattice.symbols import SymbolTable
-from rescorer.outputs.atomic import atomic_write_text
+from rescorer.atomic import atomic_write_text
 from rescorer.paths import PathLike
 
 # Words that are epsilon in every lattice (plus ++...++ and [...] fillers).

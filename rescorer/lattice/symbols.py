@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from rescorer.errors import SymbolError
-from rescorer.outputs.atomic import atomic_write_text
+from rescorer.atomic import atomic_write_text
 
 EPSILON = "<eps>"
 

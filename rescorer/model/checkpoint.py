@@ -26,7 +26,7 @@ from rescorer.errors import CheckpointError, ConfigError
 from rescorer.formats.torch_pickle import LOAD_ERRORS, safe_torch_load
 from rescorer.model.config import ModelConfig
 from rescorer.model.lm import FixedPointLM
-from rescorer.outputs.atomic import atomic_save
+from rescorer.atomic import atomic_save
 from rescorer.paths import PathLike
 
 FORMAT = "fprescore-lm"

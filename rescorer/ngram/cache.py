@@ -22,7 +22,7 @@ from rescorer.formats.torch_pickle import LOAD_ERRORS, safe_torch_load
 from rescorer.ngram.arpa import ProgressCallback, read_arpa
 from rescorer.ngram.model import DEFAULT_UNK_LOG10_PROB, ArpaVocabulary, NgramLM
 from rescorer.ngram.tables import OrderTable
-from rescorer.outputs.atomic import atomic_save
+from rescorer.atomic import atomic_save
 from rescorer.paths import PathLike
 
 CACHE_FORMAT = "fprescore-ngram"

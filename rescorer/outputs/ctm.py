@@ -10,7 +10,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from torch import Tensor
 
-from rescorer.outputs.atomic import atomic_write_text
+from rescorer.atomic import atomic_write_text
 from rescorer.paths import PathLike
 
 CtmEntry = Tuple[Sequence[str], Tensor, Tensor]

@@ -3,7 +3,7 @@ import importlib.util
 from pathlib import Path
 from typing import Sequence, Union
 
-from rescorer.outputs.atomic import atomic_save
+from rescorer.atomic import atomic_save
 
 
 def plotting_available() -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Sequence, TextIO, Union
 
 from rescorer.errors import InputFormatError
-from rescorer.outputs.atomic import atomic_write_text
+from rescorer.atomic import atomic_write_text
 
 
 @dataclass(frozen=True)

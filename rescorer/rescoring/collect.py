@@ -3,9 +3,16 @@
 Without ``--grid`` each utterance's hypotheses are computed at once and the
 rescored material is dropped. With ``--grid`` the 1-best at every LM scale is
 kept, plus the rescored material, so that the n-best can be searched at the
-winning scale at the end (the LM is never run twice).
+winning scale at the end (the LM is never run twice). Under ``--shard`` the
+winning scale is only known after ``fprescore merge``, so each utterance's
+n-best is searched at every grid scale at once and kept instead.
+
+``finish`` turns the results into outputs. ``fprescore merge`` fills a
+collector from the shards' ``utterances.jsonl`` and calls the same
+``finish``, which is why a merged run equals a single run byte for byte.
 """
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -19,6 +26,42 @@ from rescorer.outputs.wer import WerStats, compute_wer
 from rescorer.rescoring.config import RescoreConfig
 from rescorer.rescoring.report import RescoreReport
 from rescorer.rescoring.search import Rescored
+from rescorer.rescoring.timing import stage
+
+Oracle = Tuple[int, int]  # (errors, reference words)
+
+
+@dataclass
+class UtteranceResult:
+    """Everything the outputs need of one rescored utterance.
+
+    Attributes:
+      utt_id:
+        The utterance.
+      first_pass:
+        First-pass 1-best words (when references are given).
+      oracle / pruned_oracle:
+        (errors, reference words) of the lattice as read / after pruning.
+      hypotheses:
+        The n-best at the configured scales (no ``--grid``).
+      grid_onebest:
+        LM scale -> 1-best words, for each ``--grid`` scale.
+      grid_hypotheses:
+        LM scale -> n-best, for each ``--grid`` scale (``--shard``, or read back
+        by ``fprescore merge``).
+      rescored:
+        The rescored material, kept to search the n-best at the winning grid
+        scale (``--grid`` without ``--shard``).
+    """
+
+    utt_id: str
+    first_pass: Optional[List[str]] = None
+    oracle: Optional[Oracle] = None
+    pruned_oracle: Optional[Oracle] = None
+    hypotheses: Optional[List[Hypothesis]] = None
+    grid_onebest: Dict[float, List[str]] = field(default_factory=dict)
+    grid_hypotheses: Optional[Dict[float, List[Hypothesis]]] = None
+    rescored: Optional[Rescored] = None
 
 
 class ResultCollector:
@@ -26,7 +69,7 @@ class ResultCollector:
 
     Args:
       config:
-        The run's settings (scales, grid, n-best size, outputs).
+        The run's settings (scales, grid, n-best size, outputs, shard).
       references:
         Utterance id -> reference words, or None.
     """
@@ -34,111 +77,112 @@ class ResultCollector:
     def __init__(self, config: RescoreConfig, references: Optional[Dict[str, List[str]]]) -> None:
         self.config = config
         self.references = references
-        self.first_pass: Dict[str, List[str]] = {}
-        self.oracle: Dict[str, Tuple[int, int]] = {}  # utt -> (errors, reference words)
-        self.pruned_oracle: Dict[str, Tuple[int, int]] = {}
-        self.grid_words: Dict[float, Dict[str, List[str]]] = {
-            scale: {} for scale in (config.grid or [])
-        }
-        self.rescored: Dict[str, Rescored] = {}
-        self.hypotheses: Dict[str, List[Hypothesis]] = {}
+        self.results: Dict[str, UtteranceResult] = {}
         self.lattices: List[Tuple[Lattice, Tensor]] = []
 
     def add(self, rescored: Rescored, first_pass: Optional[List[str]] = None,
-            oracle: Optional[Tuple[int, int]] = None,
-            pruned_oracle: Optional[Tuple[int, int]] = None) -> None:
-        """Record one rescored utterance (searching now unless a grid is swept).
-
-        ``oracle`` and ``pruned_oracle`` are (errors, reference words) of the
-        lattice as read and after pruning.
-        """
-        utt_id = rescored.utt_id
-        if first_pass is not None:
-            self.first_pass[utt_id] = first_pass
-        if oracle is not None:
-            self.oracle[utt_id] = oracle
-        if pruned_oracle is not None:
-            self.pruned_oracle[utt_id] = pruned_oracle
-        if self.config.grid is None:
-            self.hypotheses[utt_id] = rescored.hypotheses(self.config.scales, self.config.nbest)
-            return
-        for scale, words in self.grid_words.items():
-            words[utt_id] = rescored.onebest_words(self.config.scales.with_lm(scale))
-        self.rescored[utt_id] = rescored
+            oracle: Optional[Oracle] = None, pruned_oracle: Optional[Oracle] = None) -> None:
+        """Record one rescored utterance (searching now unless a grid is swept in-process)."""
+        config = self.config
+        result = UtteranceResult(rescored.utt_id, first_pass, oracle, pruned_oracle)
+        if config.grid is None:
+            result.hypotheses = rescored.hypotheses(config.scales, config.nbest)
+        else:
+            for scale in config.grid:
+                result.grid_onebest[scale] = rescored.onebest_words(config.scales.with_lm(scale))
+            if config.shard is None:
+                result.rescored = rescored
+            else:
+                result.grid_hypotheses = {
+                    scale: rescored.hypotheses(config.scales.with_lm(scale), config.nbest)
+                    for scale in config.grid
+                }
+        self.results[result.utt_id] = result
 
     def merge(self, other: "ResultCollector", utt_id: str) -> None:
         """Take utterance ``utt_id``'s results from another collector (a worker's)."""
-        for mine, theirs in ((self.first_pass, other.first_pass), (self.oracle, other.oracle),
-                             (self.pruned_oracle, other.pruned_oracle),
-                             (self.rescored, other.rescored), (self.hypotheses, other.hypotheses)):
-            if utt_id in theirs:
-                mine[utt_id] = theirs[utt_id]
-        for scale, words in other.grid_words.items():
-            if utt_id in words:
-                self.grid_words[scale][utt_id] = words[utt_id]
+        self.results[utt_id] = other.results[utt_id]
         self.lattices.extend(pair for pair in other.lattices if pair[0].utt_id == utt_id)
 
     def add_lattice(self, lattice: Lattice, nnlm_scores: Tensor) -> None:
         """Keep an expanded lattice and its per-arc LM scores for ``lattices.pt``."""
         self.lattices.append((lattice, nnlm_scores))
 
-    def finish(self, report: RescoreReport) -> None:
-        """Pick the grid scale, compute WER rows, write every output."""
-        scales = self.config.scales
+    def hypotheses_at(self, lm_scale: Optional[float]) -> Dict[str, List[Hypothesis]]:
+        """Utterance id -> n-best, at the configured scales (None) or at a grid LM scale."""
+        if lm_scale is None:
+            return {utt: result.hypotheses for utt, result in self.results.items()}
+        scales = self.config.scales.with_lm(lm_scale)
+        return {
+            utt: (result.grid_hypotheses[lm_scale] if result.grid_hypotheses is not None
+                  else result.rescored.hypotheses(scales, self.config.nbest))
+            for utt, result in self.results.items()
+        }
+
+    def finish(self, report: RescoreReport) -> Dict[str, List[Hypothesis]]:
+        """Pick the grid scale, compute WER rows, write onebest/nbest/lattices/plot.
+
+        Returns:
+          Utterance id -> the written n-best.
+        """
+        best: Optional[float] = None
         if self.config.grid is not None:
             report.grid = [
-                (scale, compute_wer(self.references, words, self.config.ignore_case))
-                for scale, words in self.grid_words.items()
+                (scale, compute_wer(self.references,
+                                    {utt: r.grid_onebest[scale] for utt, r in self.results.items()},
+                                    self.config.ignore_case))
+                for scale in self.config.grid
             ]
             best = min(report.grid, key=lambda row: (row[1].errors, row[0]))[0]
-            scales = scales.with_lm(best)
-            self.hypotheses = {
-                utt_id: rescored.hypotheses(scales, self.config.nbest)
-                for utt_id, rescored in self.rescored.items()
-            }
-        report.best_scale = scales.lm
-        onebest = {utt_id: hyps[0].words for utt_id, hyps in self.hypotheses.items() if hyps}
+        report.best_scale = self.config.scales.lm if best is None else best
+        hypotheses = self.hypotheses_at(best)
+        onebest = {utt_id: hyps[0].words for utt_id, hyps in hypotheses.items() if hyps}
         if self.references is not None:
-            report.wer_rows = self._wer_rows(onebest, scales.lm)
-        if self.config.to_stdout:
-            print_kaldi_text(sys.stdout, onebest)
-            return
-        self._write(report, onebest)
+            report.wer_rows = self._wer_rows(onebest, report.best_scale)
+        with stage("write"):
+            if self.config.to_stdout:
+                print_kaldi_text(sys.stdout, onebest)
+            else:
+                self._write(report, onebest, hypotheses)
+        return hypotheses
 
     def _wer_rows(self, onebest: Dict[str, List[str]], lm_scale: float) -> List[Tuple[str, WerStats]]:
         """First pass, lattice oracle and rescored WER (over the same utterances)."""
         references = {utt: words for utt, words in self.references.items() if utt in onebest}
+        first_pass = {utt: r.first_pass for utt, r in self.results.items() if r.first_pass is not None}
         rows = []
-        if self.first_pass:
+        if first_pass:
             rows.append(("first pass 1-best",
-                         compute_wer(references, self.first_pass, self.config.ignore_case)))
-        for label, oracle in (("lattice oracle", self.oracle),
-                              (f"pruned lattice oracle (beam {self.config.beam})", self.pruned_oracle)):
+                         compute_wer(references, first_pass, self.config.ignore_case)))
+        oracles = {"lattice oracle": [r.oracle for r in self.results.values() if r.oracle],
+                   f"pruned lattice oracle (beam {self.config.beam})":
+                       [r.pruned_oracle for r in self.results.values() if r.pruned_oracle]}
+        for label, oracle in oracles.items():
             if oracle:
-                errors = sum(errors for errors, _ in oracle.values())
-                words = sum(count for _, count in oracle.values())
+                errors = sum(errors for errors, _ in oracle)
+                words = sum(count for _, count in oracle)
                 rows.append((label, WerStats(errors, 0, 0, 0, words, len(oracle))))
         label = f"rescored ({self.config.mode}, lm_scale={lm_scale:g})"
         rows.append((label, compute_wer(references, onebest, self.config.ignore_case)))
         return rows
 
-    def _write(self, report: RescoreReport, onebest: Dict[str, List[str]]) -> None:
+    def _write(self, report: RescoreReport, onebest: Dict[str, List[str]],
+               hypotheses: Dict[str, List[Hypothesis]]) -> None:
         """Write onebest.txt, nbest.jsonl and the optional lattices and plot."""
         out = Path(self.config.out)
         write_kaldi_text(out / "onebest.txt", onebest)
-        write_nbest_jsonl(out / "nbest.jsonl",
-                          [hyp for hyps in self.hypotheses.values() for hyp in hyps])
+        write_nbest_jsonl(out / "nbest.jsonl", [hyp for hyps in hypotheses.values() for hyp in hyps])
         report.outputs += [out / "onebest.txt", out / "nbest.jsonl"]
         if self.config.write_lattices:
             write_k2(out / "lattices.pt", [lattice for lattice, _ in self.lattices],
                      extra_scores={"nnlm_scores": [scores for _, scores in self.lattices]})
             report.outputs.append(out / "lattices.pt")
-        self._write_kaldi(report)
+        self._write_kaldi(report, hypotheses)
         if report.grid and plot_wer_grid(out / "wer_grid.png", [s for s, _ in report.grid],
                                          [stats.wer for _, stats in report.grid], report.best_scale):
             report.outputs.append(out / "wer_grid.png")
 
-    def _write_kaldi(self, report: RescoreReport) -> None:
+    def _write_kaldi(self, report: RescoreReport, hypotheses: Dict[str, List[Hypothesis]]) -> None:
         """The Kaldi outputs (``--kaldi-lattices``, ``--kaldi-nbest``), at the chosen scale."""
         from rescorer.formats.kaldi_outputs import write_kaldi_lattices, write_kaldi_nbest
 
@@ -148,5 +192,5 @@ class ResultCollector:
                                  [nnlm for _, nnlm in self.lattices], scales)
             report.outputs.append(Path(self.config.kaldi_lattices))
         if self.config.kaldi_nbest:
-            hypotheses = [hyp for hyps in self.hypotheses.values() for hyp in hyps]
-            report.outputs += write_kaldi_nbest(self.config.out, hypotheses, scales.am)
+            rows = [hyp for hyps in hypotheses.values() for hyp in hyps]
+            report.outputs += write_kaldi_nbest(self.config.out, rows, scales.am)

@@ -19,6 +19,7 @@ from rescorer.algorithms.ragged import expand_ranges, select_rows
 from rescorer.algorithms.topsort import LevelSchedule
 from rescorer.errors import ExpansionLimitError
 from rescorer.lattice.batch import LatticeBatch
+from rescorer.rescoring.timing import stage
 from rescorer.rescoring.tokens import ArcTokens
 
 RETRY_BEAM = 16.0  # first beam tried when an unpruned expansion is too big
@@ -119,7 +120,8 @@ def prepare_batch(
         if bool(torch.isinf(beams[pending]).all()):
             pruned, kept = sub, sub_arcs  # nothing to prune: expand as read
         else:
-            pruned, local = prune_by_beam(sub, first_pass[sub_arcs], beams[pending])
+            with stage("prune"):
+                pruned, local = prune_by_beam(sub, first_pass[sub_arcs], beams[pending])
             kept = sub_arcs[local]
         pruned_tokens = select_tokens(tokens, kept)
         expanded = expand_histories(pruned, pruned_tokens.splits, pruned_tokens.tokens,

@@ -1,26 +1,152 @@
-"""Lattice inputs of a run: files and folders, any detected format.
+"""Lattice inputs of a run: read once, deduplicated, sharded, cut into work units.
 
-Yields ``(path, lattice, symbols)`` for every readable lattice and a
-``LatticeFailure`` for every unreadable one (or unreadable file). Without
-``--words`` one growing table collects the words of all SLF files (k2 and
-Kaldi text files then fail: they need ``--words``).
+Every input is read once, in file order (folders recursed, sorted; any
+detected format): by the parent, or under ``--jobs N`` by workers reading
+consecutive groups of files whose words are renumbered onto the run's table
+in file order (``renumber_words``), which gives the same ids as one reader. Without ``--words`` one growing table collects
+the words of all SLF files (k2 and Kaldi text files then fail: they need
+``--words``). A second lattice with an utterance id already seen is a
+failure naming its file.
+
+Sharding (``--shard I/N``): utterance ``u`` belongs to shard
+``shard_of(u, N) = crc32(utf-8 bytes of u) mod N + 1``. The rule looks only at
+the utterance id, so it does not depend on which files hold the utterance or
+in which order files are listed, and both copies of a repeated id land in the
+same shard. Every shard reads every input (give each the same inputs); a
+file that cannot be read at all is reported by every shard and once by
+``fprescore merge``.
+
+Work units: consecutive runs of at most ``--batch-size`` lattices, split
+further so that ``--jobs N`` workers all get work, however few files there
+are (one k2 file with 10,000 lattices feeds every worker).
 """
+import zlib
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, List, Tuple, Union
+from typing import List, Optional, Set, Tuple, Union
 
+import torch
+
+from rescorer.errors import InputFormatError
 from rescorer.formats.detect import iter_lattices, lattice_files
+from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.fsavec import Lattice, LatticeFailure
 from rescorer.lattice.symbols import SymbolTable
+from rescorer.rescoring.timing import stage
 
-Item = Union[Tuple[Path, Lattice, SymbolTable], LatticeFailure]
+
+def shard_of(utt_id: str, count: int) -> int:
+    """The 1-based shard of utterance ``utt_id`` among ``count`` shards."""
+    return zlib.crc32(utt_id.encode("utf-8")) % count + 1
 
 
-def iter_inputs(paths: List[Path], symbols: SymbolTable) -> Iterator[Item]:
-    """Every lattice of ``paths`` (folders recursed, sorted) with its file and word table.
+@dataclass
+class Inputs:
+    """Everything read for one run.
 
-    ``symbols`` is the frozen ``--words`` table or a growing one (SLF words are
-    added to it).
+    Attributes:
+      items:
+        (file, lattice) of every lattice to rescore, in reading order.
+      failures:
+        Unreadable files and utterances, and repeated ids, in reading order.
+      files:
+        The input files.
+      lattices_read:
+        Lattices of this shard read, failed ones included.
+      lattices_seen:
+        Lattices read in all (every shard's), failed ones included.
     """
-    for path in lattice_files(paths):
-        for item in iter_lattices([path], symbols):
-            yield item if isinstance(item, LatticeFailure) else (path, item, symbols)
+
+    items: List[Tuple[Path, Lattice]] = field(default_factory=list)
+    failures: List[LatticeFailure] = field(default_factory=list)
+    files: List[Path] = field(default_factory=list)
+    lattices_read: int = 0
+    lattices_seen: int = 0
+
+
+FileItems = List[Tuple[Path, Union[Lattice, LatticeFailure]]]
+
+
+def input_files(paths: List[Path]) -> List[Path]:
+    """The files of ``paths`` (folders recursed, sorted, hidden files skipped).
+
+    Raises:
+      InputFormatError: no input file at all.
+    """
+    files = lattice_files(paths)
+    if not files:
+        raise InputFormatError("no lattice files found (expected files, or folders holding them)",
+                               path=", ".join(map(str, paths)))
+    return files
+
+
+def read_files(files: List[Path], symbols: SymbolTable) -> FileItems:
+    """Every lattice (or failure) of ``files``, in order, each with its file.
+
+    ``symbols`` is the frozen ``--words`` table or a growing one (SLF words are added).
+    """
+    with stage("read"):
+        return [(path, item) for path in files for item in iter_lattices([path], symbols)]
+
+
+def renumber_words(items: FileItems, local: SymbolTable, table: SymbolTable) -> FileItems:
+    """Move lattices read with ``local`` (a worker's copy of growing ``table``) onto ``table``.
+
+    Words of ``local`` are added to ``table`` in ``local``'s id order, so reading
+    file groups in workers and renumbering them in file order gives the table
+    and ids of one reader going through every file.
+    """
+    remap = torch.full((local.max_id + 1,), -1, dtype=torch.int64)  # (local ids,)
+    for word in local:
+        remap[local.id(word)] = table.lookup(word)
+    moved: FileItems = []
+    for path, item in items:
+        if isinstance(item, Lattice):
+            labels = item.labels
+            item = replace(item, word_ids=remap[item.word_ids],
+                           labels=torch.where(labels > 0, remap[labels.clamp(min=0)], labels))
+        moved.append((path, item))
+    return moved
+
+
+def select_inputs(files: List[Path], items: FileItems, shard: Optional[Tuple[int, int]] = None) -> Inputs:
+    """Keep this shard's lattices; a repeated utterance id becomes a failure.
+
+    Args:
+      files:
+        The input files.
+      items:
+        Every lattice or failure read, in file order.
+      shard:
+        (I, N) to keep shard I of N only; None keeps everything.
+    """
+    inputs = Inputs(files=files)
+    seen: Set[str] = set()
+    for path, item in items:
+        utt_id = item.utt_id
+        if utt_id is not None:
+            inputs.lattices_seen += 1
+            if shard is not None and shard_of(utt_id, shard[1]) != shard[0]:
+                continue
+            inputs.lattices_read += 1
+        if isinstance(item, LatticeFailure):
+            inputs.failures.append(item)
+        elif utt_id in seen:
+            inputs.failures.append(LatticeFailure(path, utt_id, InputFormatError(
+                "utterance id appears twice (expected unique ids across all inputs; skipped "
+                "the second)", path=path, utt_id=utt_id)))
+        else:
+            seen.add(utt_id)
+            inputs.items.append((path, item))
+    return inputs
+
+
+def work_units(count: int, batch_size: int, jobs: int) -> List[Tuple[int, int]]:
+    """[start, stop) ranges over ``count`` lattices: at most ``batch_size`` each, >= ``jobs`` when possible."""
+    size = max(1, min(batch_size, -(-count // jobs)))  # ceil(count / jobs)
+    return [(start, min(start + size, count)) for start in range(0, count, size)]
+
+
+def make_unit(items: List[Tuple[Path, Lattice]]) -> Tuple[LatticeBatch, List[Path]]:
+    """The ``LatticeBatch`` of some (file, lattice) items, and the file of each lattice."""
+    return LatticeBatch.from_lattices([lattice for _, lattice in items]), [path for path, _ in items]

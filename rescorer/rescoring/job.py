@@ -11,8 +11,7 @@
 A bad lattice (unknown word, cycle, no path, too big, non-finite LM output)
 becomes one failure; the rest of the batch goes on.
 """
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
@@ -27,52 +26,18 @@ from rescorer.lattice.fsavec import splits_from_counts
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.rescoring.combine import ArcComponents, first_pass_scores
 from rescorer.rescoring.config import RescoreConfig
+from rescorer.rescoring.job_state import BatchOutcome, LiveBatch, ReferenceExtras
 from rescorer.rescoring.expand import ExpansionPlan, PreparedPart, prepare_batch
 from rescorer.rescoring.report import UtteranceStats
 from rescorer.rescoring.scoring import ScoreRequest, nonfinite_failures, score_requests
 from rescorer.rescoring.search import (ScoredBatch, ScoredLattice, first_pass_words,
                                       reference_word_ids)
+from rescorer.rescoring.timing import stage
 from rescorer.rescoring.tokens import ArcTokens
 
 if TYPE_CHECKING:
-    from rescorer.outputs.text import Hypothesis
     from rescorer.rescoring.collect import ResultCollector
-    from rescorer.rescoring.combine import Scales
-    from rescorer.rescoring.pipeline import RescoreContext
-
-
-@dataclass
-class BatchOutcome:
-    """What a batch job did.
-
-    Attributes:
-      results:
-        Utterance id -> sizes, in batch order, for the utterances handed to the collector.
-      failures:
-        (utterance index in the input batch, error) per failed utterance.
-      seconds:
-        Wall seconds per phase: "expand" (tokens to LM queries), "score", "search".
-      unique_histories:
-        Distinct histories run through the LM.
-    """
-
-    results: Dict[str, UtteranceStats] = field(default_factory=dict)
-    failures: List[Tuple[int, RescorerError]] = field(default_factory=list)
-    seconds: Dict[str, float] = field(default_factory=lambda: {"expand": 0.0, "score": 0.0,
-                                                               "search": 0.0})
-    unique_histories: int = 0
-
-
-@dataclass
-class _Live:
-    """The lattices still in the job: their batch, schedule and per-lattice data."""
-
-    batch: LatticeBatch
-    schedule: LevelSchedule
-    tokens: ArcTokens
-    origin: List[int]  # input index of each lattice
-    paths: List[Optional[Path]]
-    symbols: List[SymbolTable]
+    from rescorer.rescoring.context import RescoreContext
 
 
 def _concat_tokens(parts: Sequence[ArcTokens], device: torch.device) -> ArcTokens:
@@ -123,7 +88,7 @@ def _token_rows(tokens: ArcTokens, first: int, last: int) -> Tuple[Tensor, Tenso
 
 
 def _start(batch: LatticeBatch, paths: Sequence[Optional[Path]], symbols: Sequence[SymbolTable],
-           context: "RescoreContext", outcome: BatchOutcome) -> Optional[_Live]:
+           context: "RescoreContext", outcome: BatchOutcome) -> Optional[LiveBatch]:
     """Tokens and levels; lattices with unknown words or graph problems fail here."""
     tokens, good = _tokens(batch, paths, symbols, context, outcome)
     if not good:
@@ -139,7 +104,7 @@ def _start(batch: LatticeBatch, paths: Sequence[Optional[Path]], symbols: Sequen
             return None
         batch = batch.select(keep)
         schedule = LevelSchedule.of(batch)
-    return _Live(batch, schedule, _concat_tokens(tokens, batch.device), good,
+    return LiveBatch(batch, schedule, _concat_tokens(tokens, batch.device), good,
                  [paths[index] for index in good], [symbols[index] for index in good])
 
 
@@ -166,14 +131,12 @@ def rescore_lattices(
       lattice; the caller adds file names and honours ``--strict``).
     """
     outcome = BatchOutcome()
-    began = time.perf_counter()
     live = _start(batch, paths, symbols, context, outcome)
     if live is None:
         return outcome
     first_pass = first_pass_scores(live.batch.am_scores, live.batch.ngram_scores,
                                    live.batch.words_per_arc, config.scales)
     extras = _references(live, first_pass, context)
-    outcome.seconds["expand"] += time.perf_counter() - began
     if config.mode == "nbest":
         from rescorer.rescoring.nbest_mode import rescore_nbest  # n-best mode only
 
@@ -183,18 +146,9 @@ def rescore_lattices(
     return outcome
 
 
-@dataclass
-class _Extras:
-    """First-pass words and oracle figures per live lattice (references only)."""
-
-    first_pass: Optional[List[List[str]]] = None
-    references: Dict[int, List[int]] = field(default_factory=dict)  # live index -> word ids
-    oracle: Dict[int, Tuple[int, int]] = field(default_factory=dict)
-
-
-def _references(live: _Live, first_pass: Tensor, context: "RescoreContext") -> _Extras:
+def _references(live: LiveBatch, first_pass: Tensor, context: "RescoreContext") -> ReferenceExtras:
     """First-pass 1-best and lattice oracle of the lattices with a reference."""
-    extras = _Extras()
+    extras = ReferenceExtras()
     if context.references is None:
         return extras
     extras.first_pass = first_pass_words(live.schedule, first_pass, live.symbols, live.paths)
@@ -220,11 +174,10 @@ def _oracle(schedule: LevelSchedule, references: Dict[int, List[int]],
 
 
 def _rescore_lattice_mode(
-    live: _Live, first_pass: Tensor, extras: _Extras, context: "RescoreContext",
+    live: LiveBatch, first_pass: Tensor, extras: ReferenceExtras, context: "RescoreContext",
     config: RescoreConfig, collector: "ResultCollector", outcome: BatchOutcome,
 ) -> None:
     """Prune, expand, score once, then hand each lattice to the collector in batch order."""
-    began = time.perf_counter()
     vocabulary = context.vocabulary
     plan = ExpansionPlan(window=context.window, bos_id=vocabulary.bos_id, eos_id=vocabulary.eos_id,
                          beam=config.beam, max_arcs=config.max_arcs, beam_tries=config.beam_tries)
@@ -234,34 +187,31 @@ def _rescore_lattice_mode(
     if extras.references:
         for part in parts:
             pruned_oracle.update(_oracle(part.pruned, extras.references, part.utts.tolist()))
-    outcome.seconds["expand"] += time.perf_counter() - began
-    began = time.perf_counter()
     requests = [ScoreRequest(part.expanded.histories, part.expanded.history_lengths,
                              part.expanded.query_history, part.expanded.query_token)
                 for part in parts]
-    scores, stats = score_requests(context.model, requests, config.chunk_rows)
+    with stage("score"):
+        scores, stats = score_requests(context.model, requests, config.chunk_rows)
     outcome.unique_histories += stats.unique_histories
-    outcome.seconds["score"] += time.perf_counter() - began
-    began = time.perf_counter()
-    finished: Dict[int, Tuple[ScoredLattice, UtteranceStats]] = {}
-    for part, query_scores in zip(parts, scores):
-        finished.update(_finish_part(live, part, query_scores.to(live.batch.device), config,
-                                     outcome, collector))
-    for index in sorted(finished):  # batch order, whatever round a lattice was expanded in
-        scored, utt_stats = finished[index]
-        try:
-            collector.add(scored, first_pass=None if extras.first_pass is None
-                          else extras.first_pass[index], oracle=extras.oracle.get(index),
-                          pruned_oracle=pruned_oracle.get(index))
-        except RescorerError as error:
-            outcome.failures.append((live.origin[index], error))
-            continue
-        outcome.results[scored.utt_id] = utt_stats
-    outcome.seconds["search"] += time.perf_counter() - began
+    with stage("search"):
+        finished: Dict[int, Tuple[ScoredLattice, UtteranceStats]] = {}
+        for part, query_scores in zip(parts, scores):
+            finished.update(_finish_part(live, part, query_scores.to(live.batch.device), config,
+                                         outcome, collector))
+        for index in sorted(finished):  # batch order, whatever round a lattice was expanded in
+            scored, utt_stats = finished[index]
+            try:
+                collector.add(scored, first_pass=None if extras.first_pass is None
+                              else extras.first_pass[index], oracle=extras.oracle.get(index),
+                              pruned_oracle=pruned_oracle.get(index))
+            except RescorerError as error:
+                outcome.failures.append((live.origin[index], error))
+                continue
+            outcome.results[scored.utt_id] = utt_stats
 
 
 def _finish_part(
-    live: _Live, part: PreparedPart, query_scores: Tensor, config: RescoreConfig,
+    live: LiveBatch, part: PreparedPart, query_scores: Tensor, config: RescoreConfig,
     outcome: BatchOutcome, collector: "ResultCollector",
 ) -> Dict[int, Tuple[ScoredLattice, UtteranceStats]]:
     """Per-arc nnlm scores of one part; live index -> (rescored lattice, its sizes)."""
@@ -309,46 +259,3 @@ def _with_transitions(expanded: LatticeBatch, source: LatticeBatch, part: Prepar
         return expanded
     return replace(expanded, transition_splits=carried[0], transition_ids=carried[1])
 
-
-def rescore_batch(
-    batch: LatticeBatch, model: torch.nn.Module, vocabulary, symbols: SymbolTable,
-    scales: Optional["Scales"] = None, nbest: int = 1, beam: Optional[float] = None,
-    max_arcs: int = 500_000, oov_penalty: float = 0.0, mode: str = "lattice",
-    history_approx: Optional[int] = None,
-) -> Tuple[Dict[str, List["Hypothesis"]], Dict[str, RescorerError]]:
-    """Rescore a batch in-process (e.g. lattices an icefall ``decode.py`` just made).
-
-    Args:
-      batch:
-        The lattices (``LatticeBatch.from_k2_dict(fsas.as_dict())``), on the model's device.
-      model:
-        A ``FixedPointLM`` in eval mode (``rescorer.model.checkpoint.load_model``).
-      vocabulary:
-        Its ``Vocabulary``.
-      symbols:
-        The word table of the batch's word ids.
-      scales / nbest / beam / max_arcs / oov_penalty / mode / history_approx:
-        As the ``fprescore rescore`` options (``RescoreConfig``).
-
-    Returns:
-      ``(hypotheses, failures)``: utterance id -> its ranked ``Hypothesis`` list
-      (the rows of ``nbest.jsonl``; the first is the 1-best of ``onebest.txt``),
-      and utterance id -> the error of each lattice that failed.
-
-    Raises:
-      ConfigError: bad options.
-    """
-    from rescorer.rescoring.collect import ResultCollector
-    from rescorer.rescoring.combine import Scales
-    from rescorer.rescoring.pipeline import RescoreContext, history_window
-
-    config = RescoreConfig(lattices=[Path("<in memory>")], model=Path("<in memory>"), out="-",
-                           scales=scales or Scales(), nbest=nbest, beam=beam, max_arcs=max_arcs,
-                           oov_penalty=oov_penalty, mode=mode, history_approx=history_approx)
-    context = RescoreContext(model, vocabulary, history_window(model.history_window, config),
-                             symbols, None)
-    collector = ResultCollector(config, None)
-    outcome = rescore_lattices(batch, [None] * batch.num_utts, [symbols] * batch.num_utts,
-                               context, config, collector)
-    failures = {batch.utt_ids[index]: error for index, error in outcome.failures}
-    return dict(collector.hypotheses), failures

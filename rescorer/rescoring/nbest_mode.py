@@ -4,7 +4,6 @@ The first-pass n-best of every lattice (A* per lattice on one batched backward
 pass) becomes whole-sentence LM queries; all sentences of the batch are scored
 in one ``score_requests`` pass.
 """
-import time
 from typing import TYPE_CHECKING, List
 
 import torch
@@ -14,23 +13,23 @@ from rescorer.algorithms.nbest import nbest_distinct
 from rescorer.algorithms.ragged import select_rows
 from rescorer.rescoring.combine import ArcComponents
 from rescorer.rescoring.config import RescoreConfig
+from rescorer.rescoring.job_state import BatchOutcome, LiveBatch, ReferenceExtras
 from rescorer.rescoring.report import UtteranceStats
 from rescorer.rescoring.scoring import nonfinite_failures, score_requests
 from rescorer.rescoring.search import ScoredList, path_words
 from rescorer.rescoring.sentences import sentence_log_probs, sentence_request
+from rescorer.rescoring.timing import stage
 
 if TYPE_CHECKING:
     from rescorer.rescoring.collect import ResultCollector
-    from rescorer.rescoring.job import BatchOutcome, _Extras, _Live
-    from rescorer.rescoring.pipeline import RescoreContext
+    from rescorer.rescoring.context import RescoreContext
 
 
 def rescore_nbest(
-    live: "_Live", first_pass: Tensor, extras: "_Extras", context: "RescoreContext",
-    config: RescoreConfig, collector: "ResultCollector", outcome: "BatchOutcome",
+    live: LiveBatch, first_pass: Tensor, extras: ReferenceExtras, context: "RescoreContext",
+    config: RescoreConfig, collector: "ResultCollector", outcome: BatchOutcome,
 ) -> None:
     """First-pass n-best -> one LM pass over all sentences -> one ``ScoredList`` per lattice."""
-    began = time.perf_counter()
     batch = live.batch
     ranked, failures = nbest_distinct(live.schedule, first_pass, config.nbest)
     outcome.failures.extend((live.origin[index], error) for index, error in failures.items())
@@ -42,39 +41,36 @@ def rescore_nbest(
     vocabulary = context.vocabulary
     request, owner = sentence_request([s.cpu() for s in sentences], vocabulary.bos_id,
                                       vocabulary.eos_id, context.window)
-    outcome.seconds["expand"] += time.perf_counter() - began
-    began = time.perf_counter()
-    (scores,), stats = score_requests(context.model, [request], config.chunk_rows)
+    with stage("score"):
+        (scores,), stats = score_requests(context.model, [request], config.chunk_rows)
     outcome.unique_histories += stats.unique_histories
-    outcome.seconds["score"] += time.perf_counter() - began
-    began = time.perf_counter()
-    query_utt = sentence_utt[owner]  # (Q,)
-    broken = nonfinite_failures(scores, query_utt, batch.utt_ids, request.query_token)
-    outcome.failures.extend((live.origin[utt], error) for utt, error in broken.items())
-    sentence_scores = sentence_log_probs(torch.nan_to_num(scores), owner, len(sentences))
-    parts = ArcComponents(am=batch.am_scores, ngram=batch.ngram_scores,
-                          nnlm=torch.zeros(batch.num_arcs, device=batch.device),
-                          num_words=batch.words_per_arc.to(torch.float32))
-    queries = torch.bincount(query_utt, minlength=batch.num_utts).tolist()
-    arcs = torch.bincount(batch.arc_utt, minlength=batch.num_utts).tolist()
-    position = 0
-    for utt, hyps in enumerate(paths):
-        utt_scores: List[float] = sentence_scores[position:position + len(hyps)]
-        position += len(hyps)
-        if utt in broken or utt in failures:
-            continue
-        words, sums = [], []
-        for arc_ids, sentence_score in zip(hyps, utt_scores):
-            path_sums = parts.path_sums(arc_ids)
-            oov = float(live.tokens.oov_counts[arc_ids].sum())
-            path_sums["nnlm"] = sentence_score + config.oov_penalty * oov
-            sums.append(path_sums)
-            words.append(path_words(batch, arc_ids, live.symbols[utt], batch.utt_ids[utt],
-                                    live.paths[utt]))
-        collector.add(ScoredList(batch.utt_ids[utt], words, sums),
-                      first_pass=None if extras.first_pass is None else extras.first_pass[utt],
-                      oracle=extras.oracle.get(utt))
-        outcome.results[batch.utt_ids[utt]] = UtteranceStats(
-            arcs=arcs[utt], pruned_arcs=arcs[utt], expanded_arcs=0, histories=queries[utt],
-            queries=queries[utt])
-    outcome.seconds["search"] += time.perf_counter() - began
+    with stage("search"):
+        query_utt = sentence_utt[owner]  # (Q,)
+        broken = nonfinite_failures(scores, query_utt, batch.utt_ids, request.query_token)
+        outcome.failures.extend((live.origin[utt], error) for utt, error in broken.items())
+        sentence_scores = sentence_log_probs(torch.nan_to_num(scores), owner, len(sentences))
+        parts = ArcComponents(am=batch.am_scores, ngram=batch.ngram_scores,
+                              nnlm=torch.zeros(batch.num_arcs, device=batch.device),
+                              num_words=batch.words_per_arc.to(torch.float32))
+        queries = torch.bincount(query_utt, minlength=batch.num_utts).tolist()
+        arcs = torch.bincount(batch.arc_utt, minlength=batch.num_utts).tolist()
+        position = 0
+        for utt, hyps in enumerate(paths):
+            utt_scores: List[float] = sentence_scores[position:position + len(hyps)]
+            position += len(hyps)
+            if utt in broken or utt in failures:
+                continue
+            words, sums = [], []
+            for arc_ids, sentence_score in zip(hyps, utt_scores):
+                path_sums = parts.path_sums(arc_ids)
+                oov = float(live.tokens.oov_counts[arc_ids].sum())
+                path_sums["nnlm"] = sentence_score + config.oov_penalty * oov
+                sums.append(path_sums)
+                words.append(path_words(batch, arc_ids, live.symbols[utt], batch.utt_ids[utt],
+                                        live.paths[utt]))
+            collector.add(ScoredList(batch.utt_ids[utt], words, sums),
+                          first_pass=None if extras.first_pass is None else extras.first_pass[utt],
+                          oracle=extras.oracle.get(utt))
+            outcome.results[batch.utt_ids[utt]] = UtteranceStats(
+                arcs=arcs[utt], pruned_arcs=arcs[utt], expanded_arcs=0, histories=queries[utt],
+                queries=queries[utt])

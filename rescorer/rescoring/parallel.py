@@ -1,101 +1,148 @@
-"""``--jobs N``: rescore groups of files in N worker processes.
+"""``--jobs N``: read file groups, then rescore work units (runs of lattices), in N workers.
 
 The graph algorithms run many small tensor operations, which extra torch
 threads slow down rather than speed up, so several cores are used by running
-several single-threaded workers. Workers are forked (CPU only) after the model
-is loaded, so each starts with the model, vocabulary and references in memory.
-Each group of ``--batch-size`` files is rescored in a worker into a partial
-``RescoreReport`` and ``ResultCollector``, merged by the parent in file order.
+several single-threaded workers, forked (CPU only) after the model is loaded.
+
+1. ``read_parallel``: workers read consecutive groups of files; the parent
+   renumbers their words onto the run's table in file order.
+2. ``run_parallel``: workers forked after reading start with the model,
+   vocabulary and every lattice in memory and receive only unit numbers.
+   Each unit is rescored by ``session.run_unit`` into a partial
+   ``RescoreReport`` and ``ResultCollector``, merged by the parent in unit
+   order, so the outputs equal a one-process run's.
+
+Results come back as ``torch.save`` bytes: one pickled blob per task rather
+than one shared-memory file descriptor per tensor.
 """
+import io
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import torch
 
+from rescorer.lattice.fsavec import Lattice
 from rescorer.rescoring.collect import ResultCollector
 from rescorer.rescoring.config import RescoreConfig
-from rescorer.rescoring.report import Failure, RescoreReport
+from rescorer.lattice.symbols import SymbolTable
+from rescorer.rescoring.inputs import FileItems, make_unit, read_files, renumber_words
+from rescorer.rescoring.report import RescoreReport
+from rescorer.rescoring.context import RescoreContext
+from rescorer.rescoring.session import ProgressHook, run_unit
+from rescorer.rescoring.timing import Timings
 
-if TYPE_CHECKING:
-    from rescorer.rescoring.pipeline import ProgressHook, RescoreContext
-
-_WORKER_STATE: Optional[Tuple["RescoreContext", RescoreConfig]] = None
-
-
-def _initialize(context: "RescoreContext", config: RescoreConfig) -> None:
-    """Keep the (forked) context and settings for ``_rescore_group``."""
-    global _WORKER_STATE
-    torch.set_num_threads(config.threads)
-    _WORKER_STATE = (context, config)
+_WORKER_STATE: Optional[Tuple[RescoreContext, RescoreConfig, List[Tuple[Path, Lattice]]]] = None
+_READ_STATE: Optional[Tuple[List[Path], SymbolTable]] = None
 
 
-def _rescore_group(files: List[Path]) -> Tuple[RescoreReport, ResultCollector]:
-    """Rescore one group of files in a worker; return the partial report and results."""
-    from rescorer.rescoring.pipeline import process_files
+def _pack(value: Any) -> bytes:
+    """``value`` as one ``torch.save`` blob (for the trip back to the parent)."""
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
 
+
+def _unpack(blob: bytes) -> Any:
+    """The value of a ``_pack`` blob made by our own worker (trusted: full unpickling)."""
+    return torch.load(io.BytesIO(blob), weights_only=False)
+
+
+def _pool(jobs: int) -> ProcessPoolExecutor:
+    """``jobs`` forked single-threaded workers."""
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
+                               initializer=torch.set_num_threads, initargs=(1,))
+
+
+def _read_group(group: Tuple[int, int]) -> bytes:
+    """Read files ``group[0]:group[1]`` in a worker: (items, the worker's table, timings)."""
+    assert _READ_STATE is not None, "worker not initialized"
+    files, symbols = _READ_STATE
+    timings = Timings()
+    with timings.activate():
+        items = read_files(files[group[0]:group[1]], symbols)
+    return _pack((items, None if symbols.frozen else symbols, timings))
+
+
+def read_parallel(files: List[Path], symbols: SymbolTable, jobs: int, timings: Timings) -> FileItems:
+    """Read ``files`` in ``jobs`` workers, in groups; the result equals ``read_files``'s.
+
+    Args:
+      files:
+        The input files, in order.
+      symbols:
+        The frozen ``--words`` table, or the run's growing table (each worker
+        grows a copy; the parent renumbers every group onto ``symbols``).
+      jobs:
+        Worker processes.
+      timings:
+        Receives the workers' read seconds.
+    """
+    global _READ_STATE
+    count = min(len(files), 4 * jobs)  # a few groups per worker evens out file sizes
+    bounds = [len(files) * index // count for index in range(count + 1)]
+    _READ_STATE = (files, symbols)
+    try:
+        with _pool(min(jobs, count)) as pool:
+            parts = [_unpack(blob) for blob in pool.map(_read_group, list(zip(bounds, bounds[1:])))]
+    finally:
+        _READ_STATE = None
+    items: FileItems = []
+    for part_items, local, part_timings in parts:
+        items += part_items if local is None else renumber_words(part_items, local, symbols)
+        timings.add(part_timings)
+    return items
+
+
+def _rescore_unit(unit: Tuple[int, int]) -> bytes:
+    """Rescore lattices ``unit[0]:unit[1]`` in a worker: the partial report and collector."""
     assert _WORKER_STATE is not None, "worker not initialized"
-    context, config = _WORKER_STATE
+    context, config, items = _WORKER_STATE
+    torch.set_num_threads(config.threads)
     report = RescoreReport()
     collector = ResultCollector(config, None)  # references stay with the parent
-    process_files(files, context, config, report, collector, None)
-    return report, collector
-
-
-def file_groups(files: List[Path], size: int, jobs: int) -> List[List[Path]]:
-    """Consecutive groups of at most ``size`` files, at least ``jobs`` groups when possible."""
-    size = max(1, min(size, -(-len(files) // jobs)))  # ceil(len / jobs)
-    return [files[start:start + size] for start in range(0, len(files), size)]
+    with report.timings.activate():
+        batch, paths = make_unit(items[unit[0]:unit[1]])
+        run_unit(batch, paths, context, config, report, collector, None)
+    return _pack((report, collector))
 
 
 def run_parallel(
-    files: List[Path],
-    context: "RescoreContext",
+    items: List[Tuple[Path, Lattice]],
+    units: List[Tuple[int, int]],
+    context: RescoreContext,
     config: RescoreConfig,
     report: RescoreReport,
     collector: ResultCollector,
-    progress: Optional["ProgressHook"],
+    progress: Optional[ProgressHook],
 ) -> None:
-    """Rescore ``files`` in ``config.jobs`` forked workers, merging into ``report``/``collector``.
+    """Rescore ``items`` unit by unit in ``config.jobs`` forked workers, merging in unit order.
 
     Raises:
       RescorerError: the first failure under ``--strict`` (re-raised from a worker).
     """
-    groups = file_groups(files, config.batch_size, config.jobs)
-    pool = ProcessPoolExecutor(
-        max_workers=min(config.jobs, len(groups)), mp_context=multiprocessing.get_context("fork"),
-        initializer=_initialize, initargs=(context, config),
-    )
-    with pool:
-        for part_report, part_collector in pool.map(_rescore_group, groups):
-            _merge(part_report, part_collector, report, collector, progress)
+    global _WORKER_STATE
+    _WORKER_STATE = (context, config, items)
+    try:
+        with _pool(min(config.jobs, len(units))) as pool:
+            for blob in pool.map(_rescore_unit, units):
+                _merge(*_unpack(blob), report, collector, progress)
+    finally:
+        _WORKER_STATE = None
 
 
-def _merge(
-    part_report: RescoreReport,
-    part_collector: ResultCollector,
-    report: RescoreReport,
-    collector: ResultCollector,
-    progress: Optional["ProgressHook"],
-) -> None:
-    """Add a worker's partial results; repeated utterance ids become failures."""
+def _merge(part_report: RescoreReport, part_collector: ResultCollector, report: RescoreReport,
+           collector: ResultCollector, progress: Optional[ProgressHook]) -> None:
+    """Add a worker's partial results (ids are unique: the parent removed repeats)."""
     for failure in part_report.failures:
         report.failures.append(failure)
         if progress is not None:
             progress.utterance_done(failure.utt_id, False, failure.message)
     for utt_id, stats in part_report.results.items():
-        if utt_id in report.results:
-            problem = "utterance id appears twice (skipped the second)"
-            message = f"utterance {utt_id}: {problem}"
-            report.failures.append(Failure(None, utt_id, message, problem))
-            if progress is not None:
-                progress.utterance_done(utt_id, False, message)
-            continue
         report.results[utt_id] = stats
         collector.merge(part_collector, utt_id)
         if progress is not None:
             progress.utterance_done(utt_id, True)
     report.unique_histories += part_report.unique_histories
-    for name in ("read", "expand", "score", "search"):
-        setattr(report.timings, name, getattr(report.timings, name) + getattr(part_report.timings, name))
+    report.timings.add(part_report.timings)

@@ -1,12 +1,19 @@
 """What a rescoring run did: per-utterance statistics, failures, WER rows.
 
-Plain dataclasses; ``rescorer.outputs.tables`` renders them.
+Plain dataclasses; ``rescorer.cli.tables`` renders them and
+``rescorer.rescoring.summary`` writes them to ``summary.json``.
 """
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from rescorer.errors import RescorerError
 from rescorer.outputs.wer import WerStats
+from rescorer.rescoring.timing import Timings
+
+# Warn when more than this share of the lattices' words are out of the LM's
+# vocabulary (issue 8: an uppercased lattice maps every word to <unk>).
+OOV_WARN_RATE = 0.20
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,11 @@ class UtteranceStats:
         (history, token) pairs scored.
       tightened:
         Times the beam was tightened to fit --max-arcs.
+      words:
+        Word occurrences on the arcs of the lattice as read (each arc's words
+        once per arc).
+      oov_words:
+        Those of ``words`` the LM only knows as ``<unk>``.
     """
 
     arcs: int
@@ -34,6 +46,13 @@ class UtteranceStats:
     histories: int
     queries: int
     tightened: int = 0
+    words: int = 0
+    oov_words: int = 0
+
+    @property
+    def oov_rate(self) -> float:
+        """``oov_words / words`` (0 for a lattice without words)."""
+        return self.oov_words / self.words if self.words else 0.0
 
 
 @dataclass(frozen=True)
@@ -46,23 +65,17 @@ class Failure:
       problem:
         The same without the file and utterance (for a table that shows them
         in their own columns); None when only ``message`` is known.
+      error:
+        The error itself, when known (not after ``fprescore merge``).
     """
 
     path: Optional[Path]
     utt_id: Optional[str]
     message: str
     problem: Optional[str] = None
+    error: Optional[RescorerError] = None
 
 
-@dataclass
-class Timings:
-    """Seconds spent per phase (wall clock)."""
-
-    read: float = 0.0
-    expand: float = 0.0
-    score: float = 0.0
-    search: float = 0.0
-    total: float = 0.0
 
 
 @dataclass
@@ -74,11 +87,15 @@ class RescoreReport:
         Utterance id -> its ``UtteranceStats`` (successful utterances only).
       failures:
         Skipped utterances and files, in the order met.
+      lattices_read:
+        Lattices read for this run (this shard's, under --shard), failed ones included.
+      files:
+        Input files read.
       unique_histories:
         Histories run through the model after deduplication across batches'
-        lattices (summed over batches).
+        lattices (summed over batches; depends on --batch-size and --jobs).
       timings:
-        Wall-clock seconds per phase.
+        Wall-clock seconds per stage (summed over worker processes).
       wer_rows:
         (label, WerStats) rows: first pass, oracle, rescored (when refs given).
       grid:
@@ -89,10 +106,14 @@ class RescoreReport:
         Files written.
       notes:
         Extra lines for the summary (e.g. history-approximation mismatch).
+      warnings:
+        Lines the CLI prints as warnings (e.g. a high OOV rate).
     """
 
     results: Dict[str, UtteranceStats] = field(default_factory=dict)
     failures: List[Failure] = field(default_factory=list)
+    lattices_read: int = 0
+    files: int = 0
     unique_histories: int = 0
     timings: Timings = field(default_factory=Timings)
     wer_rows: List[Tuple[str, WerStats]] = field(default_factory=list)
@@ -100,8 +121,25 @@ class RescoreReport:
     best_scale: Optional[float] = None
     outputs: List[Path] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
 
     def totals(self) -> Dict[str, int]:
         """Sums of every ``UtteranceStats`` field over the successful utterances."""
-        names = ("arcs", "pruned_arcs", "expanded_arcs", "histories", "queries", "tightened")
+        names = ("arcs", "pruned_arcs", "expanded_arcs", "histories", "queries", "tightened",
+                 "words", "oov_words")
         return {name: sum(getattr(stats, name) for stats in self.results.values()) for name in names}
+
+    @property
+    def oov_rate(self) -> float:
+        """Share of the rescored lattices' words that are OOV for the LM (0 without words)."""
+        totals = self.totals()
+        return totals["oov_words"] / totals["words"] if totals["words"] else 0.0
+
+    def check_oov_rate(self) -> None:
+        """Add a warning when the run's OOV rate is above ``OOV_WARN_RATE``."""
+        if self.oov_rate > OOV_WARN_RATE:
+            self.warnings.append(
+                f"{100 * self.oov_rate:.1f}% of the lattices' words are out of the LM's vocabulary "
+                f"(over {100 * OOV_WARN_RATE:.0f}%): check that lattice words and LM vocabulary use "
+                f"the same case and spelling (--lowercase folds lattice words to lower case)"
+            )

@@ -142,9 +142,15 @@ def _gather_scores(
     with torch.inference_mode():
         for start in range(0, int(rows.shape[0]), chunk_rows):
             end = min(start + chunk_rows, int(rows.shape[0]))
+            # Every call gets exactly chunk_rows rows (the last chunk padded with copies of
+            # its first row): float32 GEMMs of other row counts round differently, and a
+            # history's scores must not depend on which other histories share its batch.
+            pad = chunk_rows - (end - start)
+            chunk = torch.cat([rows[start:end], rows[start:start + 1].expand(pad, -1)])
+            chunk_lengths = torch.cat([lengths[start:end], lengths[start:start + 1].expand(pad)])
             log_probs = model.next_token_log_probs(
-                rows[start:end].to(device), lengths[start:end].to(device)
-            )  # (n, V)
+                chunk.to(device), chunk_lengths.to(device)
+            )[:end - start]  # (n, V)
             first, last = torch.searchsorted(sorted_rows, torch.tensor([start, end])).tolist()
             picked = order[first:last]
             local_rows = (query_rows[picked] - start).to(device)

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Protocol, Sequence, Tuple
 
-import torch
 from torch import Tensor
 
 from rescorer.algorithms.best_path import shortest_paths

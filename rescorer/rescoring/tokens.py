@@ -48,11 +48,15 @@ class ArcTokenizer:
         The LM's vocabulary.
       symbols:
         The lattice's word symbol table (``--words`` or the SLF reader's).
+      lowercase:
+        Fold lattice words to lower case (``str.lower``) before the LM lookup
+        (``--lowercase``); the written hypotheses keep the lattice's spelling.
     """
 
-    def __init__(self, vocabulary: Vocabulary, symbols: SymbolTable) -> None:
+    def __init__(self, vocabulary: Vocabulary, symbols: SymbolTable, lowercase: bool = False) -> None:
         self.vocabulary = vocabulary
         self.symbols = symbols
+        self.lowercase = lowercase
         self._cache: Dict[int, Tuple[List[int], bool]] = {}
 
     def word_tokens(
@@ -66,6 +70,8 @@ class ArcTokenizer:
         cached = self._cache.get(word_id)
         if cached is None:
             word = self.symbols.word(word_id, path=path, utt_id=utt_id)
+            if self.lowercase:
+                word = word.lower()
             cached = (list(self.vocabulary.encode_word(word)), bool(self.vocabulary.is_oov(word)))
             self._cache[word_id] = cached
         return cached

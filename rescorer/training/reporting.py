@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from rescorer.data.prepare import DataProgress
-from rescorer.outputs.atomic import atomic_write_text
+from rescorer.atomic import atomic_write_text
 
 
 class Reporter(DataProgress):

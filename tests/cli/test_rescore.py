@@ -106,13 +106,17 @@ def test_bad_utterances_are_skipped_named_and_exit_3(files):
     assert len((tmp / "out" / "onebest.txt").read_text().splitlines()) == 1
 
 
-def test_all_failed_exits_1_without_outputs(files):
+def test_all_failed_exits_1_with_only_the_summary(files):
     empty = files["tmp"] / "empty.pt"
     write_k2(empty, [plain_lattice("lonely", [0, 2], [1, 3], [1, -1], 4)])
     result = rescore(files, lattices=[empty])
     assert result.exit_code == 1
     assert "utterance lonely" in result.stderr
-    assert not (files["tmp"] / "out").exists()
+    # summary.json lists the failure for scripts; no 1-best or n-best is written.
+    assert sorted(p.name for p in (files["tmp"] / "out").iterdir()) == ["summary.json"]
+    summary = json.loads((files["tmp"] / "out" / "summary.json").read_text())
+    assert summary["counts"] == {"lattices": 1, "rescored": 0, "failed": 1, "failed_files": 0}
+    assert [(f["file"], f["utt"]) for f in summary["failures"]] == [(str(empty), "lonely")]
 
 
 def test_strict_stops_at_first_failure_without_outputs(files):
@@ -148,3 +152,105 @@ def test_bad_options_exit_1_with_a_message(files):
     assert "--grid needs references" in result.stderr
     result = rescore(files, "--mode", "sideways")
     assert result.exit_code == 1 and "unknown --mode" in result.stderr
+
+
+def one_line(stderr):
+    return " ".join(stderr.split())
+
+
+def test_out_naming_an_existing_file_is_rejected_before_any_work(files):
+    taken = files["tmp"] / "taken.txt"
+    taken.write_text("keep me\n")
+    missing_model = files["tmp"] / "no-such-model.pt"  # loading it would fail: the --out check comes first
+    result = runner.invoke(app, ["rescore", str(files["good"]), "--model", str(missing_model),
+                                 "--words", str(files["words"]), "--out", str(taken)])
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert one_line(result.stderr) == (f"error: {taken}: --out names an existing file (expected a "
+                                       f"folder, or '-' for stdout)")
+    assert taken.read_text() == "keep me\n"
+
+
+def test_no_lattices_at_all_exits_1_with_one_line(files):
+    empty_file = files["tmp"] / "none.pt"
+    write_k2(empty_file, [])
+    result = rescore(files, lattices=[empty_file])
+    assert result.exit_code == 1
+    assert one_line(result.stderr) == f"error: {empty_file}: no lattices in the inputs (expected at least one lattice)"
+    assert not (files["tmp"] / "out").exists()
+    empty_folder = files["tmp"] / "nothing"
+    empty_folder.mkdir()
+    result = rescore(files, lattices=[empty_folder])
+    assert result.exit_code == 1 and "no lattice files found" in result.stderr
+
+
+def _uppercase_files(files):
+    upper = [word.upper() for word in builders.WORDS]
+    words = files["tmp"] / "WORDS.txt"
+    builders.symbol_table(upper).write(words)
+    lattices = files["tmp"] / "upper.pt"
+    write_k2(lattices, [builders.tiny_lattice("utt1", words=upper)])
+    return lattices, words
+
+
+def test_uppercase_lattice_warns_about_oov_and_lowercase_folds_it(files):
+    lattices, words = _uppercase_files(files)
+    args = ["rescore", str(lattices), "--model", str(files["model"]), "--words", str(words)]
+    result = runner.invoke(app, [*args, "--out", str(files["tmp"] / "upper")])
+    assert result.exit_code == 0
+    assert "warning: 100.0% of the lattices' words are out of the LM's vocabulary (over 20%)" in \
+        one_line(result.stderr) and "--lowercase" in result.stderr
+    summary = json.loads((files["tmp"] / "upper" / "summary.json").read_text())
+    assert summary["oov"] == {"words": 8, "oov_words": 8, "rate": 1.0, "warn_above": 0.2}
+    assert summary["utterances"][0]["oov_rate"] == 1.0 and len(summary["warnings"]) == 1
+
+    folded = runner.invoke(app, [*args, "--lowercase", "--out", str(files["tmp"] / "folded")])
+    assert folded.exit_code == 0 and "warning" not in folded.stderr
+    summary = json.loads((files["tmp"] / "folded" / "summary.json").read_text())
+    assert summary["oov"]["oov_words"] == 1 and summary["oov"]["rate"] == 1 / 8  # only "E"
+    assert summary["options"]["lowercase"] is True
+    lower = rescore(files, out=str(files["tmp"] / "lower"), lattices=[files["good"]])
+    assert lower.exit_code == 0
+    folded_nbest = [json.loads(line) for line in (files["tmp"] / "folded" / "nbest.jsonl").open()]
+    lower_nbest = [json.loads(line) for line in (files["tmp"] / "lower" / "nbest.jsonl").open()
+                   if line.startswith('{"uttid": "utt1"')]
+    assert [h["nnlm"] for h in folded_nbest] == [h["nnlm"] for h in lower_nbest]
+    assert [h["words"] for h in folded_nbest] == [[w.upper() for w in h["words"]] for h in lower_nbest]
+
+
+def test_summary_json_holds_counts_sizes_stages_and_utterances(files):
+    result = rescore(files)
+    assert result.exit_code == 0
+    summary = json.loads((files["tmp"] / "out" / "summary.json").read_text())
+    assert list(summary) == ["format", "version", "options", "counts", "sizes", "oov", "wer", "grid",
+                             "best_lm_scale", "failures", "warnings", "utterances", "run"]
+    assert summary["counts"] == {"lattices": 2, "rescored": 2, "failed": 0, "failed_files": 0}
+    assert summary["sizes"]["arcs"] == 2 * len(builders.ARCS)
+    assert summary["sizes"]["expansion_factor"] == summary["sizes"]["expanded_arcs"] / summary["sizes"]["pruned_arcs"]
+    assert [u["utt"] for u in summary["utterances"]] == ["utt1", "utt2"]
+    assert summary["oov"] == {"words": 16, "oov_words": 2, "rate": 0.125, "warn_above": 0.2}
+    seconds = summary["run"]["seconds"]
+    assert list(seconds) == ["read", "prune", "expand", "score", "search", "write", "total"]
+    assert all(seconds[name] > 0 for name in ("read", "expand", "score", "search", "write", "total"))
+    assert summary["run"]["shard"] is None and summary["run"]["files"] == 1
+
+
+def test_merge_of_a_folder_that_is_not_a_shard_exits_1(files):
+    assert rescore(files).exit_code == 0
+    result = runner.invoke(app, ["merge", str(files["tmp"] / "out"), "--out", str(files["tmp"] / "m")])
+    assert result.exit_code == 1
+    assert one_line(result.stderr) == (f"error: {files['tmp'] / 'out'}: not a shard output (run "
+                                       f"`fprescore rescore --shard I/N`)")
+
+
+def test_cli_shards_and_merge(files):
+    outs = []
+    for index in (1, 2):
+        outs.append(str(files["tmp"] / f"s{index}"))
+        assert rescore(files, "--shard", f"{index}/2", out=outs[-1]).exit_code == 0
+    result = runner.invoke(app, ["merge", *outs, "--out", str(files["tmp"] / "m")])
+    assert result.exit_code == 0, result.output
+    assert rescore(files).exit_code == 0
+    for name in ("onebest.txt", "nbest.jsonl"):
+        assert (files["tmp"] / "m" / name).read_bytes() == (files["tmp"] / "out" / name).read_bytes()
+    assert rescore(files, "--shard", "3/2").exit_code == 1

@@ -14,7 +14,8 @@ from rescorer.formats.k2_pt import read_k2_batch, write_k2
 from rescorer.outputs.plots import plotting_available
 from rescorer.rescoring.combine import Scales
 from rescorer.rescoring.config import RescoreConfig
-from rescorer.rescoring.parallel import file_groups
+
+from rescorer.rescoring.inputs import work_units
 from rescorer.rescoring.pipeline import run_rescore
 
 from rescoring_builders import (ARCS, FIRST_PASS_BEST, LM_WORDS, save_model, sentence_log_prob, symbol_table,
@@ -232,8 +233,8 @@ def test_worker_processes_give_the_same_outputs_as_one_process(tmp_path):
     assert outputs[1] == outputs[2]
 
 
-def test_file_groups_cover_every_file_and_feed_every_worker():
-    files = [Path(f"f{index}") for index in range(10)]
-    assert file_groups(files, 16, 2) == [files[:5], files[5:]]
-    assert file_groups(files, 3, 2) == [files[0:3], files[3:6], files[6:9], files[9:]]
-    assert file_groups(files[:1], 16, 4) == [files[:1]]
+def test_work_units_cover_every_lattice_and_feed_every_worker():
+    assert work_units(10, 16, 2) == [(0, 5), (5, 10)]
+    assert work_units(10, 3, 2) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    assert work_units(1, 16, 4) == [(0, 1)]
+    assert work_units(10_000, 16, 2)[-1] == (9_984, 10_000) and len(work_units(10_000, 16, 2)) == 625

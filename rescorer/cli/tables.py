@@ -1,9 +1,19 @@
-"""Rich tables of a rescoring run: summary, failures, WER rows and the grid."""
+"""Rich tables of a rescoring run (``rescore`` and ``merge``): summary, failures, WER, grid.
+
+In cli/ because it renders ``rescorer.rescoring.report`` for the terminal:
+``outputs/`` never imports ``rescoring/``.
+"""
 from typing import List
 
+import typer
 from rich.table import Table
+from rich.text import Text
+
+from rescorer.cli.common import err_console
+from rescorer.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL
 
 from rescorer.rescoring.report import RescoreReport
+from rescorer.rescoring.timing import STAGES
 
 
 def summary_table(report: RescoreReport) -> Table:
@@ -25,11 +35,17 @@ def summary_table(report: RescoreReport) -> Table:
     table.add_row("LM queries", f"{totals['queries']:,}")
     tightened = sum(1 for stats in report.results.values() if stats.tightened)
     table.add_row("utterances whose beam was tightened", f"{tightened}")
+    table.add_row("LM OOV rate (lattice words, run)",
+                  f"{100 * report.oov_rate:.2f}% ({totals['oov_words']:,} / {totals['words']:,})")
+    if report.results:
+        worst = max(report.results, key=lambda utt: (report.results[utt].oov_rate, utt))
+        table.add_row("LM OOV rate, highest utterance",
+                      f"{100 * report.results[worst].oov_rate:.2f}% ({worst})")
     timings = report.timings
     table.add_row(
-        "time: read / expand / score / search / total (s)",
-        f"{timings.read:.2f} / {timings.expand:.2f} / {timings.score:.2f} / "
-        f"{timings.search:.2f} / {timings.total:.2f}",
+        "time: " + " / ".join(STAGES) + " / total (s)",
+        " / ".join("-" if timings.get(name) is None else f"{timings.get(name):.2f}" for name in STAGES)
+        + f" / {timings.total:.2f}",
     )
     if ok and timings.total > 0:
         table.add_row("lattices per second", f"{ok / timings.total:.1f}")
@@ -85,3 +101,19 @@ def report_tables(report: RescoreReport) -> List[Table]:
     if report.wer_rows:
         tables.append(wer_table(report))
     return tables
+
+
+def show_report(report: RescoreReport) -> None:
+    """Print the tables, warnings and written files on stderr, then exit with the run's code.
+
+    Exit codes: 0 no failure, 3 some utterances failed, 1 failures and nothing rescored.
+    """
+    for table in report_tables(report):
+        err_console.print(table)
+    for warning in report.warnings:
+        err_console.print(Text.assemble(("warning: ", "bold yellow"), warning), soft_wrap=True)
+    for output in report.outputs:
+        err_console.print(f"wrote {output}")
+    if report.failures and not report.results:
+        raise typer.Exit(EXIT_ERROR)
+    raise typer.Exit(EXIT_PARTIAL if report.failures else EXIT_OK)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from rescorer.outputs.tables import failures_table
+from rescorer.cli.tables import failures_table
 from rescorer.rescoring.report import Failure, RescoreReport
 
 

@@ -1,0 +1,159 @@
+"""--shard I/N + merge, --jobs and --batch-size give the outputs of one plain run, byte for byte.
+
+Real asr-dev lattices (pocketsphinx SLF) and the shipped demo LM, plus a
+corrupt file and a repeated utterance id, so failures are merged too.
+"""
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rescorer.errors import ConfigError
+from rescorer.rescoring.combine import Scales
+from rescorer.rescoring.config import RescoreConfig
+from rescorer.rescoring.inputs import shard_of
+from rescorer.rescoring.merge import merge_shards
+from rescorer.rescoring.pipeline import run_rescore
+
+REPO = Path(__file__).resolve().parents[2]
+ASR_DEV = REPO.parent / "shared" / "data" / "asr-dev"
+MODEL = REPO / "lattices" / "demo-lm.pt"
+COUNT = 9
+
+pytestmark = pytest.mark.skipif(not (ASR_DEV / "lat").is_dir(), reason="needs ../shared/data/asr-dev")
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """Nine real lattices, a corrupt gzip file and a second copy of dev-0002 (same id)."""
+    folder = tmp_path_factory.mktemp("inputs")
+    for path in sorted((ASR_DEV / "lat").iterdir())[:COUNT]:
+        shutil.copy(path, folder / path.name)
+    data = (ASR_DEV / "lat" / "dev-0001.slf.gz").read_bytes()
+    (folder / "broken.slf.gz").write_bytes(data[:40])  # truncated gzip: a whole-file failure
+    (folder / "zz-copy.slf.gz").write_bytes(gzip.compress(gzip.decompress(
+        (ASR_DEV / "lat" / "dev-0002.slf.gz").read_bytes())))
+    return folder
+
+
+def run(inputs, out, **overrides):
+    settings = dict(lattices=[inputs], model=MODEL, out=str(out), refs=ASR_DEV / "text", nbest=5,
+                    beam=8.0, device="cpu", scales=Scales(word_penalty=-0.5))
+    settings.update(overrides)
+    return run_rescore(RescoreConfig(**settings))
+
+
+def outputs(folder: Path):
+    """onebest.txt, nbest.jsonl and summary.json up to its trailing "run" entry, as bytes."""
+    summary = (folder / "summary.json").read_bytes()
+    head, run = summary.split(b'\n "run": ')
+    assert b'"seconds"' in run  # the run entry is last, so everything before it must match
+    return (folder / "onebest.txt").read_bytes(), (folder / "nbest.jsonl").read_bytes(), head
+
+
+@pytest.mark.parametrize("grid", [None, [0.0, 0.5, 1.5]], ids=["plain", "grid"])
+def test_shards_then_merge_equal_one_run_byte_for_byte(inputs, tmp_path, grid):
+    single = run(inputs, tmp_path / "single", grid=grid)
+    assert len(single.results) == COUNT
+    assert sorted((f.path.name, f.utt_id) for f in single.failures) == [
+        ("broken.slf.gz", None), ("zz-copy.slf.gz", "dev-0002")]
+    shards = []
+    for index in (1, 2, 3):
+        report = run(inputs, tmp_path / f"shard{index}", grid=grid, shard=(index, 3))
+        assert sorted(report.results) == sorted(u for u in single.results if shard_of(u, 3) == index)
+        shards.append(tmp_path / f"shard{index}")
+    merged = merge_shards(shards[::-1], tmp_path / "merged")
+    assert outputs(tmp_path / "merged") == outputs(tmp_path / "single")
+    assert [(label, stats) for label, stats in merged.wer_rows] == single.wer_rows
+    assert merged.grid == single.grid and merged.best_scale == single.best_scale
+    summary = json.loads((tmp_path / "merged" / "summary.json").read_text())
+    assert summary["counts"] == {"lattices": COUNT + 1, "rescored": COUNT, "failed": 1, "failed_files": 1}
+    assert summary["run"]["merged_from"] == [str(path) for path in shards[::-1]]
+
+
+def test_jobs_and_batch_size_do_not_change_the_outputs(inputs, tmp_path):
+    grid = [0.5, 1.0]
+    run(inputs, tmp_path / "a", grid=grid, jobs=1, batch_size=16)
+    for name, jobs, batch_size in (("b", 2, 16), ("c", 2, 1), ("d", 1, 4)):
+        report = run(inputs, tmp_path / name, grid=grid, jobs=jobs, batch_size=batch_size)
+        assert outputs(tmp_path / name) == outputs(tmp_path / "a"), name
+        # Under --jobs 2 too, the repeated id's message names its file (issue 8 item 5).
+        repeated = [f.message for f in report.failures if f.utt_id == "dev-0002"]
+        assert repeated == [f"{inputs / 'zz-copy.slf.gz'}: utterance dev-0002: utterance id appears "
+                            f"twice (expected unique ids across all inputs; skipped the second)"]
+
+
+def test_one_file_of_many_lattices_feeds_every_worker(tmp_path, monkeypatch):
+    """One k2 file of 4 lattices, --jobs 2: two workers rescore its lattices at the same time."""
+    import multiprocessing
+    import os
+
+    from rescorer.formats.detect import iter_lattices
+    from rescorer.formats.k2_pt import write_k2
+    from rescorer.lattice.symbols import SymbolTable
+    from rescorer.rescoring import parallel
+
+    symbols = SymbolTable()
+    lattices = list(iter_lattices(sorted((ASR_DEV / "lat").iterdir())[:4], symbols))
+    write_k2(tmp_path / "all.pt", lattices)
+    symbols.write(tmp_path / "words.txt")
+    barrier = multiprocessing.get_context("fork").Barrier(2)  # inherited by the forked workers
+    log = tmp_path / "units.log"
+    original = parallel.run_unit
+
+    def spy(batch, *args):
+        barrier.wait(timeout=60)  # passes only when two processes hold a unit at once
+        with log.open("a") as handle:
+            handle.write(f"{os.getpid()} {' '.join(batch.utt_ids)}\n")
+        original(batch, *args)
+
+    monkeypatch.setattr(parallel, "run_unit", spy)
+    report = run(tmp_path / "all.pt", tmp_path / "out", words=tmp_path / "words.txt", refs=None,
+                 jobs=2, batch_size=16)
+    units = [line.split() for line in log.read_text().splitlines()]
+    assert len({unit[0] for unit in units}) == 2 and os.getpid() not in {int(u[0]) for u in units}
+    assert sorted(utt for unit in units for utt in unit[1:]) == [lat.utt_id for lat in lattices]
+    assert sorted(report.results) == [lat.utt_id for lat in lattices] and report.files == 1
+
+
+def test_merge_refuses_incomplete_or_inconsistent_shards(inputs, tmp_path):
+    run(inputs, tmp_path / "s1", shard=(1, 2))
+    with pytest.raises(ConfigError, match=r"need shards 1..2 once each \(missing \[2\]"):
+        merge_shards([tmp_path / "s1"], tmp_path / "m")
+    run(inputs, tmp_path / "s2", shard=(2, 2), nbest=3)
+    with pytest.raises(ConfigError, match="option 'nbest' differs"):
+        merge_shards([tmp_path / "s1", tmp_path / "s2"], tmp_path / "m")
+    run(inputs, tmp_path / "plain")
+    with pytest.raises(ConfigError, match="not a shard output"):
+        merge_shards([tmp_path / "s1", tmp_path / "plain"], tmp_path / "m")
+
+
+def test_shard_rule_depends_only_on_the_utterance_id():
+    ids = [f"utt-{index:05d}" for index in range(3000)]
+    counts = [sum(1 for utt in ids if shard_of(utt, 3) == index) for index in (1, 2, 3)]
+    assert sum(counts) == 3000 and min(counts) > 900  # every id in exactly one shard, balanced
+    assert shard_of("dev-0001", 7) == 3  # crc32(b"dev-0001") = 1459567867 = 7 * 208509695 + 2
+
+
+def test_reading_in_workers_gives_the_table_and_ids_of_one_reader(inputs):
+    import torch
+
+    from rescorer.lattice.symbols import SymbolTable
+    from rescorer.rescoring.inputs import input_files, read_files
+    from rescorer.rescoring.parallel import read_parallel
+    from rescorer.rescoring.timing import Timings
+
+    files = input_files([inputs])
+    serial_table, parallel_table, timings = SymbolTable(), SymbolTable(), Timings()
+    serial = read_files(files, serial_table)
+    parallel = read_parallel(files, parallel_table, 2, timings)
+    assert serial_table.to_text() == parallel_table.to_text() and len(serial_table) > 100
+    assert [(path, item.utt_id) for path, item in parallel] == [(path, item.utt_id) for path, item in serial]
+    for (_, one), (_, other) in zip(serial, parallel):
+        if hasattr(one, "word_ids"):
+            assert torch.equal(one.word_ids, other.word_ids) and torch.equal(one.labels, other.labels)
+        else:
+            assert str(one.error) == str(other.error)
+    assert timings.cpu("read") > 0  # the workers' reading is counted
