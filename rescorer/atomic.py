@@ -36,7 +36,7 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}.{_host()}."
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether process ``pid`` exists on this host (it may belong to another user)."""
     if pid <= 0:
         return False
@@ -68,7 +68,7 @@ def remove_stale_temps(path: PathLike) -> int:
             if not (name.startswith(prefix) and name.endswith(_SUFFIX)):
                 continue
             pid_text = name[len(prefix):].split(".", 1)[0]
-            if not pid_text.isdigit() or _process_alive(int(pid_text)):
+            if not pid_text.isdigit() or process_alive(int(pid_text)):
                 continue
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry.path)

@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from rescorer.atomic import process_alive
 from rescorer.data.scan import SENTENCE_END, CorpusScan, Progress
 from rescorer.data.vocab import Vocabulary
 from rescorer.errors import InputFormatError
@@ -182,21 +183,11 @@ def entry_meta(counts: Dict, vocab: Vocabulary, vocab_digest: str, inputs: List[
                 vocab_sha256=vocab_digest, inputs=inputs)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_builds(cache_dir: Path) -> None:
     """Delete ``*.tmp-<pid>`` folders left by builds whose process is gone (e.g. killed with -9)."""
     for path in cache_dir.glob("*.tmp-*"):
         pid = path.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
 
 

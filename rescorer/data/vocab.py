@@ -46,6 +46,18 @@ def split_clitic(word: str) -> Optional[List[str]]:
     return None
 
 
+def encode_with_clitics(index: Dict[str, int], word: str, unk_id: int) -> List[int]:
+    """The token ids of one lattice word in a word table: the word itself if known,
+    else its PTB clitic split if every part is known, else ``[unk_id]``."""
+    token_id = index.get(word)
+    if token_id is not None:
+        return [token_id]
+    parts = split_clitic(word)
+    if parts is not None and all(part in index for part in parts):
+        return [index[part] for part in parts]
+    return [unk_id]
+
+
 class Vocabulary:
     """Maps words to LM token ids; see ``WordVocabulary`` and ``SentencePieceVocabulary``.
 
@@ -141,13 +153,7 @@ class WordVocabulary(Vocabulary):
 
     def encode_word(self, word: str) -> List[int]:
         """[id] if known; else the PTB clitic split if both parts are known; else [unk_id]."""
-        token_id = self.index.get(word)
-        if token_id is not None:
-            return [token_id]
-        parts = split_clitic(word)
-        if parts is not None and all(part in self.index for part in parts):
-            return [self.index[part] for part in parts]
-        return [self.unk_id]
+        return encode_with_clitics(self.index, word, self.unk_id)
 
     def to_state(self) -> dict:
         return {"kind": "word", "words": list(self.words)}

@@ -33,7 +33,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import Tensor
 
-from rescorer.data.vocab import Vocabulary, split_clitic
+from rescorer.data.vocab import Vocabulary, encode_with_clitics
 from rescorer.errors import InputFormatError
 from rescorer.ngram.arpa import LN_10, ArpaFile
 from rescorer.ngram.tables import OrderTable, build_tables, find
@@ -69,13 +69,7 @@ class ArpaVocabulary(Vocabulary):
 
     def encode_word(self, word: str) -> List[int]:
         """[id] if a unigram; else the PTB clitic split if both parts are; else [unk_id]."""
-        token_id = self.index.get(word)
-        if token_id is not None:
-            return [token_id]
-        parts = split_clitic(word)
-        if parts is not None and all(part in self.index for part in parts):
-            return [self.index[part] for part in parts]
-        return [self.unk_id]
+        return encode_with_clitics(self.index, word, self.unk_id)
 
     def to_state(self) -> dict:
         return {"kind": "arpa", "words": list(self.words)}
