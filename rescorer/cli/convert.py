@@ -130,11 +130,12 @@ def _check_kaldi_target(out: str, words: Optional[Path], words_out: Optional[Pat
 
 
 def _report(num_written: int, failures: list, out: Path, summary=console) -> None:
-    """One summary line on ``summary`` (stdout unless the archive goes there) and a table
-    of failures on stderr."""
+    """One summary line on ``summary`` (stdout unless the archive goes there; none when
+    nothing was written) and a table of failures on stderr."""
     from rich.table import Table
 
-    summary.print(f"wrote {num_written} lattice(s) to {out}")
+    if num_written:
+        summary.print(f"wrote {num_written} lattice(s) to {out}")
     if failures:
         table = Table(title=f"{len(failures)} skipped")
         table.add_column("file", overflow="fold")

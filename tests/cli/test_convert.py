@@ -108,12 +108,14 @@ def test_no_lattice_at_all_is_exit_1(tmp_path):
     result = runner.invoke(app, ["convert", str(empty), "--to", "k2", "--out", str(tmp_path / "l.pt")])
     assert result.exit_code == EXIT_ERROR
     assert "no lattices found" in result.stderr and not (tmp_path / "l.pt").exists()
+    assert "wrote" not in result.stdout  # nothing was written, so nothing is claimed
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "c.slf").write_text(SLF.replace("N=3 L=2", "N=3 L=7"))
     result = runner.invoke(app, ["convert", str(bad), "--to", "slf", "--out", str(tmp_path / "s")])
     assert result.exit_code == EXIT_ERROR
     assert squeeze("no lattices could be converted") in squeeze(result.stderr)
+    assert "wrote" not in result.stdout
 
 
 def test_unsafe_utterance_ids_stay_inside_the_folder_and_visible(tmp_path):
