@@ -8,13 +8,15 @@
 
 ``last.pt`` has the same keys plus ``"training"`` (see ``rescorer.training.checkpoint``).
 Checkpoints written before the checksum existed have no ``weights_sha256`` and
-still load; when it is present it must match.
+still load, guarded by the zip's own CRC-32s (which torch 2's loader skips); when
+it is present it must match.
 
 Both load with ``torch.load(weights_only=True)`` (on torch 1.13, whose weights-only
 unpickler lacks the float opcode, with an equally strict loader): no arbitrary pickle.
 """
 import dataclasses
 import hashlib
+import zipfile
 from pathlib import Path
 from typing import Any, Dict, Mapping, Tuple, Union
 
@@ -106,7 +108,9 @@ def _verify_weights(payload: Dict[str, Any], path: Path) -> None:
         if not isinstance(name, str) or not isinstance(tensor, Tensor):
             raise CheckpointError(f"weights entry {name!r:.60} is not a named tensor", path=path)
     stored = payload.get(CHECKSUM_KEY)
-    if stored is not None:
+    if stored is None:
+        _verify_zip_crcs(path)
+    else:
         actual = weights_checksum(weights)
         if stored != actual:
             raise CheckpointError(
@@ -118,6 +122,19 @@ def _verify_weights(payload: Dict[str, Any], path: Path) -> None:
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             bad = int((~torch.isfinite(tensor)).sum())
             raise CheckpointError(f"weight {name} has {bad} non-finite value(s) (expected finite weights)", path=path)
+
+
+def _verify_zip_crcs(path: Path) -> None:
+    """Check every member's CRC-32 of a zip-format checkpoint (a legacy non-zip file passes)."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise CheckpointError(f"cannot read checkpoint, truncated or corrupt ({error})", path=path) from error
+    if bad is not None:
+        raise CheckpointError(f"the file is damaged (Bad CRC-32 for {bad}; it has no weights checksum)", path=path)
 
 
 def model_from_payload(payload: Dict[str, Any], path: PathLike) -> Tuple[FixedPointLM, Vocabulary]:

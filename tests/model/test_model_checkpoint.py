@@ -126,6 +126,21 @@ def test_flipped_bytes_in_the_file_are_refused(saved):
     assert error.value.path == str(path)
 
 
+def test_flipped_bytes_in_a_checkpoint_without_a_checksum_are_refused(saved, tmp_path):
+    """A checkpoint from before checksums (like lattices/demo-lm.pt): the zip's CRC-32 catches it."""
+    path = rewrite(saved[0], tmp_path, lambda payload: payload.pop("weights_sha256"))
+    weight = saved[1].state_dict()["cells.0.input_projection.weight"].numpy().tobytes()
+    data = bytearray(path.read_bytes())
+    offset = bytes(data).find(weight[:256])
+    assert offset > 0
+    for index in range(offset + 64, offset + 128):
+        data[index] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="Bad CRC-32") as error:
+        load_model(path)
+    assert error.value.path == str(path)
+
+
 def test_non_finite_weights_are_refused_even_with_a_valid_checksum(saved, tmp_path):
     def poison(payload):
         payload["model"]["output.bias"][3] = float("nan")
