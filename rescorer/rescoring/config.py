@@ -127,6 +127,12 @@ class RescoreConfig:
         for name in ("max_arcs", "batch_size", "chunk_rows", "nbest", "threads", "jobs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(self, name)})")
+        scales = {"--am-scale": self.scales.am, "--ngram-scale": self.scales.ngram,
+                  "--lm-scale": self.scales.lm, "--word-penalty": self.scales.word_penalty,
+                  "--oov-penalty": self.oov_penalty}
+        for name, value in scales.items():
+            if not math.isfinite(value):
+                raise ConfigError(f"{name} must be finite (got {value})")
         if self.beam is not None and not self.beam > 0:
             raise ConfigError(f"--beam must be > 0 (got {self.beam})")
         if self.beam_tries < 0:
@@ -191,13 +197,15 @@ def parse_grid(text: str) -> List[float]:
       ``"0:1:0.25"`` -> [0.0, 0.25, 0.5, 0.75, 1.0]; ``"0.3,0.5"`` -> [0.3, 0.5].
 
     Raises:
-      ConfigError: malformed, a non-positive step, stop < start, or over 1000 points.
+      ConfigError: malformed, not finite, a non-positive step, stop < start, or over 1000 points.
     """
     try:
         if ":" not in text:
             values = [float(part) for part in text.split(",") if part.strip()]
         else:
             start, stop, step = (float(part) for part in text.split(":"))
+            if not all(map(math.isfinite, (start, stop, step))):
+                raise ConfigError(f"--grid {text!r}: start, stop and step must be finite")
             if not step > 0 or stop < start:
                 raise ConfigError(f"--grid {text!r}: need step > 0 and stop >= start")
             count = int(math.floor((stop - start) / step + 1e-9)) + 1
@@ -210,4 +218,6 @@ def parse_grid(text: str) -> List[float]:
         ) from error
     if not values:
         raise ConfigError(f"--grid {text!r} has no values")
+    if not all(map(math.isfinite, values)):
+        raise ConfigError(f"--grid {text!r}: every scale must be finite")
     return values

@@ -152,6 +152,15 @@ def test_bad_options_exit_1_with_a_message(files):
     assert "--grid needs references" in result.stderr
     result = rescore(files, "--mode", "sideways")
     assert result.exit_code == 1 and "unknown --mode" in result.stderr
+    for option in ("--lm-scale", "--am-scale", "--ngram-scale", "--word-penalty", "--oov-penalty"):
+        for value in ("nan", "inf"):  # NaN totals made nbest.jsonl invalid JSON with exit 0
+            result = rescore(files, option, value)
+            assert result.exit_code == 1 and f"{option} must be finite" in result.stderr, (option, value)
+    refs = files["tmp"] / "refs"
+    refs.write_text("utt1 a\nutt2 a\n")
+    for grid in ("0:inf:1", "nan", "0.5,inf"):  # an OverflowError traceback, or NaN in summary.json
+        result = rescore(files, "--grid", grid, "--refs", str(refs))
+        assert result.exit_code == 1 and "--grid" in result.stderr and "finite" in result.stderr, grid
 
 
 def one_line(stderr):
