@@ -34,7 +34,7 @@ from rescorer.formats.slf import read_slf
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.ngram.cache import load_ngram
 from rescorer.ngram.lattice import expanded_arc_log_probs
-from rescorer.outputs.text import read_kaldi_text
+from rescorer.outputs.text import read_transcripts
 from rescorer.outputs.wer import compute_wer
 from rescorer.rescoring.tokens import ArcTokenizer
 
@@ -101,8 +101,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     scales = [float(x) for x in args.scales.split(",")]
     model = load_ngram(DATA / "lm" / "ptbvalid-3g.arpa")
-    references = read_kaldi_text(DATA / "text")
-    decoder = read_kaldi_text(DATA / "onebest")
+    references = read_transcripts(DATA / "text")
+    decoder = read_transcripts(DATA / "onebest")
     symbols = SymbolTable()
     tokenizer = ArcTokenizer(model.vocabulary, symbols)
     hyps: Dict[str, Dict[str, List[str]]] = {}

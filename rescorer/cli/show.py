@@ -24,10 +24,10 @@ def show_command(
     """Print the n-best lists of a few utterances as tables."""
     from rescorer.errors import ConfigError
     from rescorer.outputs.show import nbest_table, read_nbest_jsonl
-    from rescorer.outputs.text import read_kaldi_text
+    from rescorer.outputs.text import read_transcripts
 
     grouped = read_nbest_jsonl(nbest)
-    references = read_kaldi_text(refs) if refs is not None else {}
+    references = read_transcripts(refs) if refs is not None else {}
     chosen = list(uttid) if uttid else sorted(grouped)[:utts]
     missing = [name for name in chosen if name not in grouped]
     if missing:

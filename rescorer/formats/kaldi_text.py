@@ -28,16 +28,6 @@ from rescorer.lattice.symbols import SymbolTable
 from rescorer.paths import PathLike
 
 
-def read_kaldi_text(path: PathLike, symbols: Optional[SymbolTable] = None) -> List[Lattice]:
-    """Every lattice of a Kaldi archive (text or binary); raise on the first problem."""
-    lattices = []
-    for item in iter_kaldi_text(path, symbols):
-        if isinstance(item, LatticeFailure):
-            raise item.error
-        lattices.append(item)
-    return lattices
-
-
 def iter_kaldi_text(path: PathLike, symbols: Optional[SymbolTable] = None
                     ) -> Iterator[Union[Lattice, LatticeFailure]]:
     """Each lattice of a Kaldi archive file (text or binary, plain or gzipped).

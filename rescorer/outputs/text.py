@@ -93,7 +93,7 @@ def write_nbest_jsonl(path: Union[str, Path], hypotheses: Iterable[Hypothesis]) 
     atomic_write_text(path, "".join(hypothesis.to_json() + "\n" for hypothesis in ordered))
 
 
-def read_kaldi_text(path: Union[str, Path]) -> Dict[str, List[str]]:
+def read_transcripts(path: Union[str, Path]) -> Dict[str, List[str]]:
     """Read a Kaldi ``text`` file: ``uttid w1 w2 ...`` per line.
 
     Blank lines are skipped; a line with an id alone is an empty transcript.

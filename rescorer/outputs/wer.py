@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import kaldialign
 
 from rescorer.errors import ConfigError, InputFormatError
-from rescorer.outputs.text import read_kaldi_text
+from rescorer.outputs.text import read_transcripts
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def load_references(
     if refs is not None and cuts is not None:
         raise ConfigError("give either --refs or --cuts, not both")
     if refs is not None:
-        return read_kaldi_text(refs)
+        return read_transcripts(refs)
     if cuts is not None:
         return read_cuts_text(cuts)
     return None

@@ -4,11 +4,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from rescorer.errors import InputFormatError
 from rescorer import read_lattices
+from rescorer.errors import InputFormatError
 from rescorer.formats.detect import detect_format, iter_lattices
 from rescorer.formats.k2_pt import write_k2
-from rescorer.formats.kaldi_text import read_kaldi_text
 from rescorer.formats.slf import read_slf
 from rescorer.lattice.fsavec import LatticeFailure
 from rescorer.lattice.symbols import SymbolTable
@@ -44,7 +43,7 @@ def words_file(tmp_path, count=10):
 def test_kaldi_text_by_hand(tmp_path):
     path = tmp_path / "lat.txt"
     path.write_text(KALDI)
-    first, second = read_kaldi_text(path, SymbolTable.from_file(words_file(tmp_path)))
+    first, second = read_lattices(path, SymbolTable.from_file(words_file(tmp_path))).to_lattices()
     assert (first.utt_id, first.num_states, second.utt_id, second.num_states) == ("u1", 4, "u2", 3)
     assert first.src.tolist() == [0, 0, 1, 1, 2] and first.dst.tolist() == [1, 1, 2, 3, 3]
     assert first.labels.tolist() == [4, 0, 5, -1, -1] and first.word_ids.tolist() == [4, 5]
@@ -81,7 +80,7 @@ def test_detection_and_missing_words_for_id_formats(tmp_path):
     slf.write_text("N=2 L=1\nI=0\nI=1 W=hello\nJ=0 S=0 E=1 a=-1 l=-2\n")
     k2 = tmp_path / "k.pt"
     table = SymbolTable.from_file(words_file(tmp_path))
-    write_k2(k2, read_kaldi_text(kaldi, table))
+    write_k2(k2, read_lattices(kaldi, table).to_lattices())
     assert [detect_format(p) for p in (kaldi, slf, k2)] == ["kaldi", "slf", "k2"]
     items = list(iter_lattices([tmp_path / "a", k2], SymbolTable()))
     # folder recursion is sorted: a/b/x.lat, then a/lat.txt; then k.pt
@@ -100,7 +99,7 @@ def test_theanolm_slf_and_kaldi_describe_the_same_lattice():
     # The Kaldi sample's word ids, matched by hand against the SLF words of the same arcs.
     table = SymbolTable.from_file(FIXTURES / "theanolm_words.txt")
     (slf,), _ = read_slf(DATA / "slf-samples/theanolm/lattice.slf", table)
-    (kaldi,) = read_kaldi_text(DATA / "slf-samples/theanolm/lattice.lat", table)
+    (kaldi,) = read_lattices(DATA / "slf-samples/theanolm/lattice.lat", table).to_lattices()
     assert (slf.num_states, slf.num_arcs) == (kaldi.num_states, kaldi.num_arcs) == (24, 39)
     assert slf.word_ids.numel() == kaldi.word_ids.numel() == 33
     # Same multiset of (word, acoustic score) over arcs; the Kaldi file orders arcs differently.

@@ -7,7 +7,7 @@ from rescorer.errors import InputFormatError
 from rescorer.outputs.text import (
     Hypothesis,
     format_kaldi_text,
-    read_kaldi_text,
+    read_transcripts,
     write_kaldi_text,
     write_nbest_jsonl,
 )
@@ -18,27 +18,27 @@ def test_kaldi_text_is_sorted_and_round_trips(tmp_path):
     assert format_kaldi_text(transcripts) == "utt-a\nutt-b hello world\nutt-c x\n"
     path = tmp_path / "text"
     write_kaldi_text(path, transcripts)
-    assert read_kaldi_text(path) == transcripts
+    assert read_transcripts(path) == transcripts
 
 
-def test_read_kaldi_text_rejects_duplicate_ids_naming_the_line(tmp_path):
+def test_read_transcripts_rejects_duplicate_ids_naming_the_line(tmp_path):
     path = tmp_path / "text"
     path.write_text("a x y\n\nb z\na w\n")
     with pytest.raises(InputFormatError) as caught:
-        read_kaldi_text(path)
+        read_transcripts(path)
     assert str(caught.value) == f"{path}: line 4: utterance id 'a' appears twice"
 
 
-def test_read_kaldi_text_rejects_binary(tmp_path):
+def test_read_transcripts_rejects_binary(tmp_path):
     path = tmp_path / "text"
     path.write_bytes(b"a x\n\xff\xfe\n")
     with pytest.raises(InputFormatError, match="not UTF-8"):
-        read_kaldi_text(path)
+        read_transcripts(path)
 
 
-def test_read_kaldi_text_missing_file_names_it(tmp_path):
+def test_read_transcripts_missing_file_names_it(tmp_path):
     with pytest.raises(InputFormatError, match="cannot read Kaldi text"):
-        read_kaldi_text(tmp_path / "absent")
+        read_transcripts(tmp_path / "absent")
 
 
 def test_nbest_jsonl_has_one_object_per_hypothesis_in_order(tmp_path):
