@@ -23,6 +23,7 @@ from rescorer.lattice.fsavec import Lattice
 from rescorer.outputs.plots import plot_wer_grid
 from rescorer.outputs.text import Hypothesis, print_kaldi_text, write_kaldi_text, write_nbest_jsonl
 from rescorer.outputs.wer import WerStats, compute_wer
+from rescorer.rescoring.expand import RETRY_BEAM
 from rescorer.rescoring.config import RescoreConfig
 from rescorer.rescoring.report import RescoreReport
 from rescorer.rescoring.search import Rescored
@@ -138,7 +139,8 @@ class ResultCollector:
         hypotheses = self.hypotheses_at(best)
         onebest = {utt_id: hyps[0].words for utt_id, hyps in hypotheses.items() if hyps}
         if self.references is not None:
-            report.wer_rows = self._wer_rows(onebest, report.best_scale)
+            report.wer_rows = self._wer_rows(onebest, report.best_scale,
+                                             [stats.tightened for stats in report.results.values()])
         with stage("write"):
             if self.config.to_stdout:
                 print_kaldi_text(sys.stdout, onebest)
@@ -146,8 +148,10 @@ class ResultCollector:
                 self._write(report, onebest, hypotheses)
         return hypotheses
 
-    def _wer_rows(self, onebest: Dict[str, List[str]], lm_scale: float) -> List[Tuple[str, WerStats]]:
-        """First pass, lattice oracle and rescored WER (over the same utterances)."""
+    def _wer_rows(self, onebest: Dict[str, List[str]], lm_scale: float,
+                  tightened: List[int]) -> List[Tuple[str, WerStats]]:
+        """First pass, lattice oracle and rescored WER (over the same utterances); ``tightened``
+        holds each rescored utterance's beam tightenings (``UtteranceStats.tightened``)."""
         references = {utt: words for utt, words in self.references.items() if utt in onebest}
         first_pass = {utt: r.first_pass for utt, r in self.results.items() if r.first_pass is not None}
         rows = []
@@ -155,7 +159,7 @@ class ResultCollector:
             rows.append(("first pass 1-best",
                          compute_wer(references, first_pass, self.config.ignore_case)))
         oracles = {"lattice oracle": [r.oracle for r in self.results.values() if r.oracle],
-                   f"pruned lattice oracle (beam {self.config.beam})":
+                   f"pruned lattice oracle ({_beam_label(self.config.beam, tightened)})":
                        [r.pruned_oracle for r in self.results.values() if r.pruned_oracle]}
         for label, oracle in oracles.items():
             if oracle:
@@ -194,3 +198,15 @@ class ResultCollector:
         if self.config.kaldi_nbest:
             rows = [hyp for hyps in hypotheses.values() for hyp in hyps]
             report.outputs += write_kaldi_nbest(self.config.out, rows, scales.am)
+
+
+def _beam_label(beam: Optional[float], tightened: List[int]) -> str:
+    """The beams really used: the one asked for and, when --max-arcs forced tighter ones
+    (``rescoring.expand``: RETRY_BEAM then halvings without a beam), the tightest."""
+    text = "beam none" if beam is None else f"beam {beam:g}"
+    most = max(tightened, default=0)
+    if most == 0:
+        return text
+    lowest = RETRY_BEAM / 2 ** (most - 1) if beam is None else beam / 2 ** most
+    count = sum(1 for times in tightened if times)
+    return f"{text}; {count} utterance(s) tightened to fit --max-arcs, down to {lowest:g}"

@@ -14,6 +14,7 @@ from rescorer.formats.k2_pt import read_k2_batch, write_k2
 from rescorer.outputs.plots import plotting_available
 from rescorer.rescoring.combine import Scales
 from rescorer.rescoring.config import RescoreConfig
+from rescorer.rescoring.expand import RETRY_BEAM
 
 from rescorer.rescoring.inputs import work_units
 from rescorer.rescoring.pipeline import run_rescore
@@ -147,7 +148,7 @@ def test_grid_picks_the_scale_with_fewest_errors(tmp_path):
     if plotting_available():
         assert (tmp_path / "out" / "wer_grid.png").read_bytes()[:4] == b"\x89PNG"
     labels = [label for label, _ in report.wer_rows]
-    assert labels[:3] == ["first pass 1-best", "lattice oracle", "pruned lattice oracle (beam None)"]
+    assert labels[:3] == ["first pass 1-best", "lattice oracle", "pruned lattice oracle (beam none)"]
     assert labels[3].startswith("rescored")
     first_pass, oracle, pruned_oracle, rescored = (stats for _, stats in report.wer_rows)
     assert pruned_oracle.errors == 0
@@ -200,6 +201,15 @@ def test_expansion_limit_tightens_the_beam_then_fails(tmp_path):
     report = run_rescore(config(tmp_path, *files[:3], max_arcs=20, beam=8.0))
     assert report.results["utt1"].tightened >= 1
     assert report.results["utt1"].expanded_arcs <= 20
+    refs = tmp_path / "text"
+    refs.write_text("utt1 a\n")
+    # --beam 0 (no pruning) with an expansion over the limit: the row names the retry beams.
+    report = run_rescore(config(tmp_path, *files[:3], max_arcs=20, beam_tries=6, refs=refs))
+    tightened = report.results["utt1"].tightened
+    assert tightened >= 1
+    lowest = RETRY_BEAM / 2 ** (tightened - 1)
+    assert [label for label, _ in report.wer_rows][2] == \
+        f"pruned lattice oracle (beam none; 1 utterance(s) tightened to fit --max-arcs, down to {lowest:g})"
     report = run_rescore(config(tmp_path, *files[:3], max_arcs=3, beam=8.0, beam_tries=2))
     assert not report.results and len(report.failures) == 1
     assert "still too big after 2 beam tightenings" in report.failures[0].message
