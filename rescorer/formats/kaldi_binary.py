@@ -319,6 +319,9 @@ def _read_fields(chain: _Chain, floats: np.ndarray, states: np.ndarray,
         arc = int(bad.nonzero()[0][0])
         raise InputFormatError(f"arc {arc} of state {int(arc_state[arc])} goes to state "
                                f"{int(next_state[arc])} (expected 0..{num_states - 1})")
+    for tids in (arc_tids, final_tids):
+        if tids.size and tids.min() < 0:
+            raise InputFormatError(f"negative transition id {int(tids.min())} (expected 0..{INT32_MAX})")
     tensor = torch.from_numpy
     return KaldiFst(
         num_states=num_states, start=max(header.start, 0), src=tensor(arc_state),

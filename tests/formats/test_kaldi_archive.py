@@ -172,6 +172,22 @@ def test_damaged_binary_entry_is_skipped_with_file_key_and_offset(tmp_path):
     assert all(isinstance(item, KaldiLattice) for item in items[:2] + items[3:])
 
 
+@pytest.mark.parametrize("field, values", [
+    ("transition id", (6, 6, 0.5, 3.0, 1, -7)),  # the text reader rejects these too
+    ("label", (-6, 6, 0.5, 3.0, 1, 7)),
+])
+def test_negative_labels_and_transition_ids_in_a_binary_entry_are_a_failure(tmp_path, field, values):
+    (lattice,) = read(_write(tmp_path / "a.txt", TEXT))
+    write_kaldi_archive(f"ark:{tmp_path / 'b.ark'}", [lattice])
+    data = (tmp_path / "b.ark").read_bytes()
+    arc = struct.pack("<iiffii", 6, 6, 0.5, 3.0, 1, 7)  # arc 1 -> 2: word 6, weight 0.5,3,[7]
+    assert data.count(arc) == 1
+    (tmp_path / "b.ark").write_bytes(data.replace(arc, struct.pack("<iiffii", *values)))
+    (failure,) = iter_kaldi_archive(tmp_path / "b.ark")
+    assert isinstance(failure, LatticeFailure) and failure.utt_id == "u1"
+    assert f"negative {field}" in str(failure.error)
+
+
 @needs_data
 def test_truncated_binary_archive_fails_only_the_last_entry(tmp_path):
     data = (DATA / "lat.1.ark").read_bytes()
