@@ -182,7 +182,7 @@ _POWERS_OF_TEN = 10 ** np.arange(11, dtype=np.int64)
 def _first_bad_weight(entry: _Lines, rows: Sequence[int], column: int) -> None:
     """Raise for the first weight whose numbers do not parse (the slow path)."""
     for index in rows:
-        text = entry.fields[index][column]
+        text = entry.fields[index][column] if len(entry.fields[index]) > column else "0,0"
         parts = text.split(",")
         try:
             [float(value) for value in parts[:2]]

@@ -97,3 +97,13 @@ def test_convert_rejects_huge_state_id_instead_of_wrapping_it(tmp_path):
     assert result.exit_code in (EXIT_ERROR, 3) and not out.exists()
     squeezed = "".join(c for c in result.output if not c.isspace() and c not in "│┃")
     assert "badstateid" in squeezed and "2147483647" in squeezed  # rich wraps the cells
+
+
+def test_bad_final_weight_after_a_bare_final_line_is_one_failure(tmp_path):
+    # Found by the fuzzer (IndexError at kaldi_text.py:185): the slow path that names the bad
+    # weight read the weight column of a bare final line ("2"), which has none.
+    path = tmp_path / "lat.txt"
+    path.write_text(GOOD.replace("2\n\nu2", "2\n1 x,y\n\nu2"))
+    first, second = failure_then_good(read_all(tmp_path, path))
+    assert first.utt_id == "u1" and second.utt_id == "u2"
+    assert "bad weight 'x,y'" in str(first.error)
