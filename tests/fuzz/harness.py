@@ -1,6 +1,6 @@
 """Mutation fuzzing of every reader path, shared by tests/fuzz and bench/fuzz.py.
 
-Seeds are real lattices (SLF, Kaldi text, k2 ``.pt``; see ``make_seeds``). Each
+Seeds are real lattices (SLF, Kaldi text and binary, k2 ``.pt``; see ``make_seeds``). Each
 fuzzed input is a seed with 1-3 mutations (byte flips, line drops and
 duplications, field swaps, value replacements, truncation, gzip damage, k2
 tensor edits), chosen by ``random.Random(f"{seed}:{index}")``, so input
@@ -39,7 +39,7 @@ _NUMBER = re.compile(rb"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 
 @dataclass(frozen=True)
 class Seed:
-    """One real input: ``kind`` is slf, kaldi or k2; ``words`` a words.txt path or None."""
+    """One real input: ``kind`` is slf, kaldi (text or binary) or k2; ``words`` a words.txt path or None."""
 
     name: str
     kind: str
@@ -70,20 +70,32 @@ def make_seeds(folder: Path, small: bool = False) -> List[Seed]:
     theanolm_words = Path(__file__).resolve().parents[1] / "fixtures" / "theanolm_words.txt"
     seeds.append(Seed("theanolm.lat", "kaldi", (theanolm / "lattice.lat").read_bytes(),
                       str(theanolm_words)))
+    ids = SymbolTable()
+    for word_id in range(1, 200_001):
+        ids.add(f"w{word_id}")
+    ids.write(folder / "ids.txt")
     if not small:
         # the archive's one lattice (2,553 arcs), without its transition ids (1 MB -> 60 kB)
         archive = re.sub(r"(,[^,\s]*,)[0-9_]+", r"\1",
                          (DATA / "kaldi-samples" / "lat.txt.ark").read_text())
-        ids = SymbolTable()
-        for word_id in range(1, 200_001):
-            ids.add(f"w{word_id}")
-        ids.write(folder / "ids.txt")
         seeds.append(Seed("kaldi-samples", "kaldi", archive.encode(), str(folder / "ids.txt")))
+    seeds.append(_kaldi_binary_seed(folder))
     table = SymbolTable.from_file(theanolm_words)
     lattices = [read_slf(theanolm / "lattice.slf", table)[0][0]]
     write_k2(folder / "theanolm.pt", lattices)
     seeds.append(Seed("theanolm.pt", "k2", (folder / "theanolm.pt").read_bytes(), str(theanolm_words)))
     return seeds
+
+
+def _kaldi_binary_seed(folder: Path) -> Seed:
+    """The smallest lattice of the binary archive ``lat.1.ark`` (58 arcs), alone (5.7 kB)."""
+    from rescorer.formats.kaldi_archive import iter_kaldi_archive
+    from rescorer.formats.kaldi_outputs import write_kaldi_archive
+
+    lattices = list(iter_kaldi_archive(DATA / "kaldi-samples" / "lat.1.ark"))
+    smallest = min(lattices, key=lambda lattice: lattice.src.numel())
+    write_kaldi_archive(f"ark:{folder / 'lat.1.ark'}", [smallest])
+    return Seed("lat.1.ark", "kaldi", (folder / "lat.1.ark").read_bytes(), str(folder / "ids.txt"))
 
 
 # --- mutations: bytes -> bytes, each given the random generator --------------------------

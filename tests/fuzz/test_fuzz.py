@@ -1,8 +1,7 @@
 """A seeded fuzz run of every reader path in the normal suite (bench/fuzz.py runs long ones).
 
 Each format's inputs must give zero crashes and no hang: only clean reads or
-``RescorerError`` rejections. Kaldi text has its own test because its reader is
-being rewritten (kaldi_text.py).
+``RescorerError`` rejections. Kaldi archives (text and binary) have their own test.
 """
 import sys
 from pathlib import Path
@@ -34,8 +33,9 @@ def test_slf_and_k2_inputs_never_crash(seeds, tmp_path):
     assert counts.parsed > 100 and counts.rejected > 100  # the mutations reach both outcomes
 
 
-def test_kaldi_text_inputs_never_crash(seeds, tmp_path):
-    counts = campaign(seeds, {"kaldi"}, 500, tmp_path)
+def test_kaldi_text_and_binary_inputs_never_crash(seeds, tmp_path):
+    assert {seed.name for seed in seeds if seed.kind == "kaldi"} == {"theanolm.lat", "lat.1.ark"}
+    counts = campaign(seeds, {"kaldi"}, 1000, tmp_path)
     assert counts.crashes == {} and counts.hangs == 0, sorted((tmp_path / "crashes").iterdir())
 
 
