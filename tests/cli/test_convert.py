@@ -90,7 +90,7 @@ def test_words_file_errors_and_bad_target(tmp_path):
 def test_repeated_utterance_ids_are_rejected_not_overwritten(tmp_path):
     folder = inputs(tmp_path)
     (folder / "c.slf").write_text(SLF.replace("hello", "there"))  # utt1 again
-    for target, out in (("slf", tmp_path / "s"), ("k2", tmp_path / "l.pt")):
+    for target, out in (("slf", tmp_path / "s"), ("k2", tmp_path / "l.pt"), ("kaldi", tmp_path / "l.ark")):
         result = runner.invoke(app, ["convert", str(folder), "--to", target, "--out", str(out)])
         assert result.exit_code == EXIT_PARTIAL, result.output
         assert "wrote 2 lattice(s)" in result.stdout
