@@ -153,9 +153,10 @@ def _load_restricted(path: Union[str, Path]) -> Any:
 
 # What loading a corrupt pickle raises (torch's weights-only unpickler pops from an
 # empty stack with IndexError, indexes past its memo with KeyError, calls allowed
-# rebuild functions with wrong arguments with TypeError, ...).
+# rebuild functions with wrong arguments with TypeError, asserts on a malformed
+# persistent id with AssertionError, ...).
 LOAD_ERRORS = (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError,
-               IndexError, TypeError, OverflowError, struct.error,
+               IndexError, TypeError, OverflowError, AssertionError, struct.error,
                pickle.UnpicklingError, zipfile.BadZipFile, UnicodeDecodeError)
 
 

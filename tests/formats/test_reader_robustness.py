@@ -156,3 +156,20 @@ def test_words_table_with_a_huge_id_checks_lattices_without_a_huge_mask(tmp_path
     assert table.known(torch.tensor([1, 2, 99999999999, -1])).tolist() == [True, False, True, False]
     batch = rescorer.read_lattices(write(tmp_path, GOOD), table)
     assert batch.word_ids.tolist() == [1]
+
+
+def test_corrupt_persistent_id_is_an_input_format_error(tmp_path):
+    # Found by bench/fuzz.py on main: a flipped byte made a persistent id an int, and torch's
+    # loader raised AssertionError ("saved_id must be a tuple") instead of a load error.
+    buffer = io.BytesIO()
+    torch.save({"arcs": torch.zeros(4, dtype=torch.int32)}, buffer)
+    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    path = tmp_path / "persid.pt"
+    with zipfile.ZipFile(path, "w") as target:
+        for name in source.namelist():
+            data = b"\x80\x02K\x05Q." if name.endswith("data.pkl") else source.read(name)
+            target.writestr(name, data)
+    symbols = SymbolTable()
+    symbols.frozen = True
+    with pytest.raises(InputFormatError, match="persid.pt: cannot load as a torch file"):
+        rescorer.read_lattices(path, symbols)
