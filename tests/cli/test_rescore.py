@@ -19,14 +19,6 @@ builders = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(builders)
 
 
-@pytest.fixture(autouse=True)
-def restore_threads():
-    """rescore --threads sets torch's thread count; put it back for the tests that follow."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def plain_lattice(utt_id, src, dst, labels, num_states):
     """One word per arc = its label (> 0); scores -1 per arc."""
     labels = torch.tensor(labels)

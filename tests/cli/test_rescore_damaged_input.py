@@ -4,7 +4,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from rescorer.cli.app import app
@@ -17,13 +16,6 @@ _spec = importlib.util.spec_from_file_location(
     "rescoring_builders", Path(__file__).resolve().parents[1] / "rescoring" / "rescoring_builders.py")
 builders = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(builders)
-
-
-@pytest.fixture(autouse=True)
-def restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def damaged(path: Path, kind: str) -> Path:
@@ -48,7 +40,7 @@ def test_damaged_gzip_is_one_failure_and_the_rest_is_rescored(tmp_path, jobs, ki
     folder = tmp_path / "lats"
     folder.mkdir()
     write_k2(folder / "a.pt", [builders.tiny_lattice("utt1")])
-    bad = damaged(folder / "b.slf.gz", kind)
+    damaged(folder / "b.slf.gz", kind)
     write_k2(folder / "c.pt", [builders.tiny_lattice("utt2")])
     result = runner.invoke(app, ["rescore", str(folder), "--model", str(model), "--words",
                                  str(words), "--out", str(tmp_path / "out"), "--jobs", jobs])
