@@ -191,4 +191,5 @@ def concat_batches(batches: Sequence[LatticeBatch]) -> LatticeBatch:
         arc_extras={name: torch.cat([b.arc_extras[name] for b in batches]) for name in sorted(names)},
         transition_splits=splits("transition_splits", id_base) if with_ids else None,
         transition_ids=cat("transition_ids") if with_ids else None,
+        state_times=cat("state_times") if all(b.state_times is not None for b in batches) else None,
     )

@@ -59,6 +59,10 @@ class LatticeBatch:
         ``[arc][transition id]`` of lattices read from Kaldi (None otherwise).
       transition_ids:
         Optional 1-D int64 tensor of shape (transition_splits[-1],), Kaldi transition ids.
+      state_times:
+        Optional 1-D float64 tensor of shape (S,), the time in seconds of each
+        state, when the format gives it (SLF ``t=``); None otherwise. Derived
+        batches (pruned, expanded) do not carry it: map their arcs back instead.
     """
 
     utt_ids: List[str]
@@ -74,6 +78,7 @@ class LatticeBatch:
     arc_extras: Dict[str, Tensor] = field(default_factory=dict)
     transition_splits: Optional[Tensor] = None
     transition_ids: Optional[Tensor] = None
+    state_times: Optional[Tensor] = None
 
     @property
     def num_utts(self) -> int:
@@ -125,12 +130,15 @@ class LatticeBatch:
         if self.transition_splits is not None:
             move["transition_splits"] = self.transition_splits.to(device)
             move["transition_ids"] = self.transition_ids.to(device)
+        if self.state_times is not None:
+            move["state_times"] = self.state_times.to(device)
         extras = {name: value.to(device) for name, value in self.arc_extras.items()}
         return replace(self, arc_extras=extras, **move)
 
     @classmethod
     def from_lattices(cls, lattices: Sequence[Lattice],
-                      arc_extras: Optional[Dict[str, Sequence[Tensor]]] = None) -> "LatticeBatch":
+                      arc_extras: Optional[Dict[str, Sequence[Tensor]]] = None,
+                      state_times: Optional[Sequence[Tensor]] = None) -> "LatticeBatch":
         """Concatenate single lattices (their states renumbered into one axis).
 
         Args:
@@ -138,6 +146,8 @@ class LatticeBatch:
             The lattices, in batch order.
           arc_extras:
             Optional per-arc tensors by name, one (A_u, ...) tensor per lattice.
+          state_times:
+            Optional per-state times, one 1-D (S_u,) tensor per lattice.
         """
         device = lattices[0].src.device if lattices else torch.device("cpu")
         num_states = torch.tensor([lat.num_states for lat in lattices], dtype=torch.int64)
@@ -172,6 +182,8 @@ class LatticeBatch:
             arc_extras=extras,
             transition_splits=None if transitions is None else transitions[0],
             transition_ids=None if transitions is None else transitions[1],
+            state_times=None if state_times is None else
+            torch.cat([times.to(torch.float64) for times in state_times]).to(device),
         )
 
     def lattice(self, index: int) -> Lattice:
@@ -224,6 +236,8 @@ class LatticeBatch:
         word_splits = splits_from_counts(counts.cpu()).to(self.device)
         words = _ranges(self.word_splits[:-1][arcs], counts)
         transitions = self.arc_transitions(arcs)
+        times = None if self.state_times is None else \
+            self.state_times[_ranges(self.state_splits[:-1][index], state_counts)]
         return LatticeBatch(
             utt_ids=[self.utt_ids[i] for i in index.tolist()],
             state_splits=new_state_splits,
@@ -238,6 +252,7 @@ class LatticeBatch:
             arc_extras={name: value[arcs] for name, value in self.arc_extras.items()},
             transition_splits=None if transitions is None else transitions[0],
             transition_ids=None if transitions is None else transitions[1],
+            state_times=times,
         )
 
     def arc_transitions(self, arcs: Tensor) -> Optional[Tuple[Tensor, Tensor]]:

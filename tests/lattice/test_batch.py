@@ -92,3 +92,19 @@ def test_transition_ids_follow_their_arcs_through_select_and_lattice():
     assert torch.equal(ids, torch.cat(expected))
     assert (splits[1:] - splits[:-1]).tolist() == [e.numel() for e in expected]
     assert LatticeBatch.from_lattices(_lattices(2)).transition_splits is None
+
+
+def test_state_times_follow_their_states_through_select_and_concat():
+    from rescorer.formats.read import concat_batches
+
+    lattices = _lattices(5, seed=11)
+    times = [torch.arange(lat.num_states, dtype=torch.float64) + 100 * index
+             for index, lat in enumerate(lattices)]
+    batch = LatticeBatch.from_lattices(lattices, state_times=times)
+    assert torch.equal(batch.state_times, torch.cat(times))
+    picked = batch.select([4, 1])
+    assert torch.equal(picked.state_times, torch.cat([times[4], times[1]]))
+    joined = concat_batches([batch.select([0, 2]), batch.select([3])])
+    assert torch.equal(joined.state_times, torch.cat([times[0], times[2], times[3]]))
+    assert concat_batches([batch.select([0]), LatticeBatch.from_lattices(lattices[1:2])]).state_times is None
+    assert LatticeBatch.from_lattices(lattices).state_times is None
