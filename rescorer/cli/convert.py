@@ -2,7 +2,8 @@
 
 ``--to k2`` writes one FsaVec file (all utterances) to ``--out``; when the words
 came from SLF without ``--words``, the grown table goes to ``--words-out``
-(default: ``words.txt`` next to ``--out``). ``--to slf`` treats ``--out`` as a
+(default: ``words.txt`` next to ``--out``; an existing, different file there is
+never overwritten: name another with ``--words-out``). ``--to slf`` treats ``--out`` as a
 folder and writes one ``UTTID.slf`` per lattice, the id made safe as a file name
 (``formats.slf.slf_file_name``: never hidden, never outside the folder). ``--to
 kaldi`` writes one Kaldi archive of CompactLattices to ``--out``, a write specifier:
@@ -47,7 +48,7 @@ def convert_command(
                             "kaldi: a file or ark:FILE (binary), ark,t:FILE (text), .gz gzipped.",
         show_default=False)],
     words: Annotated[Optional[Path], typer.Option(
-        "--words", help="words.txt (`word id`); required for k2 and Kaldi input.")] = None,
+        "--words", "-w", help="words.txt (`word id`); required for k2 and Kaldi input.")] = None,
     words_out: Annotated[Optional[Path], typer.Option(
         "--words-out", help="Where to write the table grown from SLF words "
                             "(default: words.txt next to --out).")] = None,
@@ -69,6 +70,9 @@ def convert_command(
     if strict and failures:
         raise failures[0].error
     batch = result.batch
+    words_target = None
+    if symbols.grown and to is not TargetFormat.slf and batch.num_utts:
+        words_target = words_out or _default_words_path(out, to, symbols)
     if to is TargetFormat.slf:
         written = _write_slf_files(batch, result.paths, symbols, out, failures, strict)
     elif batch.num_utts:
@@ -79,9 +83,8 @@ def convert_command(
 
             write_kaldi_archive(str(out), batch.to_lattices())
         written = batch.num_utts
-        if symbols.grown:
-            target = str(out).split(":", 1)[-1] if to is TargetFormat.kaldi else str(out)
-            symbols.write(words_out or Path(target).parent / "words.txt")
+        if words_target is not None:
+            symbols.write(words_target)
     else:
         written = 0
     to_stdout = to is TargetFormat.kaldi and str(out).rsplit(":", 1)[-1].strip() == "-"
@@ -117,6 +120,16 @@ def _write_slf_files(batch: "LatticeBatch", paths: List[Path], symbols: "SymbolT
         owners[name] = utt_id
         write_slf(out / name, batch.lattice(index), symbols)
     return len(owners)
+
+
+def _default_words_path(out: Path, to: TargetFormat, symbols: "SymbolTable") -> Path:
+    """``words.txt`` next to ``out``; refuse to replace a different table already there."""
+    target = str(out).split(":", 1)[-1] if to is TargetFormat.kaldi else str(out)
+    path = Path(target).parent / "words.txt"
+    if path.is_file() and path.read_text(encoding="utf-8", errors="replace") != symbols.to_text():
+        raise ConfigError(f"{path} exists and differs from the word table of these lattices: "
+                          "give --words-out (or --words) instead of overwriting it")
+    return path
 
 
 def _check_kaldi_target(out: str, words: Optional[Path], words_out: Optional[Path]) -> None:

@@ -129,3 +129,19 @@ def test_unsafe_utterance_ids_stay_inside_the_folder_and_visible(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["_.slf", "___evil.slf", "_hidden.slf", "a_b.slf"]
     assert not (tmp_path / "out" / "evil.slf").exists()
     assert "would be written to a_b.slf" in result.stderr and "4.slf" in result.stderr
+
+
+def test_existing_different_words_txt_is_not_overwritten(tmp_path):
+    out = tmp_path / "out" / "lats.pt"
+    command = ["convert", str(inputs(tmp_path)), "--to", "k2", "--out", str(out)]
+    assert runner.invoke(app, command).exit_code == 0
+    again = runner.invoke(app, command)  # same table: a rerun is fine
+    assert again.exit_code == 0, again.output
+    words = tmp_path / "out" / "words.txt"
+    words.write_text("<eps> 0\nother 1\n")
+    out.unlink()
+    refused = runner.invoke(app, command)
+    assert refused.exit_code == EXIT_ERROR and "--words-out" in squeeze(refused.stderr)
+    assert words.read_text() == "<eps> 0\nother 1\n" and not out.exists()
+    kept = runner.invoke(app, command + ["--words-out", str(tmp_path / "w2.txt")])
+    assert kept.exit_code == 0 and (tmp_path / "w2.txt").is_file()
