@@ -224,7 +224,7 @@ def test_summary_json_holds_counts_sizes_stages_and_utterances(files):
     assert result.exit_code == 0
     summary = json.loads((files["tmp"] / "out" / "summary.json").read_text())
     assert list(summary) == ["format", "version", "options", "counts", "sizes", "oov", "wer", "grid",
-                             "best_lm_scale", "failures", "warnings", "utterances", "run"]
+                             "best_point", "best_lm_scale", "failures", "warnings", "utterances", "run"]
     assert summary["counts"] == {"lattices": 2, "rescored": 2, "failed": 0, "failed_files": 0}
     assert summary["sizes"]["arcs"] == 2 * len(builders.ARCS)
     assert summary["sizes"]["expansion_factor"] == summary["sizes"]["expanded_arcs"] / summary["sizes"]["pruned_arcs"]

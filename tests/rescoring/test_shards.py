@@ -67,7 +67,7 @@ def test_shards_then_merge_equal_one_run_byte_for_byte(inputs, tmp_path, grid):
     merged = merge_shards(shards[::-1], tmp_path / "merged")
     assert outputs(tmp_path / "merged") == outputs(tmp_path / "single")
     assert [(label, stats) for label, stats in merged.wer_rows] == single.wer_rows
-    assert merged.grid == single.grid and merged.best_scale == single.best_scale
+    assert merged.grid == single.grid and merged.best_point == single.best_point
     summary = json.loads((tmp_path / "merged" / "summary.json").read_text())
     assert summary["counts"] == {"lattices": COUNT + 1, "rescored": COUNT, "failed": 1, "failed_files": 1}
     assert summary["run"]["merged_from"] == [str(path) for path in shards[::-1]]
