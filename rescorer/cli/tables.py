@@ -91,6 +91,8 @@ def grid_table(report: RescoreReport) -> Table:
     stats = dict(report.grid)
     chosen = stats[best]
     title = f"Grid sweep (--grid, {len(report.grid)} points)"
+    if len(names) > 2 and len(report.grid) > TOP_ROWS:
+        title = f"Grid sweep (--grid, the best {TOP_ROWS} of {len(report.grid)} points)"
     caption = (f"best: {' '.join(f'{n}={v:g}' for n, v in zip(names, best))}, WER {chosen.wer:.2f}% "
                f"({chosen.errors} errors; ties: the smallest values, in --grid order)")
     table = Table(title=title, caption=caption, header_style="bold")

@@ -117,12 +117,16 @@ def plot_wer_heat_map(path: Union[str, Path], heat: HeatMap) -> bool:
     axes.set_xlabel(heat.x_name)
     axes.set_ylabel(heat.y_name)
     if columns * rows <= ANNOTATE_CELLS:
+        low, high = image.norm.vmin, image.norm.vmax
         for row, line in enumerate(heat.wers):
             for column, wer in enumerate(line):
-                axes.text(column, row, f"{wer:.1f}", ha="center", va="center", fontsize=7, color="white")
+                bright = high == low or (wer - low) / (high - low) < 0.5  # viridis_r: low WER is light
+                axes.text(column, row, f"{wer:.1f}", ha="center", va="center", fontsize=7,
+                          color="black" if bright else "white")
+    from matplotlib.patches import Rectangle
+
     column, row = heat.best
-    axes.plot([column], [row], marker="s", markersize=14, markerfacecolor="none",
-              markeredgecolor="red", markeredgewidth=2)
+    axes.add_patch(Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2.5))
     best = f"{heat.y_name}={heat.y_values[row]:g} {heat.x_name}={heat.x_values[column]:g}"
     title = f"WER (%); best {best}: {heat.wers[row][column]:.2f}%"
     if heat.fixed:
