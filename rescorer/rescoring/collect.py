@@ -132,18 +132,19 @@ class ResultCollector:
           Utterance id -> the written n-best.
         """
         grid = self.config.grid
-        if grid is not None:
-            report.grid = [
-                (point, compute_wer(self.references,
-                                    {utt: r.grid_onebest[point] for utt, r in self.results.items()},
-                                    self.config.ignore_case))
-                for point, _ in self.points
-            ]
-            report.grid_names = grid.names
-            report.best_point = best_point([(point, stats.errors) for point, stats in report.grid])
-        report.best_scales = self.config.scales if grid is None else \
-            grid.scales_at(self.config.scales, report.best_point)
-        hypotheses = self.hypotheses_at(report.best_point)
+        with stage("search"):  # the grid choice, and the n-best at the best point
+            if grid is not None:
+                report.grid = [
+                    (point, compute_wer(self.references,
+                                        {utt: r.grid_onebest[point] for utt, r in self.results.items()},
+                                        self.config.ignore_case))
+                    for point, _ in self.points
+                ]
+                report.grid_names = grid.names
+                report.best_point = best_point([(point, stats.errors) for point, stats in report.grid])
+            report.best_scales = self.config.scales if grid is None else \
+                grid.scales_at(self.config.scales, report.best_point)
+            hypotheses = self.hypotheses_at(report.best_point)
         onebest = {utt_id: hyps[0].words for utt_id, hyps in hypotheses.items() if hyps}
         if self.references is not None:
             report.wer_rows = self._wer_rows(onebest, report,

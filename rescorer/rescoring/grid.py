@@ -135,6 +135,8 @@ def parse_grid(specs: Sequence[str]) -> Grid:
       ConfigError: an unknown name, a parameter repeated, a name whose ``Scales`` field this
         build lacks, a malformed or out-of-range SPEC, or over ``MAX_POINTS`` points.
     """
+    if not specs:
+        raise ConfigError("--grid needs at least one [NAME=]SPEC")
     available = {item.name for item in fields(Scales)}
     axes: Dict[str, Tuple[float, ...]] = {}
     for text in specs:

@@ -8,8 +8,20 @@ One JSON object per rescored utterance, sorted by id::
      "oracle": [errors, ref_words] | null,   # with a reference
      "pruned_oracle": [errors, ref_words] | null,
      "hypotheses": [<nbest.jsonl objects>] | null,   # without --grid
-     "grid": [{"point": {"lm-scale": 0.5, "word-penalty": -1.0}, "onebest": [...],
-               "hypotheses": [...]}, ...]}   # with --grid: every point, in grid order
+     "grid": {...}}                          # with --grid, below
+
+Under ``--grid`` the 1-best and the n-best of every point are kept. Neighbouring
+points mostly find the same hypotheses, so each distinct one is stored once
+(an nbest.jsonl object without ``rank`` and ``total``) and each point lists
+indices into that table (a 9 x 9 grid over asr-dev: 81 n-best lists of 10 per
+utterance)::
+
+     "grid": {"hypotheses": [{"uttid", "words", "am", "ngram", "nnlm", ...}, ...],
+              "sentences": [["a", "b"], ...],            # the distinct 1-bests
+              "points": [{"point": {"lm-scale": 0.5, "word-penalty": -1.0},
+                          "onebest": 0,                    # index into sentences
+                          "nbest": [[index, total], ...]},  # ranks 1, 2, ...
+                         ...]}                            # every point, in grid order
 
 Floats are written with ``repr`` precision (JSON), so they read back exactly.
 """
@@ -36,12 +48,31 @@ def _record(utt_id: str, stats: UtteranceStats, result: UtteranceResult,
         "hypotheses": None if result.hypotheses is None else [asdict(h) for h in result.hypotheses],
     }
     if result.grid_hypotheses is not None:
-        record["grid"] = [
-            {"point": dict(zip(names, point)), "onebest": result.grid_onebest[point],
-             "hypotheses": [asdict(h) for h in hypotheses]}
-            for point, hypotheses in result.grid_hypotheses.items()
-        ]
+        record["grid"] = _grid_record(result, names)
     return record
+
+
+def _grid_record(result: UtteranceResult, names: Tuple[str, ...]) -> Dict[str, Any]:
+    """The ``grid`` entry of one utterance: distinct hypotheses and 1-bests, indexed per point."""
+    hypotheses: Dict[Any, int] = {}  # hypothesis without rank and total -> its index
+    sentences: Dict[Tuple[str, ...], int] = {}
+    points = []
+    for point, ranked in result.grid_hypotheses.items():
+        rows = []
+        for rank, hypothesis in enumerate(ranked, start=1):
+            assert hypothesis.rank == rank, "n-best ranks are 1, 2, ..."
+            body = {name: value for name, value in asdict(hypothesis).items() if name not in _PER_POINT}
+            key = tuple((name, tuple(value) if isinstance(value, list) else value)
+                        for name, value in body.items())
+            rows.append([hypotheses.setdefault(key, len(hypotheses)), hypothesis.total])
+        onebest = sentences.setdefault(tuple(result.grid_onebest[point]), len(sentences))
+        points.append({"point": dict(zip(names, point)), "onebest": onebest, "nbest": rows})
+    return {"hypotheses": [{name: (list(value) if isinstance(value, tuple) else value)
+                            for name, value in key} for key in hypotheses],
+            "sentences": [list(words) for words in sentences], "points": points}
+
+
+_PER_POINT = ("rank", "total")  # the Hypothesis fields that differ between grid points
 
 
 def write_records(out: Path, report: RescoreReport, collector: ResultCollector) -> Path:
@@ -65,11 +96,14 @@ def _result(record: Dict[str, Any], names: Tuple[str, ...]) -> UtteranceResult:
     if record["hypotheses"] is not None:
         result.hypotheses = [Hypothesis(**hyp) for hyp in record["hypotheses"]]
     if "grid" in record:
+        grid = record["grid"]
         result.grid_hypotheses = {}
-        for point in record["grid"]:
+        for point in grid["points"]:
             key = tuple(float(point["point"][name]) for name in names)
-            result.grid_onebest[key] = point["onebest"]
-            result.grid_hypotheses[key] = [Hypothesis(**hyp) for hyp in point["hypotheses"]]
+            result.grid_onebest[key] = list(grid["sentences"][point["onebest"]])
+            result.grid_hypotheses[key] = [
+                Hypothesis(**grid["hypotheses"][index], rank=rank, total=total)
+                for rank, (index, total) in enumerate(point["nbest"], start=1)]
     return result
 
 

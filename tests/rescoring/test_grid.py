@@ -37,6 +37,7 @@ def test_a_point_replaces_only_its_fields():
 
 
 @pytest.mark.parametrize("specs, message", [
+    ([], "needs at least one [NAME=]SPEC"),
     (["bogus=0:1:1"], "unknown parameter 'bogus'"),
     (["0:1:0.5", "lm=2"], "lm-scale is swept twice"),
     (["wp=1", "word-penalty=2"], "word-penalty is swept twice"),
