@@ -61,9 +61,8 @@ def _grid_record(result: UtteranceResult, names: Tuple[str, ...]) -> Dict[str, A
         rows = []
         for rank, hypothesis in enumerate(ranked, start=1):
             assert hypothesis.rank == rank, "n-best ranks are 1, 2, ..."
-            body = {name: value for name, value in asdict(hypothesis).items() if name not in _PER_POINT}
-            key = tuple((name, tuple(value) if isinstance(value, list) else value)
-                        for name, value in body.items())
+            key = tuple((name, tuple(value) if isinstance(value, list) else value)  # hashable
+                        for name, value in vars(hypothesis).items() if name not in _PER_POINT)
             rows.append([hypotheses.setdefault(key, len(hypotheses)), hypothesis.total])
         onebest = sentences.setdefault(tuple(result.grid_onebest[point]), len(sentences))
         points.append({"point": dict(zip(names, point)), "onebest": onebest, "nbest": rows})

@@ -133,16 +133,13 @@ class ScoredLattice:
     scored: ScoredBatch
     index: int
 
-    def _words(self, arc_ids: Tensor) -> List[str]:
-        batch = self.scored.schedule.batch
-        return path_words(batch, arc_ids.to(batch.device), self.scored.symbols[self.index],
-                          self.utt_id, self.scored.paths[self.index])
+    def _words(self, word_ids: Sequence[int]) -> List[str]:
+        symbols, path = self.scored.symbols[self.index], self.scored.paths[self.index]
+        return [symbols.word(word_id, path=path, utt_id=self.utt_id) for word_id in word_ids]
 
     def onebest_words(self, scales: Scales) -> List[str]:
         """Viterbi on the combined arc scores."""
-        symbols, path = self.scored.symbols[self.index], self.scored.paths[self.index]
-        return [symbols.word(word_id, path=path, utt_id=self.utt_id)
-                for word_id in self.scored.onebest_word_ids(scales, self.index)]
+        return self._words(self.scored.onebest_word_ids(scales, self.index))
 
     def hypotheses(self, scales: Scales, count: int) -> List[Hypothesis]:
         """Exact n-best of distinct word sequences, totals recomputed in float64."""
@@ -150,7 +147,7 @@ class ScoredLattice:
         components = self.scored.components
         for rank, found in enumerate(self.scored.ranked(scales, count, self.index), start=1):
             arc_ids = found.arc_ids.to(components.am.device)
-            result.append(_hypothesis(self.utt_id, rank, self._words(arc_ids),
+            result.append(_hypothesis(self.utt_id, rank, self._words(found.word_ids),
                                       components.path_sums(arc_ids), scales))
         return result
 

@@ -74,6 +74,10 @@ def test_shards_then_merge_equal_one_run_byte_for_byte(inputs, tmp_path, grid):
     if grid is not None:
         assert len({stats.errors for _, stats in single.grid}) > 1  # the choice is a real one
         assert (tmp_path / "merged" / "wer_grid.png").exists() == plotting_available()
+        records = [json.loads(line) for line in (shards[0] / "utterances.jsonl").open()]
+        points = records[0]["grid"]["points"]
+        assert len(points) == len(single.grid)  # every point kept, each distinct hypothesis once:
+        assert len(records[0]["grid"]["hypotheses"]) < sum(len(p["nbest"]) for p in points)
     summary = json.loads((tmp_path / "merged" / "summary.json").read_text())
     assert summary["counts"] == {"lattices": COUNT + 1, "rescored": COUNT, "failed": 1, "failed_files": 1}
     assert summary["run"]["merged_from"] == [str(path) for path in shards[::-1]]
