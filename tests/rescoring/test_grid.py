@@ -4,6 +4,7 @@ from dataclasses import fields, replace
 
 import pytest
 
+from rescorer.data.vocab import WordVocabulary
 from rescorer.errors import ConfigError
 from rescorer.formats.k2_pt import write_k2
 from rescorer.outputs.plots import plotting_available
@@ -14,7 +15,6 @@ from rescorer.rescoring.grid import MAX_POINTS, best_point, heat_map, parse_grid
 from rescorer.rescoring.pipeline import run_rescore
 
 from rescoring_builders import ARCS, LM_WORDS, save_model, symbol_table, tiny_lattice, tiny_model
-from rescorer.data.vocab import WordVocabulary
 
 
 def test_names_aliases_and_the_bare_form():
