@@ -179,3 +179,12 @@ def test_a_1d_grid_draws_a_line_plot_and_a_2d_grid_a_heat_map(tiny, tmp_path, mo
     assert kind == "heat" and (heat.y_name, heat.x_name) == ("lm-scale", "word-penalty")
     assert heat.x_values == [-3.0, 3.0] and heat.wers[1][0] == dict(report.grid)[(1.0, -3.0)].wer
     assert heat.fixed == {}
+    calls.clear()
+    report = run_rescore(tiny_config(tiny, tmp_path / "three",
+                                     grid=parse_grid(["ngram=0.5,1", "lm=0,1,4", "wp=3,0,-3"])))
+    (kind, (path, heat), _), = calls
+    best = report.best_point
+    assert kind == "heat" and (heat.y_name, heat.x_name) == ("lm-scale", "word-penalty")
+    assert heat.fixed == {"ngram-scale": best[0]}  # held at the best point's value
+    assert heat.wers[heat.best[1]][heat.best[0]] == dict(report.grid)[best].wer
+    assert heat.wers[0][2] == dict(report.grid)[(best[0], 0.0, 3.0)].wer
