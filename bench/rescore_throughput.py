@@ -21,8 +21,10 @@ Examples::
         --model 2=exp/ptb-k2/model.pt --model 4=exp/ptb-k4/model.pt --model 8=exp/ptb-k8/model.pt \\
         --beam 8 --nbest-compare 4
 
-    # WER table: add --grid (LM-scale sweep, needs the references)
+    # WER table: add --grid (LM-scale sweep, needs the references); repeat it for a
+    # multi-parameter sweep, as with fprescore rescore
     .venv/bin/python bench/rescore_throughput.py --model 4=... --grid 0:10:1
+    .venv/bin/python bench/rescore_throughput.py --model 4=... --grid lm=0:4:0.5 --grid wp=-2:2:0.5
 """
 import argparse
 import json
@@ -33,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
+from rescorer.rescoring.grid import parse_grid
 from rescorer.rescoring.timing import STAGES
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "asr-dev"
@@ -64,7 +67,7 @@ def worker(settings: Dict) -> Dict:
         beam=settings["beam"], batch_size=settings["batch_size"], threads=settings["threads"],
         jobs=settings["jobs"],
         mode=settings["mode"], nbest=settings["nbest"], max_arcs=settings["max_arcs"],
-        grid=settings["grid"], refs=data / "text" if settings["refs"] else None,
+        grid=parse_grid(settings["grid"]) if settings["grid"] else None, refs=data / "text" if settings["refs"] else None,
     )
     started = time.perf_counter()
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -84,8 +87,10 @@ def worker(settings: Dict) -> Dict:
         "peak_rss_workers_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0,
         "threads": torch.get_num_threads(),
         "wer": [(label, stats.errors, stats.ref_words, stats.wer) for label, stats in report.wer_rows],
-        "grid": [(scale, stats.wer) for scale, stats in report.grid],
-        "best_scale": report.best_scale,
+        "grid": [(" ".join(f"{n}={v:g}" for n, v in zip(report.grid_names, point)), stats.wer)
+                 for point, stats in report.grid],
+        "best_scale": None if report.best_point is None else
+        " ".join(f"{n}={v:g}" for n, v in zip(report.grid_names, report.best_point)),
     }
 
 
@@ -132,7 +137,8 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--max-arcs", type=int, default=500_000)
     parser.add_argument("--ngram-scale", type=float, default=0.5)
     parser.add_argument("--lm-scale", type=float, default=5.0)
-    parser.add_argument("--grid", default=None, help="LM-scale sweep start:stop:step (adds WER)")
+    parser.add_argument("--grid", action="append", default=None,
+                        help="[NAME=]start:stop:step, repeatable: fprescore rescore's --grid (adds WER)")
     parser.add_argument("--refs", action="store_true", help="compute WER at --lm-scale")
     parser.add_argument("--nbest-compare", type=int, default=None, metavar="K",
                         help="also run --mode nbest --nbest 100 with the K model")
@@ -153,9 +159,9 @@ def main() -> None:
     if arguments.worker:
         print(json.dumps(worker(json.loads(arguments.worker))))
         return
-    from rescorer.rescoring.config import parse_grid
-
-    grid = None if arguments.grid is None else parse_grid(arguments.grid)
+    grid = arguments.grid
+    if grid:
+        parse_grid(grid)  # a bad --grid fails here, before any worker starts
     base = {"data": arguments.data, "limit": arguments.limit, "beam": arguments.beam,
             "batch_size": arguments.batch_size, "threads": arguments.threads, "jobs": arguments.jobs,
             "max_arcs": arguments.max_arcs, "ngram_scale": arguments.ngram_scale,
@@ -223,8 +229,8 @@ def print_tables(runs: List[Dict], seconds: float) -> None:
         for run in runs:
             for label, errors, words, wer in run["wer"]:
                 print(f"| {run['name']} | {label} | {wer:.2f} | {errors}/{words} | {run['best_scale']} |")
-            for scale, wer in run["grid"]:
-                print(f"| {run['name']} | grid lm_scale={scale:g} | {wer:.2f} | | |")
+            for point, wer in run["grid"]:
+                print(f"| {run['name']} | grid {point} | {wer:.2f} | | |")
 
 
 if __name__ == "__main__":

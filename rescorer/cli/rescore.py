@@ -128,9 +128,12 @@ def rescore_command(
     cuts: Annotated[Optional[Path], typer.Option(
         "--cuts", help="References from a lhotse CutSet (supervision texts joined per cut id).",
         rich_help_panel=EVALUATE)] = None,
-    grid: Annotated[Optional[str], typer.Option(
-        "--grid", help="Sweep the LM scale, start:stop:step (stop included) or a comma list; "
-                       "prints WER per scale and writes outputs at the best one. Needs references.",
+    grid: Annotated[Optional[List[str]], typer.Option(
+        "--grid", help="Sweep NAME=SPEC, repeatable (the cartesian product is swept): NAME is "
+                       "lm-scale (lm), word-penalty (wp), ngram-scale (ngram) or lambda; SPEC is "
+                       "start:stop:step (stop included) or a comma list; a bare SPEC sweeps the "
+                       "LM scale. Prints WER per point, writes the outputs at the best one and "
+                       "wer_grid.png (a heat map for 2 or more parameters). Needs references.",
         rich_help_panel=EVALUATE)] = None,
     ignore_case: Annotated[bool, typer.Option(
         "--ignore-case", help="Compare words case-insensitively in WER (default: exact, as Kaldi's "
@@ -167,7 +170,8 @@ def rescore_command(
     """
     from rescorer.cli.tables import show_report  # Lazy: keeps `--help` fast.
     from rescorer.rescoring.combine import Scales
-    from rescorer.rescoring.config import RescoreConfig, parse_grid, parse_shard
+    from rescorer.rescoring.config import RescoreConfig, parse_shard
+    from rescorer.rescoring.grid import parse_grid
     from rescorer.rescoring.pipeline import run_rescore
 
     config = RescoreConfig(
@@ -176,7 +180,7 @@ def rescore_command(
         oov_penalty=oov_penalty, beam=beam if beam > 0 else None,
         max_arcs=max_arcs, batch_size=batch_size, chunk_rows=chunk_rows, device=device, threads=threads, jobs=jobs,
         nbest=nbest, mode=mode, history_approx=history_approx,
-        grid=None if grid is None else parse_grid(grid), refs=refs, cuts=cuts,
+        grid=parse_grid(grid) if grid else None, refs=refs, cuts=cuts,
         ignore_case=ignore_case, strict=strict, write_lattices=write_lattices, lowercase=lowercase,
         kaldi_lattices=kaldi_lattices, kaldi_nbest=kaldi_nbest,
         shard=None if shard is None else parse_shard(shard),

@@ -11,9 +11,12 @@ from rich.text import Text
 
 from rescorer.cli.common import err_console
 from rescorer.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL
+from rescorer.outputs.wer import WerStats
 
 from rescorer.rescoring.report import RescoreReport
 from rescorer.rescoring.timing import STAGES
+
+TOP_ROWS = 10  # grid points listed for a grid of more than two parameters
 
 
 def summary_table(report: RescoreReport) -> Table:
@@ -79,16 +82,45 @@ def wer_table(report: RescoreReport) -> Table:
 
 
 def grid_table(report: RescoreReport) -> Table:
-    """WER per swept LM scale, the best one marked."""
-    table = Table(title="LM scale sweep (--grid)", header_style="bold")
-    table.add_column("lm_scale", justify="right")
+    """WER over the ``--grid`` points, the best one named in the caption.
+
+    1-D: one row per value. 2-D: a matrix, rows the first parameter's values and columns
+    the second's. More: the ``TOP_ROWS`` best points (fewest errors first).
+    """
+    names, best = report.grid_names, report.best_point
+    stats = dict(report.grid)
+    chosen = stats[best]
+    title = f"Grid sweep (--grid, {len(report.grid)} points)"
+    if len(names) > 2 and len(report.grid) > TOP_ROWS:
+        title = f"Grid sweep (--grid, the best {TOP_ROWS} of {len(report.grid)} points)"
+    caption = (f"best: {' '.join(f'{n}={v:g}' for n, v in zip(names, best))}, WER {chosen.wer:.2f}% "
+               f"({chosen.errors} errors; ties: the smallest values, in --grid order)")
+    table = Table(title=title, caption=caption, header_style="bold")
+    if len(names) == 2:
+        columns = list(dict.fromkeys(point[1] for point, _ in report.grid))
+        table.add_column(f"{names[0]} \\ {names[1]}", justify="right")
+        for value in columns:
+            table.add_column(f"{value:g}", justify="right")
+        for row in dict.fromkeys(point[0] for point, _ in report.grid):
+            table.add_row(f"{row:g}", *(_cell(stats[(row, column)], (row, column) == best)
+                                        for column in columns))
+        return table
+    for name in names:
+        table.add_column(name, justify="right")
     table.add_column("WER %", justify="right")
     table.add_column("errors", justify="right")
     table.add_column("")
-    for scale, stats in report.grid:
-        mark = "best" if scale == report.best_scale else ""
-        table.add_row(f"{scale:g}", f"{stats.wer:.2f}", str(stats.errors), mark)
+    rows = report.grid if len(names) == 1 else \
+        sorted(report.grid, key=lambda row: (row[1].errors, row[0]))[:TOP_ROWS]
+    for point, point_stats in rows:
+        table.add_row(*(f"{value:g}" for value in point), f"{point_stats.wer:.2f}",
+                      str(point_stats.errors), "best" if point == best else "")
     return table
+
+
+def _cell(stats: WerStats, best: bool) -> Text:
+    """A matrix cell: the WER, bold with a star at the best point."""
+    return Text(f"{stats.wer:.2f}*", style="bold") if best else Text(f"{stats.wer:.2f}")
 
 
 def report_tables(report: RescoreReport) -> List[Table]:

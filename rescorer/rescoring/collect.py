@@ -1,11 +1,13 @@
 """Gathering per-utterance results, the ``--grid`` choice, WER rows and outputs.
 
 Without ``--grid`` each utterance's hypotheses are computed at once and the
-rescored material is dropped. With ``--grid`` the 1-best at every LM scale is
-kept, plus the rescored material, so that the n-best can be searched at the
-winning scale at the end (the LM is never run twice). Under ``--shard`` the
-winning scale is only known after ``fprescore merge``, so each utterance's
-n-best is searched at every grid scale at once and kept instead.
+rescored material is dropped. With ``--grid`` (``rescorer.rescoring.grid``) the
+1-best at every grid point is kept (lattice mode: one batched Viterbi per
+point over the work unit, ``ScoredBatch``), plus the rescored material, so
+that the n-best can be searched at the winning point at the end (the LM is
+never run twice). Under ``--shard`` the winning point is only known after
+``fprescore merge``, so each utterance's n-best is searched at every grid
+point at once and kept instead.
 
 ``finish`` turns the results into outputs. ``fprescore merge`` fills a
 collector from the shards' ``utterances.jsonl`` and calls the same
@@ -20,11 +22,13 @@ from torch import Tensor
 
 from rescorer.formats.k2_pt import write_k2
 from rescorer.lattice.fsavec import Lattice
-from rescorer.outputs.plots import plot_wer_grid
+from rescorer.outputs.plots import plot_wer_grid, plot_wer_heat_map
 from rescorer.outputs.text import Hypothesis, print_kaldi_text, write_kaldi_text, write_nbest_jsonl
 from rescorer.outputs.wer import WerStats, compute_wer
 from rescorer.rescoring.expand import RETRY_BEAM
+from rescorer.rescoring.combine import Scales
 from rescorer.rescoring.config import RescoreConfig
+from rescorer.rescoring.grid import Point, best_point, heat_map
 from rescorer.rescoring.report import RescoreReport
 from rescorer.rescoring.search import Rescored
 from rescorer.rescoring.timing import stage
@@ -46,13 +50,13 @@ class UtteranceResult:
       hypotheses:
         The n-best at the configured scales (no ``--grid``).
       grid_onebest:
-        LM scale -> 1-best words, for each ``--grid`` scale.
+        Grid point -> 1-best words, for each ``--grid`` point.
       grid_hypotheses:
-        LM scale -> n-best, for each ``--grid`` scale (``--shard``, or read back
-        by ``fprescore merge``).
+        Grid point -> n-best, for each ``--grid`` point (``--shard``, or read
+        back by ``fprescore merge``).
       rescored:
         The rescored material, kept to search the n-best at the winning grid
-        scale (``--grid`` without ``--shard``).
+        point (``--grid`` without ``--shard``).
     """
 
     utt_id: str
@@ -60,8 +64,8 @@ class UtteranceResult:
     oracle: Optional[Oracle] = None
     pruned_oracle: Optional[Oracle] = None
     hypotheses: Optional[List[Hypothesis]] = None
-    grid_onebest: Dict[float, List[str]] = field(default_factory=dict)
-    grid_hypotheses: Optional[Dict[float, List[Hypothesis]]] = None
+    grid_onebest: Dict[Point, List[str]] = field(default_factory=dict)
+    grid_hypotheses: Optional[Dict[Point, List[Hypothesis]]] = None
     rescored: Optional[Rescored] = None
 
 
@@ -80,6 +84,9 @@ class ResultCollector:
         self.references = references
         self.results: Dict[str, UtteranceResult] = {}
         self.lattices: List[Tuple[Lattice, Tensor]] = []
+        grid = config.grid
+        self.points: List[Tuple[Point, Scales]] = [] if grid is None else [
+            (point, grid.scales_at(config.scales, point)) for point in grid.points()]
 
     def add(self, rescored: Rescored, first_pass: Optional[List[str]] = None,
             oracle: Optional[Oracle] = None, pruned_oracle: Optional[Oracle] = None) -> None:
@@ -89,15 +96,13 @@ class ResultCollector:
         if config.grid is None:
             result.hypotheses = rescored.hypotheses(config.scales, config.nbest)
         else:
-            for scale in config.grid:
-                result.grid_onebest[scale] = rescored.onebest_words(config.scales.with_lm(scale))
+            for point, scales in self.points:
+                result.grid_onebest[point] = rescored.onebest_words(scales)
             if config.shard is None:
                 result.rescored = rescored
             else:
-                result.grid_hypotheses = {
-                    scale: rescored.hypotheses(config.scales.with_lm(scale), config.nbest)
-                    for scale in config.grid
-                }
+                result.grid_hypotheses = {point: rescored.hypotheses(scales, config.nbest)
+                                          for point, scales in self.points}
         self.results[result.utt_id] = result
 
     def merge(self, other: "ResultCollector", utt_id: str) -> None:
@@ -109,37 +114,40 @@ class ResultCollector:
         """Keep an expanded lattice and its per-arc LM scores for ``lattices.pt``."""
         self.lattices.append((lattice, nnlm_scores))
 
-    def hypotheses_at(self, lm_scale: Optional[float]) -> Dict[str, List[Hypothesis]]:
-        """Utterance id -> n-best, at the configured scales (None) or at a grid LM scale."""
-        if lm_scale is None:
+    def hypotheses_at(self, point: Optional[Point]) -> Dict[str, List[Hypothesis]]:
+        """Utterance id -> n-best, at the configured scales (None) or at a grid point."""
+        if point is None:
             return {utt: result.hypotheses for utt, result in self.results.items()}
-        scales = self.config.scales.with_lm(lm_scale)
+        scales = self.config.grid.scales_at(self.config.scales, point)
         return {
-            utt: (result.grid_hypotheses[lm_scale] if result.grid_hypotheses is not None
+            utt: (result.grid_hypotheses[point] if result.grid_hypotheses is not None
                   else result.rescored.hypotheses(scales, self.config.nbest))
             for utt, result in self.results.items()
         }
 
     def finish(self, report: RescoreReport) -> Dict[str, List[Hypothesis]]:
-        """Pick the grid scale, compute WER rows, write onebest/nbest/lattices/plot.
+        """Pick the grid point, compute WER rows, write onebest/nbest/lattices/plot.
 
         Returns:
           Utterance id -> the written n-best.
         """
-        best: Optional[float] = None
-        if self.config.grid is not None:
-            report.grid = [
-                (scale, compute_wer(self.references,
-                                    {utt: r.grid_onebest[scale] for utt, r in self.results.items()},
-                                    self.config.ignore_case))
-                for scale in self.config.grid
-            ]
-            best = min(report.grid, key=lambda row: (row[1].errors, row[0]))[0]
-        report.best_scale = self.config.scales.lm if best is None else best
-        hypotheses = self.hypotheses_at(best)
+        grid = self.config.grid
+        with stage("search"):  # the grid choice, and the n-best at the best point
+            if grid is not None:
+                report.grid = [
+                    (point, compute_wer(self.references,
+                                        {utt: r.grid_onebest[point] for utt, r in self.results.items()},
+                                        self.config.ignore_case))
+                    for point, _ in self.points
+                ]
+                report.grid_names = grid.names
+                report.best_point = best_point([(point, stats.errors) for point, stats in report.grid])
+            report.best_scales = self.config.scales if grid is None else \
+                grid.scales_at(self.config.scales, report.best_point)
+            hypotheses = self.hypotheses_at(report.best_point)
         onebest = {utt_id: hyps[0].words for utt_id, hyps in hypotheses.items() if hyps}
         if self.references is not None:
-            report.wer_rows = self._wer_rows(onebest, report.best_scale,
+            report.wer_rows = self._wer_rows(onebest, report,
                                              [stats.tightened for stats in report.results.values()])
         with stage("write"):
             if self.config.to_stdout:
@@ -148,10 +156,11 @@ class ResultCollector:
                 self._write(report, onebest, hypotheses)
         return hypotheses
 
-    def _wer_rows(self, onebest: Dict[str, List[str]], lm_scale: float,
+    def _wer_rows(self, onebest: Dict[str, List[str]], report: RescoreReport,
                   tightened: List[int]) -> List[Tuple[str, WerStats]]:
-        """First pass, lattice oracle and rescored WER (over the same utterances); ``tightened``
-        holds each rescored utterance's beam tightenings (``UtteranceStats.tightened``)."""
+        """First pass, lattice oracle and rescored WER (over the same utterances, the rescored
+        row at ``report``'s best scales); ``tightened`` holds each rescored utterance's beam
+        tightenings (``UtteranceStats.tightened``)."""
         references = {utt: words for utt, words in self.references.items() if utt in onebest}
         first_pass = {utt: r.first_pass for utt, r in self.results.items() if r.first_pass is not None}
         rows = []
@@ -166,7 +175,10 @@ class ResultCollector:
                 errors = sum(errors for errors, _ in oracle)
                 words = sum(count for _, count in oracle)
                 rows.append((label, WerStats(errors, 0, 0, 0, words, len(oracle))))
-        label = f"rescored ({self.config.mode}, lm_scale={lm_scale:g})"
+        others = "" if report.best_point is None else "".join(
+            f", {name}={value:g}" for name, value in zip(report.grid_names, report.best_point)
+            if name != "lm-scale")
+        label = f"rescored ({self.config.mode}, lm_scale={report.best_scales.lm:g}{others})"
         rows.append((label, compute_wer(references, onebest, self.config.ignore_case)))
         return rows
 
@@ -182,15 +194,24 @@ class ResultCollector:
                      extra_scores={"nnlm_scores": [scores for _, scores in self.lattices]})
             report.outputs.append(out / "lattices.pt")
         self._write_kaldi(report, hypotheses)
-        if report.grid and plot_wer_grid(out / "wer_grid.png", [s for s, _ in report.grid],
-                                         [stats.wer for _, stats in report.grid], report.best_scale):
+        if report.grid and self._plot(out / "wer_grid.png", report):
             report.outputs.append(out / "wer_grid.png")
+
+    def _plot(self, path: Path, report: RescoreReport) -> bool:
+        """``wer_grid.png``: a line plot for a 1-D grid, else a heat map (``grid.heat_map``)."""
+        grid = self.config.grid
+        wers = {point: stats.wer for point, stats in report.grid}
+        if len(grid.axes) > 1:
+            return plot_wer_heat_map(path, heat_map(grid, wers, report.best_point))
+        pairs = sorted(wers.items())
+        return plot_wer_grid(path, [point[0] for point, _ in pairs], [wer for _, wer in pairs],
+                             report.best_point[0], x_label=grid.names[0])
 
     def _write_kaldi(self, report: RescoreReport, hypotheses: Dict[str, List[Hypothesis]]) -> None:
         """The Kaldi outputs (``--kaldi-lattices``, ``--kaldi-nbest``), at the chosen scale."""
         from rescorer.formats.kaldi_outputs import write_kaldi_lattices, write_kaldi_nbest
 
-        scales = self.config.scales.with_lm(report.best_scale)
+        scales = report.best_scales
         if self.config.kaldi_lattices is not None:
             write_kaldi_lattices(self.config.kaldi_lattices, [lat for lat, _ in self.lattices],
                                  [nnlm for _, nnlm in self.lattices], scales)

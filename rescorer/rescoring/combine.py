@@ -38,10 +38,6 @@ class Scales:
     lm: float = 1.0
     word_penalty: float = 0.0
 
-    def with_lm(self, lm: float) -> "Scales":
-        """The same scales with another LM scale (a ``--grid`` point)."""
-        return replace(self, lm=lm)
-
     def first_pass(self) -> "Scales":
         """The first-pass combination: the same scales without the neural LM."""
         return replace(self, lm=0.0)

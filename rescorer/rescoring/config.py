@@ -7,6 +7,7 @@ from typing import List, Optional, Tuple
 from rescorer.devices import DEVICES
 from rescorer.errors import ConfigError
 from rescorer.rescoring.combine import Scales
+from rescorer.rescoring.grid import BARE, Grid, GridAxis
 
 MODES = ("lattice", "nbest")
 MAX_SHARDS = 100_000
@@ -62,7 +63,8 @@ class RescoreConfig:
         Expansion window for models without a bounded history (sequential
         solver): histories are truncated to this many tokens.
       grid:
-        LM scales to sweep (needs references); None for no sweep.
+        The ``--grid`` sweep (``rescorer.rescoring.grid``; needs references), or
+        None. A plain sequence of floats is taken as LM scales.
       refs / cuts:
         Reference transcripts (Kaldi text / lhotse cuts) for WER.
       ignore_case:
@@ -102,7 +104,7 @@ class RescoreConfig:
     nbest: int = 10
     mode: str = "lattice"
     history_approx: Optional[int] = None
-    grid: Optional[List[float]] = None
+    grid: Optional[Grid] = None
     refs: Optional[Path] = None
     cuts: Optional[Path] = None
     ignore_case: bool = False
@@ -139,6 +141,8 @@ class RescoreConfig:
             raise ConfigError(f"beam_tries must be >= 0 (got {self.beam_tries})")
         if self.history_approx is not None and self.history_approx < 1:
             raise ConfigError(f"--history-approx must be >= 1 (got {self.history_approx})")
+        if self.grid is not None and not isinstance(self.grid, Grid):
+            self.grid = Grid((GridAxis(BARE, tuple(float(value) for value in self.grid)),))
         if self.grid is not None and self.refs is None and self.cuts is None:
             raise ConfigError("--grid needs references to pick a scale (give --refs or --cuts)")
         if self.refs is not None and self.cuts is not None:
@@ -188,36 +192,3 @@ def parse_shard(text: str) -> Tuple[int, int]:
     if not 1 <= index <= count <= MAX_SHARDS:
         raise ConfigError(f"--shard {text!r}: need 1 <= I <= N <= {MAX_SHARDS}")
     return index, count
-
-
-def parse_grid(text: str) -> List[float]:
-    """LM scales from ``start:stop:step`` (stop included) or a comma list.
-
-    Examples:
-      ``"0:1:0.25"`` -> [0.0, 0.25, 0.5, 0.75, 1.0]; ``"0.3,0.5"`` -> [0.3, 0.5].
-
-    Raises:
-      ConfigError: malformed, not finite, a non-positive step, stop < start, or over 1000 points.
-    """
-    try:
-        if ":" not in text:
-            values = [float(part) for part in text.split(",") if part.strip()]
-        else:
-            start, stop, step = (float(part) for part in text.split(":"))
-            if not all(map(math.isfinite, (start, stop, step))):
-                raise ConfigError(f"--grid {text!r}: start, stop and step must be finite")
-            if not step > 0 or stop < start:
-                raise ConfigError(f"--grid {text!r}: need step > 0 and stop >= start")
-            count = int(math.floor((stop - start) / step + 1e-9)) + 1
-            if count > 1000:
-                raise ConfigError(f"--grid {text!r} has {count} points (at most 1000)")
-            values = [round(start + index * step, 10) for index in range(count)]
-    except ValueError as error:
-        raise ConfigError(
-            f"--grid {text!r} is not start:stop:step or a comma list of numbers"
-        ) from error
-    if not values:
-        raise ConfigError(f"--grid {text!r} has no values")
-    if not all(map(math.isfinite, values)):
-        raise ConfigError(f"--grid {text!r}: every scale must be finite")
-    return values

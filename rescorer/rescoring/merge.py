@@ -2,10 +2,10 @@
 
 Each shard folder holds ``summary.json`` (options, failures, counts) and
 ``utterances.jsonl`` (per utterance: sizes, first-pass words, oracle errors
-and the n-best, at every ``--grid`` scale under a grid). The merge checks
+and the n-best, at every ``--grid`` point under a grid). The merge checks
 that the folders are shards 1..N of one N, each once, run with the same
 options, then fills one ``ResultCollector`` and calls the same ``finish`` as
-``rescore``: grid choice over all shards, WER rows, ``onebest.txt``,
+``rescore``: grid point chosen over all shards, WER rows, ``onebest.txt``,
 ``nbest.jsonl`` and ``summary.json`` equal a single run's byte for byte
 (``summary.json`` except its ``run`` entry). ``lattices.pt``
 (``--write-lattices``) stays in the shard folders.
@@ -18,6 +18,7 @@ from rescorer.outputs.wer import load_references
 from rescorer.rescoring.collect import ResultCollector
 from rescorer.rescoring.combine import Scales
 from rescorer.rescoring.config import RescoreConfig, parse_shard
+from rescorer.rescoring.grid import Grid
 from rescorer.rescoring.records import read_records
 from rescorer.rescoring.report import Failure, RescoreReport
 from rescorer.rescoring.summary import read_summary, write_summary
@@ -96,7 +97,7 @@ def _config(options: Dict[str, Any], out: Path, refs: Optional[Path], cuts: Opti
         words=path(options["words"]), scales=Scales(**options["scales"]),
         oov_penalty=options["oov_penalty"], beam=options["beam"], max_arcs=options["max_arcs"],
         beam_tries=options["beam_tries"], nbest=options["nbest"], mode=options["mode"],
-        history_approx=options["history_approx"], grid=options["grid"], chunk_rows=options["chunk_rows"],
+        history_approx=options["history_approx"], grid=None if options["grid"] is None else Grid.from_options(options["grid"]), chunk_rows=options["chunk_rows"],
         refs=refs, cuts=cuts,
         ignore_case=options["ignore_case"], lowercase=options["lowercase"],
     )
@@ -105,7 +106,8 @@ def _config(options: Dict[str, Any], out: Path, refs: Optional[Path], cuts: Opti
 def _add_shard(folder: Path, summary: Dict[str, Any], report: RescoreReport,
                collector: ResultCollector, file_failures: set) -> None:
     """Add one shard's utterances, failures, counts and timings."""
-    for utt_id, (stats, result) in read_records(folder).items():
+    grid = collector.config.grid
+    for utt_id, (stats, result) in read_records(folder, () if grid is None else grid.names).items():
         if utt_id in report.results:
             raise InputFormatError("utterance appears in two shards (expected each in one)",
                                    path=folder, utt_id=utt_id)

@@ -8,7 +8,20 @@ One JSON object per rescored utterance, sorted by id::
      "oracle": [errors, ref_words] | null,   # with a reference
      "pruned_oracle": [errors, ref_words] | null,
      "hypotheses": [<nbest.jsonl objects>] | null,   # without --grid
-     "grid": [{"lm_scale": 0.5, "onebest": [...], "hypotheses": [...]}, ...]}  # with --grid
+     "grid": {...}}                          # with --grid, below
+
+Under ``--grid`` the 1-best and the n-best of every point are kept. Neighbouring
+points mostly find the same hypotheses, so each distinct one is stored once
+(an nbest.jsonl object without ``rank`` and ``total``) and each point lists
+indices into that table (a 9 x 9 grid over asr-dev: 81 n-best lists of 10 per
+utterance)::
+
+     "grid": {"hypotheses": [{"uttid", "words", "am", "ngram", "nnlm", ...}, ...],
+              "sentences": [["a", "b"], ...],            # the distinct 1-bests
+              "points": [{"point": {"lm-scale": 0.5, "word-penalty": -1.0},
+                          "onebest": 0,                    # index into sentences
+                          "nbest": [[index, total], ...]},  # ranks 1, 2, ...
+                         ...]}                            # every point, in grid order
 
 Floats are written with ``repr`` precision (JSON), so they read back exactly.
 """
@@ -26,33 +39,54 @@ from rescorer.rescoring.report import RescoreReport, UtteranceStats
 RECORDS = "utterances.jsonl"
 
 
-def _record(utt_id: str, stats: UtteranceStats, result: UtteranceResult) -> Dict[str, Any]:
-    """The JSON object of one utterance."""
+def _record(utt_id: str, stats: UtteranceStats, result: UtteranceResult,
+            names: Tuple[str, ...]) -> Dict[str, Any]:
+    """The JSON object of one utterance (``names``: the grid's parameters)."""
     record: Dict[str, Any] = {
         "uttid": utt_id, "stats": asdict(stats), "first_pass": result.first_pass,
         "oracle": result.oracle, "pruned_oracle": result.pruned_oracle,
         "hypotheses": None if result.hypotheses is None else [asdict(h) for h in result.hypotheses],
     }
     if result.grid_hypotheses is not None:
-        record["grid"] = [
-            {"lm_scale": scale, "onebest": result.grid_onebest[scale],
-             "hypotheses": [asdict(h) for h in hypotheses]}
-            for scale, hypotheses in result.grid_hypotheses.items()
-        ]
+        record["grid"] = _grid_record(result, names)
     return record
+
+
+def _grid_record(result: UtteranceResult, names: Tuple[str, ...]) -> Dict[str, Any]:
+    """The ``grid`` entry of one utterance: distinct hypotheses and 1-bests, indexed per point."""
+    hypotheses: Dict[Any, int] = {}  # hypothesis without rank and total -> its index
+    sentences: Dict[Tuple[str, ...], int] = {}
+    points = []
+    for point, ranked in result.grid_hypotheses.items():
+        rows = []
+        for rank, hypothesis in enumerate(ranked, start=1):
+            assert hypothesis.rank == rank, "n-best ranks are 1, 2, ..."
+            key = tuple((name, tuple(value) if isinstance(value, list) else value)  # hashable
+                        for name, value in vars(hypothesis).items() if name not in _PER_POINT)
+            rows.append([hypotheses.setdefault(key, len(hypotheses)), hypothesis.total])
+        onebest = sentences.setdefault(tuple(result.grid_onebest[point]), len(sentences))
+        points.append({"point": dict(zip(names, point)), "onebest": onebest, "nbest": rows})
+    return {"hypotheses": [{name: (list(value) if isinstance(value, tuple) else value)
+                            for name, value in key} for key in hypotheses],
+            "sentences": [list(words) for words in sentences], "points": points}
+
+
+_PER_POINT = ("rank", "total")  # the Hypothesis fields that differ between grid points
 
 
 def write_records(out: Path, report: RescoreReport, collector: ResultCollector) -> Path:
     """Write ``out/utterances.jsonl`` atomically; returns its path."""
     path = out / RECORDS
-    lines = [json.dumps(_record(utt, report.results[utt], collector.results[utt]), ensure_ascii=False)
+    names = () if collector.config.grid is None else collector.config.grid.names
+    lines = [json.dumps(_record(utt, report.results[utt], collector.results[utt], names),
+                        ensure_ascii=False)
              for utt in sorted(report.results)]
     atomic_write_text(path, "".join(line + "\n" for line in lines))
     return path
 
 
-def _result(record: Dict[str, Any]) -> UtteranceResult:
-    """The ``UtteranceResult`` of one JSON object."""
+def _result(record: Dict[str, Any], names: Tuple[str, ...]) -> UtteranceResult:
+    """The ``UtteranceResult`` of one JSON object (``names``: the grid's parameters)."""
     def pair(value: Any) -> Any:
         return None if value is None else (int(value[0]), int(value[1]))
 
@@ -61,16 +95,25 @@ def _result(record: Dict[str, Any]) -> UtteranceResult:
     if record["hypotheses"] is not None:
         result.hypotheses = [Hypothesis(**hyp) for hyp in record["hypotheses"]]
     if "grid" in record:
+        grid = record["grid"]
         result.grid_hypotheses = {}
-        for point in record["grid"]:
-            scale = float(point["lm_scale"])
-            result.grid_onebest[scale] = point["onebest"]
-            result.grid_hypotheses[scale] = [Hypothesis(**hyp) for hyp in point["hypotheses"]]
+        for point in grid["points"]:
+            key = tuple(float(point["point"][name]) for name in names)
+            result.grid_onebest[key] = list(grid["sentences"][point["onebest"]])
+            result.grid_hypotheses[key] = [
+                Hypothesis(**grid["hypotheses"][index], rank=rank, total=total)
+                for rank, (index, total) in enumerate(point["nbest"], start=1)]
     return result
 
 
-def read_records(folder: Path) -> Dict[str, Tuple[UtteranceStats, UtteranceResult]]:
+def read_records(folder: Path, names: Tuple[str, ...] = ()) -> Dict[str, Tuple[UtteranceStats, UtteranceResult]]:
     """Utterance id -> (stats, result) from ``folder/utterances.jsonl``.
+
+    Args:
+      folder:
+        A ``--shard`` output folder.
+      names:
+        The parameters of the shards' ``--grid`` (empty without one).
 
     Raises:
       InputFormatError: the file is missing or malformed (names the file and line).
@@ -81,14 +124,14 @@ def read_records(folder: Path) -> Dict[str, Tuple[UtteranceStats, UtteranceResul
     except (OSError, UnicodeDecodeError) as error:
         raise InputFormatError(f"cannot read the shard's utterance records ({error}); expected the "
                                f"--out folder of `fprescore rescore --shard I/N`", path=path) from error
-    names = {field.name for field in fields(UtteranceStats)}
+    stat_names = {field.name for field in fields(UtteranceStats)}
     records = {}
     for number, line in enumerate(lines, start=1):
         try:
             record = json.loads(line)
             stats = UtteranceStats(**{key: int(value) for key, value in record["stats"].items()
-                                      if key in names})
-            records[record["uttid"]] = (stats, _result(record))
+                                      if key in stat_names})
+            records[record["uttid"]] = (stats, _result(record, names))
         except (ValueError, KeyError, TypeError, IndexError) as error:
             raise InputFormatError(f"malformed utterance record ({error!r})", path=path,
                                    where=f"line {number}") from error

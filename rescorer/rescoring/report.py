@@ -9,6 +9,8 @@ from typing import Dict, List, Optional, Tuple
 
 from rescorer.errors import RescorerError
 from rescorer.outputs.wer import WerStats
+from rescorer.rescoring.combine import Scales
+from rescorer.rescoring.grid import Point
 from rescorer.rescoring.timing import Timings
 
 # Warn when more than this share of the lattices' words are out of the LM's
@@ -99,9 +101,14 @@ class RescoreReport:
       wer_rows:
         (label, WerStats) rows: first pass, oracle, rescored (when refs given).
       grid:
-        (lm_scale, WerStats) per grid point, when --grid was given.
-      best_scale:
-        The LM scale used for the outputs.
+        (point, WerStats) per ``--grid`` point, in ``Grid.points`` order; a
+        point holds one value per ``grid_names`` entry.
+      grid_names:
+        The swept parameters (``rescorer.rescoring.grid.PARAMETERS`` names).
+      best_point:
+        The chosen grid point (None without --grid).
+      best_scales:
+        The scales of the outputs: the best point's under --grid, else the run's.
       outputs:
         Files written.
       notes:
@@ -117,8 +124,10 @@ class RescoreReport:
     unique_histories: int = 0
     timings: Timings = field(default_factory=Timings)
     wer_rows: List[Tuple[str, WerStats]] = field(default_factory=list)
-    grid: List[Tuple[float, WerStats]] = field(default_factory=list)
-    best_scale: Optional[float] = None
+    grid: List[Tuple[Point, WerStats]] = field(default_factory=list)
+    grid_names: Tuple[str, ...] = ()
+    best_point: Optional[Point] = None
+    best_scales: Optional[Scales] = None
     outputs: List[Path] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)

@@ -82,18 +82,24 @@ class ScoredBatch:
     components: ArcComponents
     symbols: List[SymbolTable]
     paths: List[Optional[Path]]
-    _onebest: Dict[Scales, Tuple[Tensor, Tensor]] = field(default_factory=dict)
+    _onebest: Dict[Scales, List[List[int]]] = field(default_factory=dict)
     _nbest: Dict[Tuple[Scales, int], Tuple[List[List[RankedPath]], Dict[int, LatticeError]]] = \
         field(default_factory=dict)
 
-    def onebest_arcs(self, scales: Scales, index: int) -> Tensor:
-        """Batch arc ids of lattice ``index``'s Viterbi path under ``scales`` (float64)."""
+    def onebest_word_ids(self, scales: Scales, index: int) -> List[int]:
+        """Word ids along lattice ``index``'s Viterbi path under ``scales`` (float64).
+
+        The first request at ``scales`` searches the whole batch and gathers every
+        path's words at once (a ``--grid`` asks for each point's 1-best of every lattice).
+        """
         if scales not in self._onebest:
-            _, splits, arcs = shortest_paths(self.schedule.batch, self.components.total(scales),
-                                             self.schedule)
-            self._onebest[scales] = (splits.cpu(), arcs.cpu())
-        splits, arcs = self._onebest[scales]
-        return arcs[int(splits[index]):int(splits[index + 1])]
+            batch = self.schedule.batch
+            _, splits, arcs = shortest_paths(batch, self.components.total(scales), self.schedule)
+            word_splits, word_ids = select_rows(batch.word_splits, batch.word_ids, arcs)  # [path arc][word]
+            bounds = word_splits[splits].tolist()  # (U+1,) word offsets of each lattice's path
+            ids = word_ids.tolist()
+            self._onebest[scales] = [ids[bounds[u]:bounds[u + 1]] for u in range(batch.num_utts)]
+        return self._onebest[scales][index]
 
     def ranked(self, scales: Scales, count: int, index: int) -> List[RankedPath]:
         """Lattice ``index``'s exact distinct n-best under ``scales``, ranked in float64.
@@ -127,14 +133,13 @@ class ScoredLattice:
     scored: ScoredBatch
     index: int
 
-    def _words(self, arc_ids: Tensor) -> List[str]:
-        batch = self.scored.schedule.batch
-        return path_words(batch, arc_ids.to(batch.device), self.scored.symbols[self.index],
-                          self.utt_id, self.scored.paths[self.index])
+    def _words(self, word_ids: Sequence[int]) -> List[str]:
+        symbols, path = self.scored.symbols[self.index], self.scored.paths[self.index]
+        return [symbols.word(word_id, path=path, utt_id=self.utt_id) for word_id in word_ids]
 
     def onebest_words(self, scales: Scales) -> List[str]:
         """Viterbi on the combined arc scores."""
-        return self._words(self.scored.onebest_arcs(scales, self.index))
+        return self._words(self.scored.onebest_word_ids(scales, self.index))
 
     def hypotheses(self, scales: Scales, count: int) -> List[Hypothesis]:
         """Exact n-best of distinct word sequences, totals recomputed in float64."""
@@ -142,7 +147,7 @@ class ScoredLattice:
         components = self.scored.components
         for rank, found in enumerate(self.scored.ranked(scales, count, self.index), start=1):
             arc_ids = found.arc_ids.to(components.am.device)
-            result.append(_hypothesis(self.utt_id, rank, self._words(arc_ids),
+            result.append(_hypothesis(self.utt_id, rank, self._words(found.word_ids),
                                       components.path_sums(arc_ids), scales))
         return result
 

@@ -16,7 +16,10 @@ is identical for equivalent runs (one process, ``--jobs``, ``--batch-size``,
                         utterances; a rate above warn_above prints a warning
     wer                 rows {system, wer, errors, insertions, deletions, substitutions,
                         ref_words, utterances, missing} (with references)
-    grid, best_lm_scale one row {lm_scale, wer, ...} per --grid scale; the scale used
+    grid                one row {point: {name: value, ...}, wer, errors, ...} per --grid
+                        point, in grid order (rescorer.rescoring.grid)
+    best_point          {name: value, ...} of the chosen grid point (null without --grid)
+    best_lm_scale       the LM scale of the outputs
     failures            {file, utt, problem, message}, sorted by file, utterance, message
     warnings            the warning lines printed on stderr
     utterances          per utterance, sorted by id: {utt, the sizes above, words,
@@ -55,7 +58,7 @@ def options_of(config: RescoreConfig) -> Dict[str, Any]:
         "words": text(config.words), "refs": text(config.refs), "cuts": text(config.cuts),
         "mode": config.mode, "scales": asdict(config.scales), "oov_penalty": config.oov_penalty,
         "beam": config.beam, "max_arcs": config.max_arcs, "beam_tries": config.beam_tries,
-        "nbest": config.nbest, "history_approx": config.history_approx, "grid": config.grid,
+        "nbest": config.nbest, "history_approx": config.history_approx, "grid": None if config.grid is None else config.grid.to_options(),
         "chunk_rows": config.chunk_rows,
         "ignore_case": config.ignore_case, "lowercase": config.lowercase,
     }
@@ -90,8 +93,10 @@ def build_summary(options: Dict[str, Any], report: RescoreReport, run: Dict[str,
         "oov": {"words": totals["words"], "oov_words": totals["oov_words"],
                 "rate": report.oov_rate, "warn_above": OOV_WARN_RATE},
         "wer": [{"system": label, **_wer(stats)} for label, stats in report.wer_rows],
-        "grid": [{"lm_scale": scale, **_wer(stats)} for scale, stats in report.grid],
-        "best_lm_scale": report.best_scale,
+        "grid": [{"point": dict(zip(report.grid_names, point)), **_wer(stats)}
+                 for point, stats in report.grid],
+        "best_point": None if report.best_point is None else dict(zip(report.grid_names, report.best_point)),
+        "best_lm_scale": None if report.best_scales is None else report.best_scales.lm,
         "failures": _failures(report),
         "warnings": list(report.warnings),
         "utterances": [{"utt": utt, **asdict(report.results[utt]), "oov_rate": report.results[utt].oov_rate}

@@ -224,7 +224,7 @@ def test_summary_json_holds_counts_sizes_stages_and_utterances(files):
     assert result.exit_code == 0
     summary = json.loads((files["tmp"] / "out" / "summary.json").read_text())
     assert list(summary) == ["format", "version", "options", "counts", "sizes", "oov", "wer", "grid",
-                             "best_lm_scale", "failures", "warnings", "utterances", "run"]
+                             "best_point", "best_lm_scale", "failures", "warnings", "utterances", "run"]
     assert summary["counts"] == {"lattices": 2, "rescored": 2, "failed": 0, "failed_files": 0}
     assert summary["sizes"]["arcs"] == 2 * len(builders.ARCS)
     assert summary["sizes"]["expansion_factor"] == summary["sizes"]["expanded_arcs"] / summary["sizes"]["pruned_arcs"]
@@ -255,3 +255,34 @@ def test_cli_shards_and_merge(files):
     for name in ("onebest.txt", "nbest.jsonl"):
         assert (files["tmp"] / "m" / name).read_bytes() == (files["tmp"] / "out" / name).read_bytes()
     assert rescore(files, "--shard", "3/2").exit_code == 1
+
+
+def test_repeated_grid_options_sweep_their_product_and_print_the_matrix(files):
+    refs = files["tmp"] / "refs"
+    refs.write_text("utt1 a c a\nutt2 a c\n")
+    result = rescore(files, "--refs", str(refs), "--grid", "lm=0,2", "--grid", "wp=-1:1:1")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((files["tmp"] / "out" / "summary.json").read_text())
+    assert [tuple(row["point"].values()) for row in summary["grid"]] == [
+        (0.0, -1.0), (0.0, 0.0), (0.0, 1.0), (2.0, -1.0), (2.0, 0.0), (2.0, 1.0)]
+    best = summary["best_point"]
+    text = one_line(result.stderr)
+    assert "Grid sweep (--grid, 6 points)" in text
+    assert f"best: lm-scale={best['lm-scale']:g} word-penalty={best['word-penalty']:g}, WER" in text
+    assert "lm-scale \\ word-penalty" in text  # the 2-D matrix: rows lm-scale, columns word-penalty
+    result = rescore(files, "--refs", str(refs), "--grid", "0:1:0.5")  # bare: the LM scale
+    assert result.exit_code == 0, result.output
+    summary = json.loads((files["tmp"] / "out" / "summary.json").read_text())
+    assert summary["options"]["grid"] == {"lm-scale": [0.0, 0.5, 1.0]}
+
+
+def test_bad_grid_names_and_sizes_exit_1_with_one_line(files):
+    refs = files["tmp"] / "refs"
+    refs.write_text("utt1 a\nutt2 a\n")
+    cases = {("--grid", "temperature=1,2"): "unknown parameter 'temperature'",
+             ("--grid", "lm=0:1:1", "--grid", "0,1"): "lm-scale is swept twice",
+             ("--grid", "lm=0:200:1", "--grid", "wp=0:100:1"): "--grid has 20,301 points (at most 10,000)"}
+    for args, message in cases.items():
+        result = rescore(files, "--refs", str(refs), *args)
+        assert result.exit_code == 1 and message in one_line(result.stderr), args
+        assert "Traceback" not in result.output and not (files["tmp"] / "out").exists()

@@ -141,10 +141,11 @@ def test_grid_picks_the_scale_with_fewest_errors(tmp_path):
     refs.write_text("utt1 " + " ".join(reference) + "\n")
     report = run_rescore(config(tmp_path, *files[:3], grid=grid, refs=refs, nbest=3))
     wers = [stats.errors for _, stats in report.grid]
-    assert [scale for scale, _ in report.grid] == grid
+    assert [point for point, _ in report.grid] == [(scale,) for scale in grid]
+    assert report.grid_names == ("lm-scale",)
     assert wers == errors
-    assert report.best_scale == grid[wers.index(0)]
-    assert (tmp_path / "out" / "onebest.txt").read_text().split()[1:] == best_words(report.best_scale)
+    assert report.best_point == (grid[wers.index(0)],) and report.best_scales.lm == grid[wers.index(0)]
+    assert (tmp_path / "out" / "onebest.txt").read_text().split()[1:] == best_words(report.best_scales.lm)
     if plotting_available():
         assert (tmp_path / "out" / "wer_grid.png").read_bytes()[:4] == b"\x89PNG"
     labels = [label for label, _ in report.wer_rows]

@@ -12,7 +12,9 @@ import pytest
 
 from rescorer.errors import ConfigError
 from rescorer.rescoring.combine import Scales
+from rescorer.outputs.plots import plotting_available
 from rescorer.rescoring.config import RescoreConfig
+from rescorer.rescoring.grid import parse_grid
 from rescorer.rescoring.inputs import shard_of
 from rescorer.rescoring.merge import merge_shards
 from rescorer.rescoring.pipeline import run_rescore
@@ -53,7 +55,8 @@ def outputs(folder: Path):
     return (folder / "onebest.txt").read_bytes(), (folder / "nbest.jsonl").read_bytes(), head
 
 
-@pytest.mark.parametrize("grid", [None, [0.0, 0.5, 1.5]], ids=["plain", "grid"])
+@pytest.mark.parametrize("grid", [None, [0.0, 0.5, 1.5], parse_grid(["lm=0,0.5,1.5", "wp=-2,-0.5,1"])],
+                         ids=["plain", "grid", "grid-2d"])
 def test_shards_then_merge_equal_one_run_byte_for_byte(inputs, tmp_path, grid):
     single = run(inputs, tmp_path / "single", grid=grid)
     assert len(single.results) == COUNT
@@ -67,7 +70,14 @@ def test_shards_then_merge_equal_one_run_byte_for_byte(inputs, tmp_path, grid):
     merged = merge_shards(shards[::-1], tmp_path / "merged")
     assert outputs(tmp_path / "merged") == outputs(tmp_path / "single")
     assert [(label, stats) for label, stats in merged.wer_rows] == single.wer_rows
-    assert merged.grid == single.grid and merged.best_scale == single.best_scale
+    assert merged.grid == single.grid and merged.best_point == single.best_point
+    if grid is not None:
+        assert len({stats.errors for _, stats in single.grid}) > 1  # the choice is a real one
+        assert (tmp_path / "merged" / "wer_grid.png").exists() == plotting_available()
+        records = [json.loads(line) for line in (shards[0] / "utterances.jsonl").open()]
+        points = records[0]["grid"]["points"]
+        assert len(points) == len(single.grid)  # every point kept, each distinct hypothesis once:
+        assert len(records[0]["grid"]["hypotheses"]) < sum(len(p["nbest"]) for p in points)
     summary = json.loads((tmp_path / "merged" / "summary.json").read_text())
     assert summary["counts"] == {"lattices": COUNT + 1, "rescored": COUNT, "failed": 1, "failed_files": 1}
     assert summary["run"]["merged_from"] == [str(path) for path in shards[::-1]]
