@@ -1,0 +1,135 @@
+"""`fprescore rescore --decode mbr`: consensus, confidences and CTM, end to end."""
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from rescorer.cli.app import app
+from rescorer.data.vocab import WordVocabulary
+
+runner = CliRunner()
+_spec = importlib.util.spec_from_file_location(
+    "rescoring_builders", Path(__file__).resolve().parents[1] / "rescoring" / "rescoring_builders.py")
+builders = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(builders)
+
+# Words on links, node i = state i. Paths (acoustic scores only: --lm-scale 0):
+#   "a b" 0.4 (the Viterbi path), "c b" 0.3, "c d" 0.3.
+# Bin 1: a .4, c .6 -> c; bin 2: b .7, d .3 -> b: the consensus is "c b" (0.6, 0.7).
+# Times (Kaldi's convention, an arc's word spans its states' times): every arc of bin 1
+# leaves node 0 (t 0) and ends at t 0.6; every arc of bin 2 goes from t 0.6 to 1.2.
+SAUSAGE = """VERSION=1.0
+UTTERANCE=u1
+N=6 L=7
+I=0 t=0.00
+I=1 t=0.60
+I=2 t=0.60
+I=3 t=0.60
+I=4 t=1.20
+I=5 t=1.20
+J=0 S=0 E=1 W=a a={a}
+J=1 S=0 E=2 W=c a={c}
+J=2 S=0 E=3 W=c a={c}
+J=3 S=1 E=4 W=b a=0.0
+J=4 S=2 E=4 W=b a=0.0
+J=5 S=3 E=4 W=d a=0.0
+J=6 S=4 E=5 W=!NULL a=0.0
+"""
+
+
+@pytest.fixture()
+def files(tmp_path):
+    vocabulary = WordVocabulary(builders.LM_WORDS)
+    model = builders.tiny_model(vocabulary.size, iterations=2)
+    checkpoint = builders.save_model(tmp_path / "model.pt", model, vocabulary)
+    return {"model": checkpoint, "tmp": tmp_path}
+
+
+@pytest.fixture()
+def slf_times(monkeypatch):
+    """Keep SLF t= as state times (test helper until the SLF reader keeps them itself)."""
+    from rescorer.formats import detect
+
+    original = detect.parse_slf_file
+
+    def with_times(path, symbols):
+        lattice = original(path, symbols)
+        times = [float(field[2:]) for line in Path(path).read_text().splitlines() if line.startswith("I=")
+                 for field in line.split() if field.startswith("t=")]
+        assert len(times) == lattice.num_states  # node i is state i in these files
+        object.__setattr__(lattice, "state_times", torch.tensor(times, dtype=torch.float64))
+        return lattice
+
+    monkeypatch.setattr(detect, "parse_slf_file", with_times)
+
+
+def _write(files, name, text):
+    path = files["tmp"] / name
+    path.write_text(text)
+    return path
+
+
+def rescore(files, lattices, *extra):
+    out = files["tmp"] / "out"
+    args = ["rescore", *map(str, lattices), "--model", str(files["model"]), "--out", str(out),
+            "--lm-scale", "0", "--beam", "0", *extra]
+    return runner.invoke(app, args), out
+
+
+def _rows(out):
+    return [json.loads(line) for line in (out / "nbest.jsonl").read_text().splitlines()]
+
+
+def test_mbr_writes_the_hand_computed_consensus_confidences_and_ctm(files, slf_times):
+    lattice = _write(files, "u1.slf", SAUSAGE.format(a=math.log(0.4), c=math.log(0.3)))
+    result, out = rescore(files, [lattice], "--nbest", "2")
+    assert result.exit_code == 0, result.output
+    assert (out / "onebest.txt").read_text() == "u1 a b\n"  # Viterbi
+    assert not (out / "onebest.ctm").exists()
+    result, out = rescore(files, [lattice], "--nbest", "2", "--decode", "mbr")
+    assert result.exit_code == 0, result.output
+    assert (out / "onebest.txt").read_text() == "u1 c b\n"
+    rows = _rows(out)
+    assert [(row["rank"], row["words"]) for row in rows] == [(0, ["c", "b"]), (1, ["a", "b"]), (2, ["c", "b"])]
+    consensus = rows[0]
+    assert consensus["decode"] == "mbr" and consensus["mbr_scale"] == 1.0
+    assert consensus["confidences"] == pytest.approx([0.6, 0.7], abs=1e-6)  # float32 arc scores
+    assert [value for span in consensus["times"] for value in span] == pytest.approx(
+        [0.0, 0.6, 0.6, 1.2], abs=1e-9)
+    # Bayes risk: Lev to "a b" is 1 (p .4), to "c d" 1 (p .3): 0.7.
+    assert consensus["bayes_risk"] == pytest.approx(0.7, abs=1e-5)
+    assert (out / "onebest.ctm").read_text() == "u1 1 0.000 0.600 c 0.6000\nu1 1 0.600 0.600 b 0.7000\n"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["options"]["decode"] == "mbr"
+
+
+def test_mbr_scale_flattens_the_posteriors(files, slf_times):
+    # Scale 0.5: P ~ sqrt(p): a .632, c .775 (twice .387), so bin 1 keeps c with
+    # .775/(.632+.775), bin 2 b with (.632+.387)/(.632+.775).
+    lattice = _write(files, "u1.slf", SAUSAGE.format(a=math.log(0.4), c=math.log(0.3)))
+    result, out = rescore(files, [lattice], "--decode", "mbr", "--mbr-scale", "0.5")
+    assert result.exit_code == 0, result.output
+    a, c = math.sqrt(0.4), math.sqrt(0.3)
+    assert _rows(out)[0]["confidences"] == pytest.approx([2 * c / (a + 2 * c), (a + c) / (a + 2 * c)],
+                                                         abs=1e-6)
+
+
+def test_a_dominant_path_gives_the_viterbi_words(files, slf_times):
+    lattice = _write(files, "u1.slf", SAUSAGE.format(a=0.0, c=-60.0))
+    result, out = rescore(files, [lattice], "--decode", "mbr")
+    assert result.exit_code == 0, result.output
+    assert (out / "onebest.txt").read_text() == "u1 a b\n"
+    assert _rows(out)[0]["confidences"] == pytest.approx([1.0, 1.0])
+
+
+def test_slf_without_times_writes_no_ctm(files):
+    lattice = _write(files, "u1.slf", SAUSAGE.format(a=math.log(0.4), c=math.log(0.3)))
+    result, out = rescore(files, [lattice], "--decode", "mbr")
+    assert result.exit_code == 0, result.output
+    assert (out / "onebest.txt").read_text() == "u1 c b\n"
+    assert _rows(out)[0]["times"] is None
+    assert not (out / "onebest.ctm").exists()
