@@ -133,3 +133,60 @@ def test_slf_without_times_writes_no_ctm(files):
     assert (out / "onebest.txt").read_text() == "u1 c b\n"
     assert _rows(out)[0]["times"] is None
     assert not (out / "onebest.ctm").exists()
+
+
+def test_nbest_mode_decodes_the_list_as_a_lattice(files):
+    # The 3-best list holds every path of the lattice, so MBR over it is the lattice's.
+    lattice = _write(files, "u1.slf", SAUSAGE.format(a=math.log(0.4), c=math.log(0.3)))
+    result, out = rescore(files, [lattice], "--mode", "nbest", "--nbest", "3", "--decode", "mbr")
+    assert result.exit_code == 0, result.output
+    assert (out / "onebest.txt").read_text() == "u1 c b\n"
+    consensus = _rows(out)[0]
+    assert consensus["confidences"] == pytest.approx([0.6, 0.7], abs=1e-6)
+    assert consensus["times"] is None
+
+
+def test_grid_picks_the_scale_by_viterbi_and_decodes_mbr_there(files):
+    lattice = _write(files, "u1.slf", SAUSAGE.format(a=math.log(0.4), c=math.log(0.35)))
+    refs = _write(files, "text", "u1 c d\n")
+    grid, out = rescore(files, [lattice], "--refs", str(refs), "--grid", "0,2,4", "--decode", "mbr")
+    assert grid.exit_code == 0, grid.output
+    summary = json.loads((out / "summary.json").read_text())
+    best = summary["best_lm_scale"]
+    rescored = [row for row in summary["wer"] if row["system"].startswith("rescored")]
+    assert rescored[0]["system"] == f"rescored (lattice, mbr scale 1, lm_scale={best:g})"
+    onebest, rows = (out / "onebest.txt").read_text(), _rows(out)
+    viterbi, out = rescore(files, [lattice], "--refs", str(refs), "--grid", "0,2,4")
+    assert json.loads((out / "summary.json").read_text())["best_lm_scale"] == best
+    single, out = rescore(files, [lattice], "--lm-scale", str(best), "--decode", "mbr")
+    assert (out / "onebest.txt").read_text() == onebest and _rows(out) == rows
+
+
+def test_mbr_with_shard_or_a_bad_scale_is_refused_before_any_work(files):
+    lattice = _write(files, "u1.slf", SAUSAGE.format(a=0.0, c=0.0))
+    for extra, message in ((["--shard", "1/2"], "does not support --shard"),
+                           (["--mbr-scale", "0"], "--mbr-scale must be finite and > 0"),
+                           (["--frame-shift", "nan"], "--frame-shift must be finite"),
+                           ([], "unknown --decode")):
+        decode = ["--decode", "mbr"] if extra else ["--decode", "consensus"]
+        result, out = rescore(files, [lattice], *decode, *extra)
+        assert result.exit_code == 1 and message in result.stderr, result.output
+        assert not out.exists()
+
+
+ASR_DEV = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "asr-dev" / "lat"
+
+
+@pytest.mark.skipif(not ASR_DEV.is_dir(), reason="shared data not available")
+def test_mbr_outputs_do_not_depend_on_the_batch(tmp_path):
+    model = Path(__file__).resolve().parents[2] / "lattices" / "demo-lm.pt"
+    lattices = [str(path) for path in sorted(ASR_DEV.glob("*.slf.gz"))[:4]]
+    outputs = []
+    for size in ("1", "4"):
+        out = tmp_path / f"out{size}"
+        result = runner.invoke(app, ["rescore", *lattices, "--model", str(model), "--out", str(out),
+                                     "--decode", "mbr", "--mbr-scale", "0.105", "--batch-size", size])
+        assert result.exit_code == 0, result.output
+        outputs.append(((out / "onebest.txt").read_text(), (out / "nbest.jsonl").read_text()))
+    assert outputs[0] == outputs[1]
+    assert len([row for row in outputs[0][1].splitlines() if '"decode": "mbr"' in row]) == 4
