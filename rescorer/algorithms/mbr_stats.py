@@ -118,21 +118,33 @@ def _levels(graph: WordGraph, active: Tensor) -> List[Tensor]:
     return [arcs[keep[arcs]] for arcs in into]
 
 
-def _forward(graph: WordGraph, step: _Round, levels: List[Tensor], conditional: Tensor) -> Tensor:
-    """Figure 4: alpha'(state, q), 2-D float64 (S', Qm+1)."""
+def _forward(graph: WordGraph, step: _Round, levels: List[Tensor],
+             conditional: Tensor) -> Tuple[Tensor, List[Tensor]]:
+    """Figure 4: alpha'(state, q), 2-D float64 (S', Qm+1), and each level's back-pointers.
+
+    The back-pointers (Kaldi's b_arc(q): 1 align, 2 arc word against nothing,
+    3 R's word against nothing) are 2-D uint8 (a, Qm) per level, kept for the
+    backward pass, which would otherwise recompute the same costs.
+    """
     batch = graph.batch
     alpha_dash = torch.zeros(batch.num_states, step.reference.shape[1] + 1, dtype=torch.float64,
                              device=batch.device)  # (S', Qm+1)
     alpha_dash[batch.start_states] = step.inserted  # the empty path against r_1 .. r_q
     arc_utt = batch.arc_utt
+    choices = [torch.zeros(0, dtype=torch.uint8, device=batch.device)]  # level 0 has no arcs in
     for arcs in levels[1:]:
         if arcs.numel() == 0:
+            choices.append(choices[0])
             continue
         utt = arc_utt[arcs]
+        inserted = step.inserted[utt]  # (a, Qm+1)
         a1, a2, first = _costs(graph.words[arcs], alpha_dash[batch.src[arcs]], step.reference[utt])
-        rows = _arc_rows(a1, a2, first, step.inserted[utt])  # (a, Qm+1)
+        rows = _arc_rows(a1, a2, first, inserted)  # (a, Qm+1)
         alpha_dash.index_add_(0, batch.dst[arcs], conditional[arcs].unsqueeze(1) * rows)
-    return alpha_dash
+        a3 = rows[:, :-1] + (inserted[:, 1:] - inserted[:, :-1])  # (a, Qm)
+        choices.append(torch.where((a1 <= a2) & (a1 <= a3), 1,
+                                   torch.where(a2 <= a3, 2, 3)).to(torch.uint8))  # (a, Qm)
+    return alpha_dash, choices
 
 
 def statistics(graph: WordGraph, references: Dict[int, Tensor]) -> Dict[int, BinStats]:
@@ -157,23 +169,18 @@ def statistics(graph: WordGraph, references: Dict[int, Tensor]) -> Dict[int, Bin
     weight = alpha[batch.src] + graph.scores - alpha[batch.dst]  # (A',)
     zero = torch.zeros(1, dtype=torch.float64, device=device)
     conditional = torch.where(torch.isfinite(weight), weight.exp(), zero)
-    alpha_dash = _forward(graph, step, levels, conditional)
+    alpha_dash, choices = _forward(graph, step, levels, conditional)
     width = step.reference.shape[1]  # Qm
     beta_dash = torch.zeros_like(alpha_dash)
     utts = active.nonzero().flatten()  # (U_a,)
     beta_dash[batch.final_states[utts], step.lengths[utts]] = 1.0
     collected: List[Tuple[Tensor, ...]] = []
     src, dst, times, arc_utt = batch.src, batch.dst, graph.times, batch.arc_utt
-    positions = torch.arange(1, width + 1, device=device)  # (Qm,)
-    for arcs in reversed(levels[1:]):
+    for level in range(len(levels) - 1, 0, -1):
+        arcs, choice = levels[level], choices[level]  # (a,), (a, Qm)
         if arcs.numel() == 0:
             continue
         utt = arc_utt[arcs]
-        inserted = step.inserted[utt]  # (a, Qm+1)
-        a1, a2, first = _costs(graph.words[arcs], alpha_dash[src[arcs]], step.reference[utt])
-        rows = _arc_rows(a1, a2, first, inserted)  # (a, Qm+1)
-        a3 = rows[:, :-1] + (inserted[:, 1:] - inserted[:, :-1])  # (a, Qm)
-        choice = torch.where((a1 <= a2) & (a1 <= a3), 1, torch.where(a2 <= a3, 2, 3))  # (a, Qm)
         beta_arc = _segmented_suffix_sums(conditional[arcs].unsqueeze(1) * beta_dash[dst[arcs]],
                                           choice == 3)  # (a, Qm+1)
         to_source = torch.zeros_like(beta_arc)
@@ -181,13 +188,15 @@ def statistics(graph: WordGraph, references: Dict[int, Tensor]) -> Dict[int, Bin
         to_source[:, 1:] += torch.where(choice == 2, beta_arc[:, 1:], zero)
         to_source[:, 0] += beta_arc[:, 0]
         beta_dash.index_add_(0, src[arcs], to_source)
-        bins = positions.expand_as(choice)  # (a, Qm)
-        words = torch.where(choice == 1, graph.words[arcs].unsqueeze(1), torch.zeros_like(choice))
-        begin = torch.where(choice == 1, times[src[arcs]].unsqueeze(1), times[dst[arcs]].unsqueeze(1))
-        end = times[dst[arcs]].unsqueeze(1).expand_as(begin)
-        keep = (choice != 2) & (bins <= step.lengths[utt].unsqueeze(1))
-        collected.append((utt.unsqueeze(1).expand_as(choice)[keep], bins[keep], words[keep],
-                          beta_arc[:, 1:][keep], torch.stack([begin[keep], end[keep]], dim=1)))
+        mass = beta_arc[:, 1:]  # (a, Qm)
+        keep = (choice != 2) & (mass != 0)  # zero additions are ignored (Kaldi's AddToMap)
+        rows, columns = keep.nonzero(as_tuple=True)  # (k,) arc rows, bin - 1
+        aligned = choice[rows, columns] == 1  # (k,)
+        arc = arcs[rows]
+        words = torch.where(aligned, graph.words[arc], torch.zeros_like(arc))
+        begin = torch.where(aligned, times[src[arc]], times[dst[arc]])
+        collected.append((utt[rows], columns + 1, words, mass[rows, columns],
+                          torch.stack([begin, times[dst[arc]]], dim=1)))
     collected.append(_start_mass(graph, step, beta_dash, utts))
     risks = alpha_dash[batch.final_states[utts], step.lengths[utts]].tolist()
     return _aggregate(collected, width, dict(zip(utts.tolist(), risks)))
