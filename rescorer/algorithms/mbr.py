@@ -37,7 +37,7 @@ the most rounds, not with the number of lattices; only the small per-lattice
 steps (the best word of each bin, the confusion network's table) are per
 lattice. ``mbr_decode`` is the one-lattice view of the same code.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -52,6 +52,8 @@ from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.fsavec import Lattice
 
 MAX_ROUNDS = 100
+MAX_CELLS = 1 << 24  # arcs x hypothesis positions of one batch's recursion (uint8 back-pointers;
+# the (states, positions) float64 matrices stay under 128 MiB each); a bigger batch is halved
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,9 @@ def mbr_decode_batch(batch: LatticeBatch, arc_scores: Tensor, scale: float = 1.0
     for utt in range(batch.num_utts):
         viterbi = graph.words[path[bounds[utt]:bounds[utt + 1]]]
         pending[utt] = _with_epsilons(viterbi[viterbi != 0].cpu())
+    width = max((reference.numel() for reference in pending.values()), default=0)
+    if batch.num_utts > 1 and graph.batch.num_arcs * (width + 1) > MAX_CELLS:
+        return _halves(batch, arc_scores, scale, state_times)  # the same results (batch-invariant)
     results: Dict[int, MbrResult] = {}
     for rounds in range(1, MAX_ROUNDS + 1):
         stats = statistics(graph, pending)
@@ -184,6 +189,19 @@ def mbr_decode_batch(batch: LatticeBatch, arc_scores: Tensor, scale: float = 1.0
         if not pending:
             break
     return [results[utt] for utt in range(batch.num_utts)]
+
+
+def _halves(batch: LatticeBatch, arc_scores: Tensor, scale: float,
+            state_times: Optional[Tensor]) -> List[MbrResult]:
+    """``mbr_decode_batch`` of each half of the batch, joined."""
+    carried = replace(batch, state_times=state_times)
+    results: List[MbrResult] = []
+    middle = batch.num_utts // 2
+    for indices in (list(range(middle)), list(range(middle, batch.num_utts))):
+        part = carried.select(indices)
+        first, last = int(batch.arc_splits[indices[0]]), int(batch.arc_splits[indices[-1] + 1])
+        results += mbr_decode_batch(part, arc_scores[first:last], scale, part.state_times)
+    return results
 
 
 def _timed(batch: LatticeBatch, state_times: Optional[Tensor]) -> List[bool]:

@@ -290,3 +290,25 @@ def test_nan_state_times_give_no_word_times_for_that_lattice_only():
                                       state_times=batch.state_times)
     assert timed.word_times.tolist() == [[0.0, 0.5]] and untimed.word_times is None
     assert untimed.word_ids.tolist() == [B]
+
+
+def test_a_batch_over_the_cell_limit_is_decoded_in_halves_with_the_same_results(monkeypatch):
+    from rescorer.algorithms import mbr
+    from rescorer.algorithms.mbr import mbr_decode_batch
+
+    rng = random.Random(77)
+    pairs = [random_lattice(rng, max_states=8, vocab=4, final_words=True) for _ in range(5)]
+    lattices = [dataclasses.replace(lattice, utt_id=f"u{index}") for index, (lattice, _) in enumerate(pairs)]
+    times = [torch.arange(lattice.num_states, dtype=torch.float64) for lattice in lattices]
+    batch = LatticeBatch.from_lattices(lattices, state_times=times)
+    scores = torch.cat([scores for _, scores in pairs])
+    whole = mbr_decode_batch(batch, scores, 0.7, batch.state_times)
+    calls = []
+    original = mbr._halves
+    monkeypatch.setattr(mbr, "_halves", lambda *args: calls.append(1) or original(*args))
+    monkeypatch.setattr(mbr, "MAX_CELLS", 1)
+    halved = mbr_decode_batch(batch, scores, 0.7, batch.state_times)
+    assert len(calls) == 4  # 5 -> 2 + 3 -> 1 + 1 + 1 + 2 -> 1 + 1
+    for first, second in zip(whole, halved):
+        assert first.word_ids.tolist() == second.word_ids.tolist() and first.bins == second.bins
+        assert torch.equal(first.word_times, second.word_times)
