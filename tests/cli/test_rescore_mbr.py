@@ -182,11 +182,12 @@ def test_mbr_outputs_do_not_depend_on_the_batch(tmp_path):
     model = Path(__file__).resolve().parents[2] / "lattices" / "demo-lm.pt"
     lattices = [str(path) for path in sorted(ASR_DEV.glob("*.slf.gz"))[:4]]
     outputs = []
-    for size in ("1", "4"):
-        out = tmp_path / f"out{size}"
+    for name, extra in (("one", ["--batch-size", "1"]), ("four", ["--batch-size", "4"]),
+                        ("jobs", ["--jobs", "2"])):
+        out = tmp_path / name
         result = runner.invoke(app, ["rescore", *lattices, "--model", str(model), "--out", str(out),
-                                     "--decode", "mbr", "--mbr-scale", "0.105", "--batch-size", size])
+                                     "--decode", "mbr", "--mbr-scale", "0.105", *extra])
         assert result.exit_code == 0, result.output
         outputs.append(((out / "onebest.txt").read_text(), (out / "nbest.jsonl").read_text()))
-    assert outputs[0] == outputs[1]
+    assert outputs[0] == outputs[1] == outputs[2]
     assert len([row for row in outputs[0][1].splitlines() if '"decode": "mbr"' in row]) == 4
