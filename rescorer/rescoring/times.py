@@ -68,7 +68,8 @@ def lattice_state_times(
                       "transition ids meet at a state): no CTM lines for it"
                  for utt, ok in enumerate(consistent.tolist()) if not ok}
         return torch.where(consistent[batch.state_utt], times * frame_shift, unknown), notes
-    k2 = torch.tensor([_is_k2(path) for path in paths], dtype=torch.bool, device=batch.device)
+    kinds = {path: _is_k2(path) for path in set(paths)}  # one look at each file
+    k2 = torch.tensor([kinds[path] for path in paths], dtype=torch.bool, device=batch.device)
     if not bool(k2.any()):
         return unknown, {}
     times, consistent = _frame_times(schedule, torch.ones(batch.num_arcs, dtype=torch.float64,

@@ -105,6 +105,8 @@ def test_mbr_writes_the_hand_computed_consensus_confidences_and_ctm(files, slf_t
     assert (out / "onebest.ctm").read_text() == "u1 1 0.000 0.600 c 0.6000\nu1 1 0.600 0.600 b 0.7000\n"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["options"]["decode"] == "mbr"
+    shown = runner.invoke(app, ["show", str(out / "nbest.jsonl")])  # skips the consensus line
+    assert shown.exit_code == 0 and "a b" in shown.stdout, shown.output
 
 
 def test_mbr_scale_flattens_the_posteriors(files, slf_times):
