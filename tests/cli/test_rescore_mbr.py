@@ -193,3 +193,26 @@ def test_mbr_outputs_do_not_depend_on_the_batch(tmp_path):
         outputs.append(((out / "onebest.txt").read_text(), (out / "nbest.jsonl").read_text()))
     assert outputs[0] == outputs[1] == outputs[2]
     assert len([row for row in outputs[0][1].splitlines() if '"decode": "mbr"' in row]) == 4
+
+
+def test_k2_ctm_needs_frame_synchronous_lattices_and_names_the_others(files):
+    # "sync" drops the tiny lattice's 2 -> 4 shortcut, so every path to a state has the same
+    # number of arcs (one frame each); "ragged" keeps it: no CTM lines, one warning.
+    from rescorer.formats.k2_pt import write_k2
+
+    synchronous = builders.tiny_lattice("sync", arcs=[arc for arc in builders.ARCS if arc[:2] != (2, 4)])
+    lattices, words = files["tmp"] / "lats.pt", files["tmp"] / "words.txt"
+    write_k2(lattices, [synchronous, builders.tiny_lattice("ragged")])
+    builders.symbol_table().write(words)
+    result, out = rescore(files, [lattices], "--words", str(words), "--decode", "mbr", "--frame-shift", "0.04")
+    assert result.exit_code == 0, result.output
+    assert "onebest.ctm has no lines for 1 utterance(s) (ragged): not frame-synchronous" in result.stderr
+    rows = [line.split() for line in (out / "onebest.ctm").read_text().splitlines()]
+    # am + ngram per bin: a -1.5 / b -1.7; c -1.5, d -2.1, e -2.8, eps -3.0; a -1.4 / b -1.8.
+    e = math.exp
+    expected = [("a", 0.0, 1 / (1 + e(-0.2))), ("c", 0.04, e(-1.5) / (e(-1.5) + e(-2.1) + e(-2.8) + e(-3.0))),
+                ("a", 0.08, 1 / (1 + e(-0.4)))]
+    assert [(row[0], row[1], row[4]) for row in rows] == [("sync", "1", word) for word, _, _ in expected]
+    for row, (_, start, confidence) in zip(rows, expected):
+        assert float(row[2]) == pytest.approx(start) and float(row[3]) == pytest.approx(0.04)
+        assert float(row[5]) == pytest.approx(confidence, abs=1e-4)
