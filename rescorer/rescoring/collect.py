@@ -10,7 +10,7 @@ n-best is searched at every grid scale at once and kept instead.
 With ``--decode mbr`` the consensus is computed with the hypotheses (at the
 configured scales) or, under ``--grid``, at the winning scale, which the
 Viterbi 1-best picks (MBR at every grid point would cost a decoding per
-point); it is the 1-best of ``onebest.txt`` and of the rescored WER row, gets
+point; under ``--shard`` that cost is paid, as for the n-best); it is the 1-best of ``onebest.txt`` and of the rescored WER row, gets
 a line in ``nbest.jsonl``, and its words with times go to ``onebest.ctm``.
 
 ``finish`` turns the results into outputs. ``fprescore merge`` fills a
@@ -33,6 +33,7 @@ from rescorer.outputs.text import (Consensus, Hypothesis, print_kaldi_text, writ
                                    write_nbest_jsonl)
 from rescorer.outputs.wer import WerStats, compute_wer
 from rescorer.rescoring.expand import RETRY_BEAM
+from rescorer.rescoring.combine import Scales
 from rescorer.rescoring.config import RescoreConfig
 from rescorer.rescoring.report import RescoreReport
 from rescorer.rescoring.search import Rescored
@@ -64,6 +65,9 @@ class UtteranceResult:
         scale (``--grid`` without ``--shard``).
       consensus:
         The MBR consensus at the configured scales (``--decode mbr``, no ``--grid``).
+      grid_consensus:
+        LM scale -> MBR consensus, for each ``--grid`` scale (``--decode mbr``
+        with ``--shard``, or read back by ``fprescore merge``).
     """
 
     utt_id: str
@@ -75,6 +79,7 @@ class UtteranceResult:
     grid_hypotheses: Optional[Dict[float, List[Hypothesis]]] = None
     rescored: Optional[Rescored] = None
     consensus: Optional[Consensus] = None
+    grid_consensus: Optional[Dict[float, Consensus]] = None
 
 
 class ResultCollector:
@@ -112,6 +117,11 @@ class ResultCollector:
                     scale: rescored.hypotheses(config.scales.with_lm(scale), config.nbest)
                     for scale in config.grid
                 }
+                if config.decode == "mbr":  # the winning scale is only known after the merge
+                    result.grid_consensus = {
+                        scale: rescored.consensus(config.scales.with_lm(scale), config.mbr_scale)
+                        for scale in config.grid
+                    }
         self.results[result.utt_id] = result
 
     def merge(self, other: "ResultCollector", utt_id: str) -> None:
@@ -138,8 +148,7 @@ class ResultCollector:
         """Utterance id -> MBR consensus, at the configured scales (None) or a grid LM scale."""
         scales = self.config.scales if lm_scale is None else self.config.scales.with_lm(lm_scale)
         with stage("search"):
-            return {utt: (result.consensus if result.consensus is not None
-                          else result.rescored.consensus(scales, self.config.mbr_scale))
+            return {utt: _consensus_of(result, lm_scale, scales, self.config.mbr_scale)
                     for utt, result in self.results.items()}
 
     def finish(self, report: RescoreReport) -> Dict[str, List[Hypothesis]]:
@@ -226,6 +235,16 @@ class ResultCollector:
         if self.config.kaldi_nbest:
             rows = [hyp for hyps in hypotheses.values() for hyp in hyps]
             report.outputs += write_kaldi_nbest(self.config.out, rows, scales.am)
+
+
+def _consensus_of(result: UtteranceResult, lm_scale: Optional[float], scales: Scales,
+                  mbr_scale: float) -> Consensus:
+    """An utterance's consensus: kept (no grid), kept per grid scale (shards), or decoded now."""
+    if lm_scale is None:
+        return result.consensus
+    if result.grid_consensus is not None:
+        return result.grid_consensus[lm_scale]
+    return result.rescored.consensus(scales, mbr_scale)
 
 
 def _write_ctm(path: Path, consensus: Dict[str, Consensus], report: RescoreReport) -> None:

@@ -88,7 +88,8 @@ class RescoreConfig:
         "viterbi" (the best path) or "mbr" (the minimum-Bayes-risk consensus,
         Kaldi's lattice-mbr-decode, on the rescored lattice; with
         ``mode="nbest"`` over the n-best list). With a grid, the grid point is
-        chosen with the Viterbi 1-best and MBR runs at that point.
+        chosen with the Viterbi 1-best and MBR runs at that point (under
+        ``--shard`` at every grid point, for ``fprescore merge``).
       mbr_scale:
         MBR posterior scale: P(path) proportional to exp(mbr_scale * total),
         ``total`` the combined score (``rescoring.combine``). 1 equals Kaldi's
@@ -182,9 +183,6 @@ class RescoreConfig:
             raise ConfigError(f"--mbr-scale must be finite and > 0 (got {self.mbr_scale})")
         if not (math.isfinite(self.frame_shift) and self.frame_shift > 0):
             raise ConfigError(f"--frame-shift must be finite and > 0 (got {self.frame_shift})")
-        if self.decode == "mbr" and self.shard is not None:
-            raise ConfigError("--decode mbr does not support --shard yet (fprescore merge would need "
-                              "each shard's consensus); run without --shard")
 
     def _check_kaldi_outputs(self) -> None:
         """The Kaldi output options, checked before any work starts."""

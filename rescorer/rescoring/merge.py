@@ -2,7 +2,8 @@
 
 Each shard folder holds ``summary.json`` (options, failures, counts) and
 ``utterances.jsonl`` (per utterance: sizes, first-pass words, oracle errors
-and the n-best, at every ``--grid`` scale under a grid). The merge checks
+and the n-best, and with ``--decode mbr`` the consensus, at every ``--grid``
+scale under a grid). The merge checks
 that the folders are shards 1..N of one N, each once, run with the same
 options, then fills one ``ResultCollector`` and calls the same ``finish`` as
 ``rescore``: grid choice over all shards, WER rows, ``onebest.txt``,
@@ -99,6 +100,8 @@ def _config(options: Dict[str, Any], out: Path, refs: Optional[Path], cuts: Opti
         history_approx=options["history_approx"], grid=options["grid"], chunk_rows=options["chunk_rows"],
         refs=refs, cuts=cuts,
         ignore_case=options["ignore_case"], lowercase=options["lowercase"],
+        decode=options.get("decode", "viterbi"), mbr_scale=options.get("mbr_scale", 1.0),
+        frame_shift=options.get("frame_shift", 0.01),
     )
 
 

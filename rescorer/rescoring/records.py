@@ -8,7 +8,8 @@ One JSON object per rescored utterance, sorted by id::
      "oracle": [errors, ref_words] | null,   # with a reference
      "pruned_oracle": [errors, ref_words] | null,
      "hypotheses": [<nbest.jsonl objects>] | null,   # without --grid
-     "grid": [{"lm_scale": 0.5, "onebest": [...], "hypotheses": [...]}, ...]}  # with --grid
+     "grid": [{"lm_scale": 0.5, "onebest": [...], "hypotheses": [...]}, ...],  # with --grid
+     "consensus": {<Consensus fields>} | null}   # --decode mbr; with --grid in each point
 
 Floats are written with ``repr`` precision (JSON), so they read back exactly.
 """
@@ -19,7 +20,7 @@ from typing import Any, Dict, Tuple
 
 from rescorer.atomic import atomic_write_text
 from rescorer.errors import InputFormatError
-from rescorer.outputs.text import Hypothesis
+from rescorer.outputs.text import Consensus, Hypothesis
 from rescorer.rescoring.collect import ResultCollector, UtteranceResult
 from rescorer.rescoring.report import RescoreReport, UtteranceStats
 
@@ -33,13 +34,24 @@ def _record(utt_id: str, stats: UtteranceStats, result: UtteranceResult) -> Dict
         "oracle": result.oracle, "pruned_oracle": result.pruned_oracle,
         "hypotheses": None if result.hypotheses is None else [asdict(h) for h in result.hypotheses],
     }
+    if result.consensus is not None:
+        record["consensus"] = asdict(result.consensus)
     if result.grid_hypotheses is not None:
         record["grid"] = [
             {"lm_scale": scale, "onebest": result.grid_onebest[scale],
              "hypotheses": [asdict(h) for h in hypotheses]}
             for scale, hypotheses in result.grid_hypotheses.items()
         ]
+        if result.grid_consensus is not None:
+            for point in record["grid"]:
+                point["consensus"] = asdict(result.grid_consensus[point["lm_scale"]])
     return record
+
+
+def _consensus(record: Dict[str, Any]) -> Consensus:
+    """A ``Consensus`` from its JSON object (times back to tuples)."""
+    times = record["times"]
+    return Consensus(**{**record, "times": None if times is None else [tuple(span) for span in times]})
 
 
 def write_records(out: Path, report: RescoreReport, collector: ResultCollector) -> Path:
@@ -60,12 +72,17 @@ def _result(record: Dict[str, Any]) -> UtteranceResult:
                              pair(record["pruned_oracle"]))
     if record["hypotheses"] is not None:
         result.hypotheses = [Hypothesis(**hyp) for hyp in record["hypotheses"]]
+    if record.get("consensus") is not None:
+        result.consensus = _consensus(record["consensus"])
     if "grid" in record:
         result.grid_hypotheses = {}
         for point in record["grid"]:
             scale = float(point["lm_scale"])
             result.grid_onebest[scale] = point["onebest"]
             result.grid_hypotheses[scale] = [Hypothesis(**hyp) for hyp in point["hypotheses"]]
+            if "consensus" in point:
+                result.grid_consensus = result.grid_consensus or {}
+                result.grid_consensus[scale] = _consensus(point["consensus"])
     return result
 
 

@@ -164,10 +164,9 @@ def test_grid_picks_the_scale_by_viterbi_and_decodes_mbr_there(files):
     assert (out / "onebest.txt").read_text() == onebest and _rows(out) == rows
 
 
-def test_mbr_with_shard_or_a_bad_scale_is_refused_before_any_work(files):
+def test_bad_mbr_options_are_refused_before_any_work(files):
     lattice = _write(files, "u1.slf", SAUSAGE.format(a=0.0, c=0.0))
-    for extra, message in ((["--shard", "1/2"], "does not support --shard"),
-                           (["--mbr-scale", "0"], "--mbr-scale must be finite and > 0"),
+    for extra, message in ((["--mbr-scale", "0"], "--mbr-scale must be finite and > 0"),
                            (["--frame-shift", "nan"], "--frame-shift must be finite"),
                            ([], "unknown --decode")):
         decode = ["--decode", "mbr"] if extra else ["--decode", "consensus"]
@@ -216,3 +215,25 @@ def test_k2_ctm_needs_frame_synchronous_lattices_and_names_the_others(files):
     for row, (_, start, confidence) in zip(rows, expected):
         assert float(row[2]) == pytest.approx(start) and float(row[3]) == pytest.approx(0.04)
         assert float(row[5]) == pytest.approx(confidence, abs=1e-4)
+
+
+@pytest.mark.parametrize("grid", [[], ["--grid", "0,2"]])
+def test_mbr_shards_merge_into_the_single_run_byte_for_byte(files, slf_times, grid):
+    lattices = [_write(files, f"u{index}.slf", SAUSAGE.replace("UTTERANCE=u1", f"UTTERANCE=u{index}")
+                       .format(a=math.log(0.1 * index), c=math.log(0.5 - 0.05 * index)))
+                for index in range(1, 6)]
+    refs = _write(files, "text", "".join(f"u{index} c b\n" for index in range(1, 6)))
+    extra = ["--refs", str(refs), "--decode", "mbr", "--lm-scale", "1", *grid]
+    shards = []
+    for index in (1, 2):
+        result, out = rescore(files, lattices, *extra, "--shard", f"{index}/2")
+        assert result.exit_code == 0, result.output
+        shards.append(out.rename(files["tmp"] / f"shard{index}"))
+    assert all(len((shard / "onebest.txt").read_text().splitlines()) for shard in shards)  # both non-empty
+    merged = runner.invoke(app, ["merge", *map(str, shards), "--out", str(files["tmp"] / "merged")])
+    assert merged.exit_code == 0, merged.output
+    result, out = rescore(files, lattices, *extra)
+    assert result.exit_code == 0, result.output
+    for name in ("onebest.txt", "nbest.jsonl", "onebest.ctm"):
+        assert (files["tmp"] / "merged" / name).read_bytes() == (out / name).read_bytes(), name
+    assert len((out / "onebest.ctm").read_text().splitlines()) >= 5
