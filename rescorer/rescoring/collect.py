@@ -10,8 +10,9 @@ n-best is searched at every grid scale at once and kept instead.
 With ``--decode mbr`` the consensus is computed with the hypotheses (at the
 configured scales) or, under ``--grid``, at the winning scale, which the
 Viterbi 1-best picks (MBR at every grid point would cost a decoding per
-point; under ``--shard`` that cost is paid, as for the n-best); it is the 1-best of ``onebest.txt`` and of the rescored WER row, gets
-a line in ``nbest.jsonl``, and its words with times go to ``onebest.ctm``.
+point; under ``--shard`` that cost is paid, as for the n-best). It is the
+1-best of ``onebest.txt`` and of the rescored WER row, gets a line in
+``nbest.jsonl``, and its words with times go to ``onebest.ctm``.
 
 ``finish`` turns the results into outputs. ``fprescore merge`` fills a
 collector from the shards' ``utterances.jsonl`` and calls the same
