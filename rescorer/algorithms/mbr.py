@@ -29,25 +29,31 @@ destination state times of the arcs aligned to it (Kaldi's ``tau_b``,
 overlapping consecutive words are split in proportion to their durations as
 Kaldi's ``MbrDecode`` does.
 
-Vectorised per topological level: all arcs entering a level are processed at
-once as an (arcs, Q+1) matrix; the recursion along R (Kaldi's inner loop
-over q) is a running minimum (``torch.cummin``) going forward and a
-segmented suffix sum going backward.
+Batched: ``mbr_decode_batch`` decodes every lattice of a ``LatticeBatch``
+together. The word graph, the Viterbi start and each round's statistics
+(``mbr_stats``) run once for all lattices still changing, level by level of
+the batch, so the number of torch calls grows with the deepest lattice and
+the most rounds, not with the number of lattices; only the small per-lattice
+steps (the best word of each bin, the confusion network's table) are per
+lattice. ``mbr_decode`` is the one-lattice view of the same code.
 """
-from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from dataclasses import dataclass, replace
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from rescorer.algorithms.single import backward_scores, best_path, forward_scores
-from rescorer.algorithms.mbr_graph import WordGraph, word_graph
-from rescorer.algorithms.single import level_schedule
+from rescorer.algorithms.best_path import shortest_paths
+from rescorer.algorithms.mbr_graph import word_graph
+from rescorer.algorithms.mbr_stats import BinStats, statistics
+from rescorer.algorithms.single import backward_scores, forward_scores
 from rescorer.errors import ConfigError
+from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.fsavec import Lattice
 
-DELTA = 1.0e-5
 MAX_ROUNDS = 100
+MAX_CELLS = 1 << 24  # arcs x hypothesis positions of one batch's recursion (uint8 back-pointers;
+# the (states, positions) float64 matrices stay under 128 MiB each); a bigger batch is halved
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,7 @@ class MbrResult:
         ``1 + delta`` epsilon cost).
       word_times:
         2-D float64 tensor of shape (Q, 2), start and end of each word, or None
-        when no state times were given.
+        when no state times were given (or some of the lattice's were NaN).
       rounds:
         How many rounds of Figure 6 ran.
     """
@@ -94,15 +100,15 @@ def arc_posteriors(lattice: Lattice, arc_scores: Tensor, scale: float = 1.0,
         Multiplies the scores first (Kaldi's --acoustic-scale on a total score;
         smaller flattens the posteriors).
       levels:
-        Optional (S,) int64 topological levels.
+        Ignored (kept for callers of the per-lattice engine).
 
     Returns:
       1-D float64 tensor of shape (A,), P(path uses arc | lattice), 0 on arcs
       off every complete path.
     """
     scores = arc_scores.to(torch.float64) * scale
-    alpha = forward_scores(lattice, scores, log_semiring=True, levels=levels)
-    beta = backward_scores(lattice, scores, log_semiring=True, levels=levels)
+    alpha = forward_scores(lattice, scores, log_semiring=True)
+    beta = backward_scores(lattice, scores, log_semiring=True)
     total = alpha[lattice.num_states - 1]
     log_posterior = alpha[lattice.src] + scores + beta[lattice.dst] - total  # (A,)
     return torch.where(torch.isfinite(log_posterior), log_posterior.exp(), torch.zeros(1, dtype=torch.float64))
@@ -110,7 +116,7 @@ def arc_posteriors(lattice: Lattice, arc_scores: Tensor, scale: float = 1.0,
 
 def mbr_decode(lattice: Lattice, arc_scores: Tensor, scale: float = 1.0,
                state_times: Optional[Tensor] = None) -> MbrResult:
-    """The minimum-Bayes-risk consensus of a lattice (see the module docstring).
+    """The minimum-Bayes-risk consensus of one lattice (``mbr_decode_batch`` of a batch of one).
 
     Args:
       lattice:
@@ -118,184 +124,112 @@ def mbr_decode(lattice: Lattice, arc_scores: Tensor, scale: float = 1.0,
       arc_scores:
         1-D float tensor of shape (A,), total log-scores (higher is better).
       scale:
-        Posterior scale (> 0) applied to the scores; it does not change the
-        Viterbi path the decoding starts from.
+        Posterior scale (> 0) applied to the scores.
       state_times:
-        Optional 1-D float tensor of shape (S,), the time of each state (e.g.
-        SLF node times; for word-on-node SLF use the time where the word
-        ends), for ``word_times``.
-
-    Returns:
-      The ``MbrResult``.
+        Optional 1-D float tensor of shape (S,), the time of each state (where
+        the words of the arcs into it end), for ``word_times``.
 
     Raises:
+      ConfigError: ``scale`` is not > 0.
+      LatticeError: for an empty or cyclic lattice, or one without a path.
+    """
+    batch = LatticeBatch.from_lattices([lattice], state_times=None if state_times is None else [state_times])
+    return mbr_decode_batch(batch, arc_scores, scale, batch.state_times)[0]
+
+
+def mbr_decode_batch(batch: LatticeBatch, arc_scores: Tensor, scale: float = 1.0,
+                     state_times: Optional[Tensor] = None) -> List[MbrResult]:
+    """The minimum-Bayes-risk consensus of every lattice of a batch (module docstring).
+
+    Args:
+      batch:
+        U lattices; arcs may carry any number of words (split into chains).
+      arc_scores:
+        1-D float tensor of shape (A,), total log-scores (higher is better).
+      scale:
+        Posterior scale (> 0): P(path) is proportional to exp(scale * score).
+        It does not change the Viterbi path the decoding starts from.
+      state_times:
+        Optional 1-D float tensor of shape (S,), the time of each state: an
+        arc's word spans the times of its source and destination states
+        (Kaldi's convention). NaN marks unknown times: a lattice with any NaN
+        state time gets ``word_times`` None.
+
+    Returns:
+      U ``MbrResult``, in batch order.
+
+    Raises:
+      ConfigError: ``scale`` is not > 0.
       LatticeError: for an empty or cyclic lattice, or one without a path.
     """
     if not scale > 0:
         raise ConfigError(f"the posterior scale must be > 0 (got {scale})")
-    graph = word_graph(lattice, arc_scores.to(torch.float64) * scale, state_times)
-    _, path = best_path(graph.lattice, graph.scores, levels=graph.levels)
-    viterbi = graph.words[path]
-    reference = _with_epsilons(viterbi[viterbi != 0])
+    timed = _timed(batch, state_times)
+    times = None if state_times is None else torch.nan_to_num(state_times.to(torch.float64), nan=0.0)
+    graph = word_graph(batch, arc_scores.to(torch.float64) * scale, times)
+    _, splits, path = shortest_paths(graph.batch, graph.scores, graph.schedule)
+    bounds = splits.tolist()
+    pending: Dict[int, Tensor] = {}
+    for utt in range(batch.num_utts):
+        viterbi = graph.words[path[bounds[utt]:bounds[utt + 1]]]
+        pending[utt] = _with_epsilons(viterbi[viterbi != 0].cpu())
+    width = max((reference.numel() for reference in pending.values()), default=0)
+    if batch.num_utts > 1 and graph.batch.num_arcs * (width + 1) > MAX_CELLS:
+        return _halves(batch, arc_scores, scale, state_times)  # the same results (batch-invariant)
+    results: Dict[int, MbrResult] = {}
     for rounds in range(1, MAX_ROUNDS + 1):
-        stats = _bin_statistics(graph, reference)
-        chosen = _best_words(stats, reference)  # (Q,) the best word of every bin
-        if torch.equal(chosen, reference) or rounds == MAX_ROUNDS:
+        stats = statistics(graph, pending)
+        for utt, reference in list(pending.items()):
+            chosen = _best_words(stats[utt], reference)  # (Q,) the best word of every bin
+            if torch.equal(chosen, reference) or rounds == MAX_ROUNDS:
+                results[utt] = _result(stats[utt], chosen, timed[utt], rounds)
+                del pending[utt]
+            else:
+                pending[utt] = _with_epsilons(chosen[chosen != 0])
+        if not pending:
             break
-        reference = _with_epsilons(chosen[chosen != 0])
-    return _result(stats, chosen, state_times is not None, rounds)
+    return [results[utt] for utt in range(batch.num_utts)]
+
+
+def _halves(batch: LatticeBatch, arc_scores: Tensor, scale: float,
+            state_times: Optional[Tensor]) -> List[MbrResult]:
+    """``mbr_decode_batch`` of each half of the batch, joined."""
+    carried = replace(batch, state_times=state_times)
+    results: List[MbrResult] = []
+    middle = batch.num_utts // 2
+    for indices in (list(range(middle)), list(range(middle, batch.num_utts))):
+        part = carried.select(indices)
+        first, last = int(batch.arc_splits[indices[0]]), int(batch.arc_splits[indices[-1] + 1])
+        results += mbr_decode_batch(part, arc_scores[first:last], scale, part.state_times)
+    return results
+
+
+def _timed(batch: LatticeBatch, state_times: Optional[Tensor]) -> List[bool]:
+    """Per lattice, whether all its state times are known (finite)."""
+    if state_times is None:
+        return [False] * batch.num_utts
+    unknown = torch.zeros(batch.num_utts, dtype=torch.int64, device=batch.device).index_add_(
+        0, batch.state_utt, (~torch.isfinite(state_times)).to(torch.int64))  # (U,)
+    return (unknown == 0).tolist()
 
 
 def _with_epsilons(words: Tensor) -> Tensor:
-    """``<eps> w1 <eps> .. wQ <eps>`` (Kaldi's NormalizeEps), 1-D int64 (2Q+1,)."""
+    """``<eps> w1 <eps> .. wQ <eps>`` (Kaldi's NormalizeEps), 1-D int64 (2Q+1,), on the CPU."""
     normalized = torch.zeros(2 * words.numel() + 1, dtype=torch.int64)
-    normalized[1::2] = words
+    normalized[1::2] = words.cpu()
     return normalized
 
 
-@dataclass(frozen=True)
-class _Stats:
-    """gamma and times per bin: ``gamma[q, j]`` is the posterior of ``bin_words[q, j]``."""
-
-    bin_keys: Tensor  # (B,) int64 bin * (max word + 1) + word, sorted
-    gamma: Tensor  # (B,) float64
-    tau_begin: Tensor  # (B,) float64 sums of time * posterior
-    tau_end: Tensor
-    word_base: int
-    bayes_risk: float
-
-
-def _costs(graph: WordGraph, arcs: Tensor, previous: Tensor, reference: Tensor):
-    """Kaldi's a1, a2 (per arc and position 1..Q) and the cumulative insertion cost."""
-    words = graph.words[arcs]  # (a,)
-    against_eps = (words != 0).to(torch.float64) * (1.0 + DELTA)  # l(w, 0, penalize)
-    substitute = (words.unsqueeze(1) != reference.unsqueeze(0)).to(torch.float64)  # (a, Q) l(w, r_q)
-    a1 = previous[:, :-1] + substitute  # (a, Q) align w with r_q
-    a2 = previous[:, 1:] + against_eps.unsqueeze(1)  # (a, Q) w against nothing
-    first = previous[:, 0] + against_eps  # (a,) position 0
-    return a1, a2, first
-
-
-def _arc_rows(a1: Tensor, a2: Tensor, first: Tensor, inserted: Tensor) -> Tensor:
-    """alpha'_arc(q) = min(a1, a2, alpha'_arc(q-1) + l(0, r_q)), all q at once.
-
-    With D(q) the cumulative cost of R's words 1..q, the chain of a3 terms is
-    ``D(q) + min_{j <= q} (c(j) - D(j))``, c = min(a1, a2) (c(0) = first).
-    """
-    direct = torch.cat([first.unsqueeze(1), torch.minimum(a1, a2)], dim=1)  # (a, Q+1)
-    shifted = direct - inserted.unsqueeze(0)
-    return torch.cummin(shifted, dim=1).values + inserted.unsqueeze(0)
-
-
-def _forward(graph: WordGraph, reference: Tensor, inserted: Tensor, order: Tensor, splits: List[int]):
-    """Figure 4: alpha'(state, q); returns it and the per-arc conditional posteriors."""
-    alpha_dash = torch.zeros(graph.lattice.num_states, reference.numel() + 1,
-                             dtype=torch.float64)  # (S, Q+1)
-    alpha_dash[0] = inserted  # the empty path against r_1 .. r_q
-    alpha = graph.alpha
-    weight = alpha[graph.lattice.src] + graph.scores - alpha[graph.lattice.dst]  # (A,)
-    conditional = torch.where(torch.isfinite(weight), weight.exp(), torch.zeros(1, dtype=torch.float64))
-    for level in range(1, len(splits) - 1):
-        arcs = order[splits[level]:splits[level + 1]]
-        if arcs.numel() == 0:
-            continue
-        a1, a2, first = _costs(graph, arcs, alpha_dash[graph.lattice.src[arcs]], reference)
-        rows = _arc_rows(a1, a2, first, inserted)  # (a, Q+1)
-        alpha_dash.index_add_(0, graph.lattice.dst[arcs], conditional[arcs].unsqueeze(1) * rows)
-    return alpha_dash, conditional
-
-
-def _bin_statistics(graph: WordGraph, reference: Tensor) -> _Stats:
-    """Figure 5 (Kaldi's AccStats): bin posteriors gamma and time sums."""
-    inserted = torch.cat([torch.zeros(1, dtype=torch.float64),
-                          torch.cumsum((reference != 0).to(torch.float64), 0)])  # (Q+1,) D(q)
-    order, splits = level_schedule(graph.levels, graph.lattice.dst)
-    alpha_dash, conditional = _forward(graph, reference, inserted, order, splits)
-    final = graph.lattice.num_states - 1
-    positions = reference.numel()  # Q
-    beta_dash = torch.zeros_like(alpha_dash)
-    beta_dash[final, positions] = 1.0
-    collected: List[Tuple[Tensor, Tensor, Tensor, Tensor]] = []
-    src, dst, times = graph.lattice.src, graph.lattice.dst, graph.times
-    for level in range(len(splits) - 2, 0, -1):
-        arcs = order[splits[level]:splits[level + 1]]
-        if arcs.numel() == 0:
-            continue
-        a1, a2, first = _costs(graph, arcs, alpha_dash[src[arcs]], reference)
-        rows = _arc_rows(a1, a2, first, inserted)  # (a, Q+1)
-        a3 = rows[:, :-1] + (inserted[1:] - inserted[:-1]).unsqueeze(0)  # (a, Q)
-        choice = torch.where((a1 <= a2) & (a1 <= a3), 1, torch.where(a2 <= a3, 2, 3))  # (a, Q)
-        beta_arc = _segmented_suffix_sums(conditional[arcs].unsqueeze(1) * beta_dash[dst[arcs]],
-                                          choice == 3)  # (a, Q+1)
-        to_source = torch.zeros_like(beta_arc)
-        to_source[:, :-1] += torch.where(choice == 1, beta_arc[:, 1:], torch.zeros(1, dtype=torch.float64))
-        to_source[:, 1:] += torch.where(choice == 2, beta_arc[:, 1:], torch.zeros(1, dtype=torch.float64))
-        to_source[:, 0] += beta_arc[:, 0]
-        beta_dash.index_add_(0, src[arcs], to_source)
-        bins = torch.arange(1, positions + 1).expand_as(choice)  # (a, Q)
-        words = torch.where(choice == 1, graph.words[arcs].unsqueeze(1), torch.zeros_like(choice))
-        begin = torch.where(choice == 1, times[src[arcs]].unsqueeze(1), times[dst[arcs]].unsqueeze(1))
-        end = times[dst[arcs]].unsqueeze(1).expand_as(begin)
-        keep = choice != 2
-        collected.append((bins[keep], words[keep], beta_arc[:, 1:][keep],
-                          torch.stack([begin[keep], end[keep]], dim=1)))
-    # Lines 29-35: the start state's remaining mass aligns with epsilon.
-    start_mass = torch.flip(torch.cumsum(torch.flip(beta_dash[0, 1:], [0]), 0), [0])  # (Q,)
-    start_time = times[0].expand(positions)
-    collected.append((torch.arange(1, positions + 1), torch.zeros(positions, dtype=torch.int64),
-                      start_mass, torch.stack([start_time, start_time], dim=1)))
-    return _aggregate(collected, float(alpha_dash[final, positions]))
-
-
-def _segmented_suffix_sums(values: Tensor, carry: Tensor) -> Tensor:
-    """beta(q) = values(q) + [carry(q+1)] * beta(q+1) for q = Q..0, all rows at once.
-
-    Args:
-      values:
-        2-D float64 tensor of shape (a, Q+1).
-      carry:
-        2-D bool tensor of shape (a, Q): ``carry[:, q-1]`` says beta(q) flows on
-        into beta(q-1) (Kaldi's b_arc(q) == 3).
-
-    Returns:
-      2-D float64 tensor of shape (a, Q+1).
-    """
-    count, width = values.shape
-    stop = torch.ones(count, width, dtype=torch.bool)
-    stop[:, :-1] = ~carry  # beta(q) stops summing at the first j >= q with stop[j]
-    index = torch.arange(width).expand(count, width)
-    marks = torch.where(stop, index, torch.full_like(index, width))
-    run_end = torch.flip(torch.cummin(torch.flip(marks, [1]), dim=1).values, [1])  # (a, Q+1)
-    suffix = torch.flip(torch.cumsum(torch.flip(values, [1]), dim=1), [1])  # (a, Q+1)
-    suffix = torch.cat([suffix, torch.zeros(count, 1, dtype=values.dtype)], dim=1)  # (a, Q+2)
-    return suffix[:, :-1] - suffix.gather(1, run_end + 1)
-
-
-def _aggregate(collected, bayes_risk: float) -> _Stats:
-    """Sum the (bin, word, mass, times) contributions per (bin, word)."""
-    bins = torch.cat([item[0] for item in collected])
-    words = torch.cat([item[1] for item in collected])
-    mass = torch.cat([item[2] for item in collected])
-    times = torch.cat([item[3] for item in collected])
-    nonzero = mass != 0  # as Kaldi's AddToMap, which ignores zero additions
-    bins, words, mass, times = bins[nonzero], words[nonzero], mass[nonzero], times[nonzero]
-    base = int(words.max()) + 1 if words.numel() else 1
-    keys, inverse = torch.unique(bins * base + words, return_inverse=True)
-    gamma = torch.zeros(keys.numel(), dtype=torch.float64).index_add_(0, inverse, mass)
-    tau = torch.zeros(keys.numel(), 2, dtype=torch.float64).index_add_(0, inverse, times * mass.unsqueeze(1))
-    return _Stats(keys, gamma, tau[:, 0], tau[:, 1], base, bayes_risk)
-
-
-def _best_words(stats: _Stats, reference: Tensor) -> Tensor:
+def _best_words(stats: BinStats, reference: Tensor) -> Tensor:
     """The most likely word of each bin 1..Q, ties to the current word, then the smaller id.
 
     Returns:
-      1-D int64 tensor of shape (Q,), indexed like ``reference``.
+      1-D int64 tensor of shape (Q,) on the CPU, indexed like ``reference``.
     """
-    bins, words = stats.bin_keys // stats.word_base, stats.bin_keys % stats.word_base  # (B,)
+    bins, words, gamma = stats.bins.cpu(), stats.words.cpu(), stats.gamma.cpu()  # (B,)
     other = (reference[bins - 1] != words).to(torch.int64)  # 0 for the current word
     order = torch.arange(bins.numel())
-    for key in (words, other, -stats.gamma, bins):  # stable sorts: the last key is the primary
+    for key in (words, other, -gamma, bins):  # stable sorts: the last key is the primary
         order = order[torch.sort(key[order], stable=True).indices]
     first = torch.ones(order.numel(), dtype=torch.bool)
     first[1:] = bins[order][1:] != bins[order][:-1]  # the first entry of each bin after sorting
@@ -304,22 +238,21 @@ def _best_words(stats: _Stats, reference: Tensor) -> Tensor:
     return best
 
 
-def _result(stats: _Stats, chosen: Tensor, with_times: bool, rounds: int) -> MbrResult:
+def _result(stats: BinStats, chosen: Tensor, with_times: bool, rounds: int) -> MbrResult:
     """Consensus words, confidences, times and bins from the last statistics."""
-    bins, words = stats.bin_keys // stats.word_base, stats.bin_keys % stats.word_base
+    bins, words, gamma, tau = stats.bins.cpu(), stats.words.cpu(), stats.gamma.cpu(), stats.tau.cpu()
     table: List[List[Tuple[int, float]]] = [[] for _ in range(chosen.numel())]
-    for bin_index, word, mass in zip(bins.tolist(), words.tolist(), stats.gamma.tolist()):
+    for bin_index, word, mass in zip(bins.tolist(), words.tolist(), gamma.tolist()):
         table[bin_index - 1].append((word, mass))  # entries of the network, not arcs
     for entries in table:
         entries.sort(key=lambda item: (-item[1], item[0]))
+    base = int(words.max()) + 1 if words.numel() else 1
     positions = (chosen != 0).nonzero().flatten()  # (W,) bins of the consensus words
-    keys = (positions + 1) * stats.word_base + chosen[positions]
-    where = torch.searchsorted(stats.bin_keys, keys)
-    confidences = stats.gamma[where]
+    where = torch.searchsorted(bins * base + words, (positions + 1) * base + chosen[positions])
+    confidences = gamma[where]
     word_times = None
     if with_times:
-        word_times = torch.stack([stats.tau_begin[where], stats.tau_end[where]], 1) / confidences.unsqueeze(1)
-        word_times = _resolve_overlaps(word_times)
+        word_times = _resolve_overlaps(tau[where] / confidences.unsqueeze(1))
     return MbrResult(chosen[positions], confidences, table, stats.bayes_risk, word_times, rounds)
 
 

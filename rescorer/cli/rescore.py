@@ -157,6 +157,21 @@ def rescore_command(
         "--lowercase", help="Fold lattice words to lower case before the LM lookup (outputs keep "
                             "the lattice's spelling). A warning suggests it when over 20% of the "
                             "lattice words are OOV for the LM.", rich_help_panel=SCORES)] = False,
+    decode: Annotated[str, typer.Option(
+        "--decode", help="viterbi: the best path; mbr: the minimum-Bayes-risk consensus (Kaldi "
+                         "lattice-mbr-decode) of the rescored lattice (n-best mode: of the list), "
+                         "with word confidences in nbest.jsonl and onebest.ctm when times are known. "
+                         "With --grid the scale is chosen by the Viterbi 1-best.",
+        rich_help_panel=SEARCH)] = "viterbi",
+    mbr_scale: Annotated[float, typer.Option(
+        "--mbr-scale", help="MBR posterior scale: P(path) ~ exp(S * total). 1 = Kaldi's "
+                            "--acoustic-scale=AM_SCALE when --am-scale holds it; for SLF whose "
+                            "n-gram score includes lmscale L, Kaldi's convention is 1/L.",
+        rich_help_panel=SEARCH)] = 1.0,
+    frame_shift: Annotated[float, typer.Option(
+        "--frame-shift", help="Seconds per frame for CTM times of Kaldi lattices (transition ids "
+                              "per arc) and frame-synchronous k2 lattices (one arc per frame).",
+        rich_help_panel=OUTPUT)] = 0.01,
     shard: Annotated[Optional[str], typer.Option(
         "--shard", help="I/N: rescore only shard I of N (utterance u is in shard crc32(u) mod N + "
                         "1) and keep what `fprescore merge` needs; give every shard the same "
@@ -184,6 +199,7 @@ def rescore_command(
         ignore_case=ignore_case, strict=strict, write_lattices=write_lattices, lowercase=lowercase,
         kaldi_lattices=kaldi_lattices, kaldi_nbest=kaldi_nbest,
         shard=None if shard is None else parse_shard(shard),
+        decode=decode, mbr_scale=mbr_scale, frame_shift=frame_shift,
     )
     with UtteranceProgress() as progress:
         report = run_rescore(config, progress)

@@ -147,7 +147,9 @@ class LatticeBatch:
           arc_extras:
             Optional per-arc tensors by name, one (A_u, ...) tensor per lattice.
           state_times:
-            Optional per-state times, one 1-D (S_u,) tensor per lattice.
+            Optional per-state times, one 1-D (S_u,) tensor per lattice. When
+            None, lattices that all carry a ``state_times`` attribute (a
+            reader's, as ``KaldiLattice`` carries transition ids) give theirs.
         """
         device = lattices[0].src.device if lattices else torch.device("cpu")
         num_states = torch.tensor([lat.num_states for lat in lattices], dtype=torch.int64)
@@ -168,6 +170,9 @@ class LatticeBatch:
 
         extras = {name: torch.cat(list(values)) for name, values in (arc_extras or {}).items()}
         transitions = _concat_transitions(lattices)
+        if state_times is None:
+            carried = [getattr(lat, "state_times", None) for lat in lattices]
+            state_times = carried if carried and all(times is not None for times in carried) else None
         return cls(
             utt_ids=[lat.utt_id for lat in lattices],
             state_splits=state_splits,

@@ -14,6 +14,9 @@ NBEST_KEYS = ("uttid", "rank", "words", "am", "ngram", "nnlm", "total")
 def read_nbest_jsonl(path: Union[str, Path]) -> Dict[str, List[Hypothesis]]:
     """Hypotheses of ``nbest.jsonl`` grouped by utterance, each list by rank.
 
+    Consensus lines (``"decode": "mbr"``, see ``outputs.text.Consensus``) are
+    not hypotheses with scores and are skipped.
+
     Raises:
       InputFormatError: unreadable file, a line that is not JSON, or an object
         without the keys ``uttid rank words am ngram nnlm total`` (the message
@@ -30,6 +33,8 @@ def read_nbest_jsonl(path: Union[str, Path]) -> Dict[str, List[Hypothesis]]:
             continue
         try:
             record = json.loads(line)
+            if isinstance(record, dict) and record.get("decode") == "mbr":
+                continue
             hypothesis = Hypothesis(**{key: record[key] for key in NBEST_KEYS})
         except (json.JSONDecodeError, KeyError, TypeError) as error:
             raise InputFormatError(

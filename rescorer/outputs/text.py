@@ -8,12 +8,19 @@ words, never LM tokens), sorted by utterance id as Kaldi expects.
      "am": -120.5, "ngram": -14.2, "nnlm": -9.8, "total": -131.1}
 
 where ``total`` is the combined score the hypotheses are ranked by (see
-``rescorer.rescoring.combine``).
+``rescorer.rescoring.combine``). With ``--decode mbr`` each utterance also
+gets one ``Consensus`` line, rank 0 so that it sorts first::
+
+    {"uttid": "dev-0001", "rank": 0, "decode": "mbr", "words": ["a", "b"],
+     "confidences": [0.93, 0.61], "times": [[0.12, 0.4], [0.4, 0.71]] | null,
+     "bayes_risk": 0.52, "mbr_scale": 0.105}
+
+(no am/ngram/nnlm/total: the consensus need not be a lattice path).
 """
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence, TextIO, Union
+from typing import Dict, Iterable, List, Optional, Sequence, TextIO, Tuple, Union
 
 from rescorer.errors import InputFormatError
 from rescorer.atomic import atomic_write_text
@@ -65,6 +72,51 @@ class Hypothesis:
         )
 
 
+@dataclass(frozen=True)
+class Consensus:
+    """The MBR consensus of an utterance (``--decode mbr``), one ``nbest.jsonl`` line.
+
+    Attributes:
+      uttid:
+        Utterance id.
+      words:
+        The consensus words (Xu et al.'s confusion-network decoding).
+      confidences:
+        Each word's posterior in its bin, as many as ``words``.
+      times:
+        (start, end) seconds of each word, or None when the lattice has no times.
+      bayes_risk:
+        The expected edit distance of ``words`` to the lattice's paths.
+      mbr_scale:
+        The posterior scale used.
+      times_note:
+        Why ``times`` is None when the lattice's format has times (not written).
+    """
+
+    uttid: str
+    words: List[str]
+    confidences: List[float]
+    times: Optional[List[Tuple[float, float]]]
+    bayes_risk: float
+    mbr_scale: float
+    times_note: Optional[str] = None
+
+    @property
+    def rank(self) -> int:
+        """0: sorts before the n-best's ranks 1, 2, ..."""
+        return 0
+
+    def to_json(self) -> str:
+        """One line of ``nbest.jsonl`` (no trailing newline)."""
+        return json.dumps(
+            {"uttid": self.uttid, "rank": 0, "decode": "mbr", "words": list(self.words),
+             "confidences": list(self.confidences),
+             "times": None if self.times is None else [list(span) for span in self.times],
+             "bayes_risk": self.bayes_risk, "mbr_scale": self.mbr_scale},
+            ensure_ascii=False,
+        )
+
+
 def format_kaldi_text(transcripts: Dict[str, Sequence[str]]) -> str:
     """Kaldi ``text`` lines ``uttid w1 w2 ...``, sorted by utterance id.
 
@@ -87,8 +139,8 @@ def print_kaldi_text(stream: TextIO, transcripts: Dict[str, Sequence[str]]) -> N
     stream.flush()
 
 
-def write_nbest_jsonl(path: Union[str, Path], hypotheses: Iterable[Hypothesis]) -> None:
-    """Write hypotheses to ``nbest.jsonl`` atomically, sorted by (uttid, rank)."""
+def write_nbest_jsonl(path: Union[str, Path], hypotheses: Iterable[Union[Hypothesis, Consensus]]) -> None:
+    """Write hypotheses (and consensus lines) to ``nbest.jsonl`` atomically, sorted by (uttid, rank)."""
     ordered = sorted(hypotheses, key=lambda hypothesis: (hypothesis.uttid, hypothesis.rank))
     atomic_write_text(path, "".join(hypothesis.to_json() + "\n" for hypothesis in ordered))
 

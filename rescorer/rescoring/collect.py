@@ -9,6 +9,13 @@ never run twice). Under ``--shard`` the winning point is only known after
 ``fprescore merge``, so each utterance's n-best is searched at every grid
 point at once and kept instead.
 
+With ``--decode mbr`` the consensus is computed with the hypotheses (at the
+configured scales) or, under ``--grid``, at the winning scale, which the
+Viterbi 1-best picks (MBR at every grid point would cost a decoding per
+point; under ``--shard`` that cost is paid, as for the n-best). It is the
+1-best of ``onebest.txt`` and of the rescored WER row, gets a line in
+``nbest.jsonl``, and its words with times go to ``onebest.ctm``.
+
 ``finish`` turns the results into outputs. ``fprescore merge`` fills a
 collector from the shards' ``utterances.jsonl`` and calls the same
 ``finish``, which is why a merged run equals a single run byte for byte.
@@ -18,12 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+import torch
 from torch import Tensor
 
 from rescorer.formats.k2_pt import write_k2
 from rescorer.lattice.fsavec import Lattice
+from rescorer.outputs.ctm import write_ctm
 from rescorer.outputs.plots import plot_wer_grid, plot_wer_heat_map
-from rescorer.outputs.text import Hypothesis, print_kaldi_text, write_kaldi_text, write_nbest_jsonl
+from rescorer.outputs.text import (Consensus, Hypothesis, print_kaldi_text, write_kaldi_text,
+                                   write_nbest_jsonl)
 from rescorer.outputs.wer import WerStats, compute_wer
 from rescorer.rescoring.expand import RETRY_BEAM
 from rescorer.rescoring.combine import Scales
@@ -57,6 +67,11 @@ class UtteranceResult:
       rescored:
         The rescored material, kept to search the n-best at the winning grid
         point (``--grid`` without ``--shard``).
+      consensus:
+        The MBR consensus at the configured scales (``--decode mbr``, no ``--grid``).
+      grid_consensus:
+        Grid point -> MBR consensus, for each ``--grid`` point (``--decode mbr``
+        with ``--shard``, or read back by ``fprescore merge``).
     """
 
     utt_id: str
@@ -67,6 +82,8 @@ class UtteranceResult:
     grid_onebest: Dict[Point, List[str]] = field(default_factory=dict)
     grid_hypotheses: Optional[Dict[Point, List[Hypothesis]]] = None
     rescored: Optional[Rescored] = None
+    consensus: Optional[Consensus] = None
+    grid_consensus: Optional[Dict[Point, Consensus]] = None
 
 
 class ResultCollector:
@@ -95,6 +112,8 @@ class ResultCollector:
         result = UtteranceResult(rescored.utt_id, first_pass, oracle, pruned_oracle)
         if config.grid is None:
             result.hypotheses = rescored.hypotheses(config.scales, config.nbest)
+            if config.decode == "mbr":
+                result.consensus = rescored.consensus(config.scales, config.mbr_scale)
         else:
             for point, scales in self.points:
                 result.grid_onebest[point] = rescored.onebest_words(scales)
@@ -103,6 +122,9 @@ class ResultCollector:
             else:
                 result.grid_hypotheses = {point: rescored.hypotheses(scales, config.nbest)
                                           for point, scales in self.points}
+                if config.decode == "mbr":  # the winning point is only known after the merge
+                    result.grid_consensus = {point: rescored.consensus(scales, config.mbr_scale)
+                                             for point, scales in self.points}
         self.results[result.utt_id] = result
 
     def merge(self, other: "ResultCollector", utt_id: str) -> None:
@@ -125,6 +147,14 @@ class ResultCollector:
             for utt, result in self.results.items()
         }
 
+    def consensus_at(self, point: Optional[Point]) -> Dict[str, Consensus]:
+        """Utterance id -> MBR consensus, at the configured scales (None) or at a grid point."""
+        scales = self.config.scales if point is None else \
+            self.config.grid.scales_at(self.config.scales, point)
+        with stage("search"):
+            return {utt: _consensus_of(result, point, scales, self.config.mbr_scale)
+                    for utt, result in self.results.items()}
+
     def finish(self, report: RescoreReport) -> Dict[str, List[Hypothesis]]:
         """Pick the grid point, compute WER rows, write onebest/nbest/lattices/plot.
 
@@ -145,7 +175,9 @@ class ResultCollector:
             report.best_scales = self.config.scales if grid is None else \
                 grid.scales_at(self.config.scales, report.best_point)
             hypotheses = self.hypotheses_at(report.best_point)
+        consensus = self.consensus_at(report.best_point) if self.config.decode == "mbr" else {}
         onebest = {utt_id: hyps[0].words for utt_id, hyps in hypotheses.items() if hyps}
+        onebest.update({utt_id: found.words for utt_id, found in consensus.items()})
         if self.references is not None:
             report.wer_rows = self._wer_rows(onebest, report,
                                              [stats.tightened for stats in report.results.values()])
@@ -153,7 +185,7 @@ class ResultCollector:
             if self.config.to_stdout:
                 print_kaldi_text(sys.stdout, onebest)
             else:
-                self._write(report, onebest, hypotheses)
+                self._write(report, onebest, hypotheses, consensus)
         return hypotheses
 
     def _wer_rows(self, onebest: Dict[str, List[str]], report: RescoreReport,
@@ -178,17 +210,21 @@ class ResultCollector:
         others = "" if report.best_point is None else "".join(
             f", {name}={value:g}" for name, value in zip(report.grid_names, report.best_point)
             if name != "lm-scale")
-        label = f"rescored ({self.config.mode}, lm_scale={report.best_scales.lm:g}{others})"
+        decode = f", mbr scale {self.config.mbr_scale:g}" if self.config.decode == "mbr" else ""
+        label = f"rescored ({self.config.mode}{decode}, lm_scale={report.best_scales.lm:g}{others})"
         rows.append((label, compute_wer(references, onebest, self.config.ignore_case)))
         return rows
 
     def _write(self, report: RescoreReport, onebest: Dict[str, List[str]],
-               hypotheses: Dict[str, List[Hypothesis]]) -> None:
-        """Write onebest.txt, nbest.jsonl and the optional lattices and plot."""
+               hypotheses: Dict[str, List[Hypothesis]], consensus: Dict[str, Consensus]) -> None:
+        """Write onebest.txt, nbest.jsonl, the CTM and the optional lattices and plot."""
         out = Path(self.config.out)
         write_kaldi_text(out / "onebest.txt", onebest)
-        write_nbest_jsonl(out / "nbest.jsonl", [hyp for hyps in hypotheses.values() for hyp in hyps])
+        write_nbest_jsonl(out / "nbest.jsonl", [hyp for hyps in hypotheses.values() for hyp in hyps]
+                          + list(consensus.values()))
         report.outputs += [out / "onebest.txt", out / "nbest.jsonl"]
+        if consensus:
+            _write_ctm(out / "onebest.ctm", consensus, report)
         if self.config.write_lattices:
             write_k2(out / "lattices.pt", [lattice for lattice, _ in self.lattices],
                      extra_scores={"nnlm_scores": [scores for _, scores in self.lattices]})
@@ -219,6 +255,36 @@ class ResultCollector:
         if self.config.kaldi_nbest:
             rows = [hyp for hyps in hypotheses.values() for hyp in hyps]
             report.outputs += write_kaldi_nbest(self.config.out, rows, scales.am)
+
+
+def _consensus_of(result: UtteranceResult, point: Optional[Point], scales: Scales,
+                  mbr_scale: float) -> Consensus:
+    """An utterance's consensus: kept (no grid), kept per grid point (shards), or decoded now."""
+    if point is None:
+        return result.consensus
+    if result.grid_consensus is not None:
+        return result.grid_consensus[point]
+    return result.rescored.consensus(scales, mbr_scale)
+
+
+def _write_ctm(path: Path, consensus: Dict[str, Consensus], report: RescoreReport) -> None:
+    """``onebest.ctm`` for the utterances with times; a warning per reason for those without."""
+    timed = {utt: (found.words, torch.tensor(found.times, dtype=torch.float64).reshape(-1, 2),
+                   torch.tensor(found.confidences, dtype=torch.float64))
+             for utt, found in consensus.items() if found.times is not None}
+    reasons: Dict[str, List[str]] = {}
+    for utt in sorted(consensus):
+        if consensus[utt].times is None:
+            reasons.setdefault(consensus[utt].times_note or "its lattice format has no times", []).append(utt)
+    if not timed:
+        report.notes.append("no onebest.ctm: no lattice has times (SLF t=, Kaldi transition ids, "
+                            "frame-synchronous k2)")
+        return
+    for reason, utts in reasons.items():
+        shown = ", ".join(utts[:5]) + (", ..." if len(utts) > 5 else "")
+        report.warnings.append(f"onebest.ctm has no lines for {len(utts)} utterance(s) ({shown}): {reason}")
+    write_ctm(path, timed)
+    report.outputs.append(path)
 
 
 def _beam_label(beam: Optional[float], tightened: List[int]) -> str:

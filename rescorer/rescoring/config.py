@@ -10,6 +10,7 @@ from rescorer.rescoring.combine import Scales
 from rescorer.rescoring.grid import BARE, Grid, GridAxis
 
 MODES = ("lattice", "nbest")
+DECODES = ("viterbi", "mbr")
 MAX_SHARDS = 100_000
 
 
@@ -85,6 +86,21 @@ class RescoreConfig:
         (I, N): rescore only the utterances of shard I of N (1-based; see
         ``rescorer.rescoring.inputs.shard_of``) and keep what ``fprescore
         merge`` needs; None rescores everything.
+      decode:
+        "viterbi" (the best path) or "mbr" (the minimum-Bayes-risk consensus,
+        Kaldi's lattice-mbr-decode, on the rescored lattice; with
+        ``mode="nbest"`` over the n-best list). With a grid, the grid point is
+        chosen with the Viterbi 1-best and MBR runs at that point (under
+        ``--shard`` at every grid point, for ``fprescore merge``).
+      mbr_scale:
+        MBR posterior scale: P(path) proportional to exp(mbr_scale * total),
+        ``total`` the combined score (``rescoring.combine``). 1 equals Kaldi's
+        ``lattice-mbr-decode --acoustic-scale=AM_SCALE`` when ``--am-scale``
+        holds Kaldi's acoustic scale (1/LMWT, graph cost unscaled); when the
+        LM weight is inside the n-gram score and am is unscaled (SLF with
+        lmscale L), Kaldi's convention is 1/L.
+      frame_shift:
+        Seconds per frame, for CTM times of Kaldi and k2 lattices.
     """
 
     lattices: List[Path]
@@ -115,6 +131,9 @@ class RescoreConfig:
 
     lowercase: bool = False
     shard: Optional[Tuple[int, int]] = None
+    decode: str = "viterbi"
+    mbr_scale: float = 1.0
+    frame_shift: float = 0.01
 
     def __post_init__(self) -> None:
         if not self.lattices:
@@ -158,6 +177,16 @@ class RescoreConfig:
         if self.mode == "nbest" and self.write_lattices:
             raise ConfigError("--write-lattices writes expanded lattices: it needs --mode lattice")
         self._check_kaldi_outputs()
+        self._check_decode()
+
+    def _check_decode(self) -> None:
+        """The --decode options, checked before any work starts."""
+        if self.decode not in DECODES:
+            raise ConfigError(f"unknown --decode (expected one of {DECODES}, got {self.decode!r})")
+        if not (math.isfinite(self.mbr_scale) and self.mbr_scale > 0):
+            raise ConfigError(f"--mbr-scale must be finite and > 0 (got {self.mbr_scale})")
+        if not (math.isfinite(self.frame_shift) and self.frame_shift > 0):
+            raise ConfigError(f"--frame-shift must be finite and > 0 (got {self.frame_shift})")
 
     def _check_kaldi_outputs(self) -> None:
         """The Kaldi output options, checked before any work starts."""

@@ -32,6 +32,7 @@ from rescorer.rescoring.report import UtteranceStats
 from rescorer.rescoring.scoring import ScoreRequest, nonfinite_failures, score_requests
 from rescorer.rescoring.search import (ScoredBatch, ScoredLattice, first_pass_words,
                                       reference_word_ids)
+from rescorer.rescoring.times import expanded_state_times, lattice_state_times
 from rescorer.rescoring.timing import stage
 from rescorer.rescoring.tokens import ArcTokens
 
@@ -187,6 +188,9 @@ def _rescore_lattice_mode(
     if extras.references:
         for part in parts:
             pruned_oracle.update(_oracle(part.pruned, extras.references, part.utts.tolist()))
+    times = None
+    if config.decode == "mbr":  # the consensus may need CTM times
+        times = lattice_state_times(live.schedule, live.paths, config.frame_shift)
     requests = [ScoreRequest(part.expanded.histories, part.expanded.history_lengths,
                              part.expanded.query_history, part.expanded.query_token)
                 for part in parts]
@@ -197,7 +201,7 @@ def _rescore_lattice_mode(
         finished: Dict[int, Tuple[ScoredLattice, UtteranceStats]] = {}
         for part, query_scores in zip(parts, scores):
             finished.update(_finish_part(live, part, query_scores.to(live.batch.device), config,
-                                         outcome, collector))
+                                         outcome, collector, times))
         for index in sorted(finished):  # batch order, whatever round a lattice was expanded in
             scored, utt_stats = finished[index]
             try:
@@ -213,8 +217,12 @@ def _rescore_lattice_mode(
 def _finish_part(
     live: LiveBatch, part: PreparedPart, query_scores: Tensor, config: RescoreConfig,
     outcome: BatchOutcome, collector: "ResultCollector",
+    times: Optional[Tuple[Tensor, Dict[int, str]]] = None,
 ) -> Dict[int, Tuple[ScoredLattice, UtteranceStats]]:
-    """Per-arc nnlm scores of one part; live index -> (rescored lattice, its sizes)."""
+    """Per-arc nnlm scores of one part; live index -> (rescored lattice, its sizes).
+
+    ``times``: the live batch's state times and notes (``rescoring.times``), for MBR.
+    """
     expanded = part.expanded
     lattices = expanded.batch
     arc_utt = lattices.arc_utt
@@ -230,6 +238,11 @@ def _finish_part(
     owners = part.utts.tolist()
     scored = ScoredBatch(expanded.schedule, components, [live.symbols[i] for i in owners],
                          [live.paths[i] for i in owners])
+    if times is not None:
+        scored.state_times = expanded_state_times(live.batch, times[0], lattices,
+                                                  part.kept_arcs[expanded.orig_arc])
+        scored.time_notes = {local: times[1][owner] for local, owner in enumerate(owners)
+                             if owner in times[1]}
     arcs = torch.bincount(live.batch.arc_utt, minlength=live.batch.num_utts).tolist()
     pruned = torch.bincount(part.pruned.batch.arc_utt, minlength=part.pruned.batch.num_utts)
     pruned = pruned[expanded.source_utts].tolist()  # (U',) of each expanded lattice's source

@@ -2,7 +2,8 @@
 
 Each shard folder holds ``summary.json`` (options, failures, counts) and
 ``utterances.jsonl`` (per utterance: sizes, first-pass words, oracle errors
-and the n-best, at every ``--grid`` point under a grid). The merge checks
+and the n-best, and with ``--decode mbr`` the consensus, at every ``--grid``
+point under a grid). The merge checks
 that the folders are shards 1..N of one N, each once, run with the same
 options, then fills one ``ResultCollector`` and calls the same ``finish`` as
 ``rescore``: grid point chosen over all shards, WER rows, ``onebest.txt``,
@@ -97,9 +98,12 @@ def _config(options: Dict[str, Any], out: Path, refs: Optional[Path], cuts: Opti
         words=path(options["words"]), scales=Scales(**options["scales"]),
         oov_penalty=options["oov_penalty"], beam=options["beam"], max_arcs=options["max_arcs"],
         beam_tries=options["beam_tries"], nbest=options["nbest"], mode=options["mode"],
-        history_approx=options["history_approx"], grid=None if options["grid"] is None else Grid.from_options(options["grid"]), chunk_rows=options["chunk_rows"],
+        history_approx=options["history_approx"], chunk_rows=options["chunk_rows"],
+        grid=None if options["grid"] is None else Grid.from_options(options["grid"]),
         refs=refs, cuts=cuts,
         ignore_case=options["ignore_case"], lowercase=options["lowercase"],
+        decode=options.get("decode", "viterbi"), mbr_scale=options.get("mbr_scale", 1.0),
+        frame_shift=options.get("frame_shift", 0.01),
     )
 
 

@@ -8,7 +8,8 @@ One JSON object per rescored utterance, sorted by id::
      "oracle": [errors, ref_words] | null,   # with a reference
      "pruned_oracle": [errors, ref_words] | null,
      "hypotheses": [<nbest.jsonl objects>] | null,   # without --grid
-     "grid": {...}}                          # with --grid, below
+     "grid": {...},                          # with --grid, below
+     "consensus": {<Consensus fields>} | null}   # --decode mbr without --grid
 
 Under ``--grid`` the 1-best and the n-best of every point are kept. Neighbouring
 points mostly find the same hypotheses, so each distinct one is stored once
@@ -20,7 +21,8 @@ utterance)::
               "sentences": [["a", "b"], ...],            # the distinct 1-bests
               "points": [{"point": {"lm-scale": 0.5, "word-penalty": -1.0},
                           "onebest": 0,                    # index into sentences
-                          "nbest": [[index, total], ...]},  # ranks 1, 2, ...
+                          "nbest": [[index, total], ...],  # ranks 1, 2, ...
+                          "consensus": {...}},             # --decode mbr only
                          ...]}                            # every point, in grid order
 
 Floats are written with ``repr`` precision (JSON), so they read back exactly.
@@ -32,7 +34,7 @@ from typing import Any, Dict, Tuple
 
 from rescorer.atomic import atomic_write_text
 from rescorer.errors import InputFormatError
-from rescorer.outputs.text import Hypothesis
+from rescorer.outputs.text import Consensus, Hypothesis
 from rescorer.rescoring.collect import ResultCollector, UtteranceResult
 from rescorer.rescoring.report import RescoreReport, UtteranceStats
 
@@ -47,6 +49,8 @@ def _record(utt_id: str, stats: UtteranceStats, result: UtteranceResult,
         "oracle": result.oracle, "pruned_oracle": result.pruned_oracle,
         "hypotheses": None if result.hypotheses is None else [asdict(h) for h in result.hypotheses],
     }
+    if result.consensus is not None:
+        record["consensus"] = asdict(result.consensus)
     if result.grid_hypotheses is not None:
         record["grid"] = _grid_record(result, names)
     return record
@@ -65,13 +69,22 @@ def _grid_record(result: UtteranceResult, names: Tuple[str, ...]) -> Dict[str, A
                         for name, value in vars(hypothesis).items() if name not in _PER_POINT)
             rows.append([hypotheses.setdefault(key, len(hypotheses)), hypothesis.total])
         onebest = sentences.setdefault(tuple(result.grid_onebest[point]), len(sentences))
-        points.append({"point": dict(zip(names, point)), "onebest": onebest, "nbest": rows})
+        entry = {"point": dict(zip(names, point)), "onebest": onebest, "nbest": rows}
+        if result.grid_consensus is not None:
+            entry["consensus"] = asdict(result.grid_consensus[point])
+        points.append(entry)
     return {"hypotheses": [{name: (list(value) if isinstance(value, tuple) else value)
                             for name, value in key} for key in hypotheses],
             "sentences": [list(words) for words in sentences], "points": points}
 
 
 _PER_POINT = ("rank", "total")  # the Hypothesis fields that differ between grid points
+
+
+def _consensus(record: Dict[str, Any]) -> Consensus:
+    """A ``Consensus`` from its JSON object (times back to tuples)."""
+    times = record["times"]
+    return Consensus(**{**record, "times": None if times is None else [tuple(span) for span in times]})
 
 
 def write_records(out: Path, report: RescoreReport, collector: ResultCollector) -> Path:
@@ -94,6 +107,8 @@ def _result(record: Dict[str, Any], names: Tuple[str, ...]) -> UtteranceResult:
                              pair(record["pruned_oracle"]))
     if record["hypotheses"] is not None:
         result.hypotheses = [Hypothesis(**hyp) for hyp in record["hypotheses"]]
+    if record.get("consensus") is not None:
+        result.consensus = _consensus(record["consensus"])
     if "grid" in record:
         grid = record["grid"]
         result.grid_hypotheses = {}
@@ -103,6 +118,9 @@ def _result(record: Dict[str, Any], names: Tuple[str, ...]) -> UtteranceResult:
             result.grid_hypotheses[key] = [
                 Hypothesis(**grid["hypotheses"][index], rank=rank, total=total)
                 for rank, (index, total) in enumerate(point["nbest"], start=1)]
+            if "consensus" in point:
+                result.grid_consensus = result.grid_consensus or {}
+                result.grid_consensus[key] = _consensus(point["consensus"])
     return result
 
 

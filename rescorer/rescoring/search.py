@@ -1,30 +1,36 @@
 """Search on rescored material: the 1-best and the n-best at given scales.
 
-Two kinds of rescored material share one interface (``onebest_words`` and
-``hypotheses``), so ``--grid`` sweeps and the outputs do not care about the
-mode:
+Two kinds of rescored material share one interface (``onebest_words``,
+``hypotheses`` and ``consensus``), so ``--grid`` sweeps and the outputs do not
+care about the mode:
 
 * ``ScoredLattice``: one lattice of a ``ScoredBatch`` (expanded lattices with
   per-arc components, lattice mode). The first request at given scales runs
   the search for the whole batch (batched Viterbi; A* per lattice on batched
-  heuristics) and keeps the answers of every lattice.
+  heuristics) and keeps the answers of every lattice; so does the first
+  ``consensus`` request (``--decode mbr``: one ``mbr_decode_batch`` for the
+  batch, on the expanded lattices' exact scores).
 * ``ScoredList``: a fixed list of hypotheses with summed components
-  (n-best mode); search is re-ranking.
+  (n-best mode); search is re-ranking, and the consensus is MBR over the
+  list, decoded as a lattice whose paths are the hypotheses.
 """
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Protocol, Sequence, Tuple
 
+import torch
 from torch import Tensor
 
 from rescorer.algorithms.best_path import shortest_paths
+from rescorer.algorithms.mbr import MbrResult, mbr_decode_batch
 from rescorer.algorithms.nbest import RankedPath, nbest_distinct
 from rescorer.algorithms.ragged import select_rows
 from rescorer.algorithms.topsort import LevelSchedule
 from rescorer.errors import LatticeError
 from rescorer.lattice.batch import LatticeBatch
+from rescorer.lattice.fsavec import Lattice, splits_from_counts
 from rescorer.lattice.symbols import SymbolTable
-from rescorer.outputs.text import Hypothesis
+from rescorer.outputs.text import Consensus, Hypothesis
 from rescorer.rescoring.combine import ArcComponents, Scales, combine_sums
 
 
@@ -38,6 +44,9 @@ class Rescored(Protocol):
 
     def hypotheses(self, scales: Scales, count: int) -> List[Hypothesis]:
         """The ``count`` best distinct word sequences under ``scales``, ranked."""
+
+    def consensus(self, scales: Scales, mbr_scale: float) -> Consensus:
+        """The MBR consensus, posteriors proportional to exp(mbr_scale * total)."""
 
 
 def path_words(
@@ -76,15 +85,23 @@ class ScoredBatch:
         The word table of each lattice.
       paths:
         The lattice file of each lattice, for error messages.
+      state_times:
+        1-D float64 tensor of shape (S',), the expanded states' times in
+        seconds (NaN: unknown; ``rescoring.times``), or None (no CTM asked for).
+      time_notes:
+        Lattice index -> why it has no times although its format has them.
     """
 
     schedule: LevelSchedule
     components: ArcComponents
     symbols: List[SymbolTable]
     paths: List[Optional[Path]]
+    state_times: Optional[Tensor] = None
+    time_notes: Dict[int, str] = field(default_factory=dict)
     _onebest: Dict[Scales, List[List[int]]] = field(default_factory=dict)
     _nbest: Dict[Tuple[Scales, int], Tuple[List[List[RankedPath]], Dict[int, LatticeError]]] = \
         field(default_factory=dict)
+    _consensus: Dict[Tuple[Scales, float], List[MbrResult]] = field(default_factory=dict)
 
     def onebest_word_ids(self, scales: Scales, index: int) -> List[int]:
         """Word ids along lattice ``index``'s Viterbi path under ``scales`` (float64).
@@ -114,6 +131,14 @@ class ScoredBatch:
         if index in failures:
             raise failures[index]
         return ranked[index]
+
+    def mbr(self, scales: Scales, mbr_scale: float, index: int) -> MbrResult:
+        """Lattice ``index``'s MBR result under ``scales`` (the batch decoded once per scales)."""
+        key = (scales, mbr_scale)
+        if key not in self._consensus:
+            self._consensus[key] = mbr_decode_batch(self.schedule.batch, self.components.total(scales),
+                                                    mbr_scale, self.state_times)
+        return self._consensus[key][index]
 
 
 @dataclass
@@ -151,6 +176,14 @@ class ScoredLattice:
                                       components.path_sums(arc_ids), scales))
         return result
 
+    def consensus(self, scales: Scales, mbr_scale: float) -> Consensus:
+        """MBR on the expanded lattice's combined scores (exact LM scores)."""
+        found = self.scored.mbr(scales, mbr_scale, self.index)
+        table = self.scored.symbols[self.index]
+        words = [table.word(word, path=self.scored.paths[self.index], utt_id=self.utt_id)
+                 for word in found.word_ids.tolist()]
+        return _consensus(self.utt_id, words, found, mbr_scale, self.scored.time_notes.get(self.index))
+
 
 @dataclass
 class ScoredList:
@@ -185,6 +218,57 @@ class ScoredList:
             _hypothesis(self.utt_id, rank, self.words[index], self.sums[index], scales)
             for rank, index in enumerate(order, start=1)
         ]
+
+    def consensus(self, scales: Scales, mbr_scale: float) -> Consensus:
+        """MBR over the whole list: a lattice whose paths are the hypotheses, scored by their totals.
+
+        Word ties in a bin go to the alphabetically first word (the list's own word ids).
+        """
+        spelling = sorted({word for words in self.words for word in words})
+        ids = {word: number for number, word in enumerate(spelling, start=1)}
+        batch, scores = list_lattice(self.utt_id, [[ids[word] for word in words] for words in self.words],
+                                     [combine_sums(sums, scales) for sums in self.sums])
+        found = mbr_decode_batch(batch, scores, mbr_scale)[0]
+        return _consensus(self.utt_id, [spelling[word - 1] for word in found.word_ids.tolist()], found,
+                          mbr_scale)
+
+
+def list_lattice(utt_id: str, hypotheses: Sequence[Sequence[int]],
+                 totals: Sequence[float]) -> Tuple[LatticeBatch, Tensor]:
+    """A lattice whose paths are exactly ``hypotheses``: 0 -> h+1 (all words of h) -> final.
+
+    Args:
+      utt_id:
+        The utterance.
+      hypotheses:
+        H word-id sequences (ids > 0).
+      totals:
+        H scores.
+
+    Returns:
+      ``(batch, scores)``: a batch of one lattice (H+2 states, 2H arcs) and its
+      1-D float64 (2H,) arc scores (each hypothesis' total on its first arc).
+    """
+    count = len(hypotheses)
+    words = torch.tensor([word for words in hypotheses for word in words], dtype=torch.int64)
+    lengths = torch.tensor([len(words) for words in hypotheses] + [0] * count, dtype=torch.int64)
+    middle = torch.arange(1, count + 1)
+    lattice = Lattice(utt_id=utt_id, num_states=count + 2,
+                      src=torch.cat([torch.zeros(count, dtype=torch.int64), middle]),
+                      dst=torch.cat([middle, torch.full((count,), count + 1)]),
+                      labels=torch.cat([torch.zeros(count, dtype=torch.int64), torch.full((count,), -1)]),
+                      word_splits=splits_from_counts(lengths), word_ids=words,
+                      am_scores=torch.zeros(2 * count), ngram_scores=torch.zeros(2 * count))
+    scores = torch.cat([torch.tensor(list(totals), dtype=torch.float64), torch.zeros(count, dtype=torch.float64)])
+    return LatticeBatch.from_lattices([lattice]), scores
+
+
+def _consensus(utt_id: str, words: List[str], found: MbrResult, mbr_scale: float,
+               times_note: Optional[str] = None) -> Consensus:
+    """The ``Consensus`` record of an ``MbrResult`` whose word ids are spelled ``words``."""
+    times = None if found.word_times is None else [tuple(span) for span in found.word_times.tolist()]
+    return Consensus(uttid=utt_id, words=words, confidences=found.confidences.tolist(), times=times,
+                     bayes_risk=found.bayes_risk, mbr_scale=mbr_scale, times_note=times_note)
 
 
 def _hypothesis(

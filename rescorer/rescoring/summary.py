@@ -61,6 +61,8 @@ def options_of(config: RescoreConfig) -> Dict[str, Any]:
         "nbest": config.nbest, "history_approx": config.history_approx, "grid": None if config.grid is None else config.grid.to_options(),
         "chunk_rows": config.chunk_rows,
         "ignore_case": config.ignore_case, "lowercase": config.lowercase,
+        **({"decode": config.decode, "mbr_scale": config.mbr_scale, "frame_shift": config.frame_shift}
+           if config.decode != "viterbi" else {}),
     }
 
 

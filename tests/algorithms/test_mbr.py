@@ -1,4 +1,5 @@
 """MBR decoding (Kaldi lattice-mbr-decode, Xu et al. 2011) on hand-built lattices."""
+import dataclasses
 import math
 import random
 
@@ -9,6 +10,7 @@ from lattice_builders import make_lattice, random_lattice
 from rescorer.algorithms.single import best_path
 from rescorer.algorithms.mbr import arc_posteriors, mbr_decode
 from rescorer.errors import ConfigError
+from rescorer.lattice.batch import LatticeBatch
 
 A, B, C, D, X = 1, 2, 3, 4, 5
 LOG = math.log
@@ -164,10 +166,11 @@ def _sequential_statistics(graph, reference):
 
     Returns (gamma as {(bin, word): mass}, risk); bins are 1-based as in the paper.
     """
-    from rescorer.algorithms.mbr import DELTA
+    from rescorer.algorithms.mbr_stats import DELTA
 
-    order = sorted(range(graph.lattice.num_states), key=lambda s: (int(graph.levels[s]), s))
-    src, dst = graph.lattice.src.tolist(), graph.lattice.dst.tolist()
+    lattice, levels = graph.batch.lattice(0), graph.schedule.levels
+    order = sorted(range(lattice.num_states), key=lambda s: (int(levels[s]), s))
+    src, dst = lattice.src.tolist(), lattice.dst.tolist()
     words, scores, alpha = graph.words.tolist(), graph.scores.tolist(), graph.alpha.tolist()
     r = [None] + reference.tolist()
     size = len(reference)
@@ -196,7 +199,7 @@ def _sequential_statistics(graph, reference):
             row, _ = arc_row(arc, alpha_dash)
             for q in range(size + 1):
                 alpha_dash[n][q] += post * row[q]
-    final = graph.lattice.num_states - 1
+    final = lattice.num_states - 1
     beta_dash = {s: [0.0] * (size + 1) for s in order}
     beta_dash[final][size] = 1.0
     gamma = {}
@@ -226,18 +229,18 @@ def _sequential_statistics(graph, reference):
 
 @pytest.mark.parametrize("seed", range(15))
 def test_vectorised_statistics_equal_the_sequential_recursion(seed):
-    from rescorer.algorithms.mbr import _bin_statistics, _with_epsilons
+    from rescorer.algorithms.mbr import _with_epsilons
     from rescorer.algorithms.mbr_graph import word_graph
+    from rescorer.algorithms.mbr_stats import statistics
 
     rng = random.Random(300 + seed)
     lattice, scores = random_lattice(rng, max_states=9, vocab=3, final_words=True)
-    graph = word_graph(lattice, scores.double() * 0.8)
+    graph = word_graph(LatticeBatch.from_lattices([lattice]), scores.double() * 0.8)
     reference = _with_epsilons(torch.tensor([rng.randint(1, 3) for _ in range(rng.randint(0, 4))],
                                             dtype=torch.int64))
-    stats = _bin_statistics(graph, reference)
+    stats = statistics(graph, {0: reference})[0]
     expected, risk = _sequential_statistics(graph, reference)
-    got = {(int(k) // stats.word_base, int(k) % stats.word_base): float(v)
-           for k, v in zip(stats.bin_keys, stats.gamma)}
+    got = {(int(b), int(w)): float(v) for b, w, v in zip(stats.bins, stats.words, stats.gamma)}
     assert got.keys() == expected.keys()
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, abs=1e-12)
@@ -250,3 +253,62 @@ def test_a_lattice_without_words_gives_an_empty_hypothesis():
     assert result.word_ids.tolist() == [] and result.confidences.numel() == 0
     assert result.bins == [[(0, pytest.approx(1.0))]]
     assert result.word_times.shape == (0, 2) and result.bayes_risk == 0.0
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_lattice_decodes_the_same_alone_and_inside_a_batch(seed):
+    # Batch invariance: padding the hypotheses to the longest one and sweeping the batch's
+    # levels together must not change a single float of any lattice's result.
+    from rescorer.algorithms.mbr import mbr_decode_batch
+
+    rng = random.Random(500 + seed)
+    pairs = [random_lattice(rng, max_states=rng.randint(3, 10), vocab=4, final_words=True)
+             for _ in range(5)]
+    lattices = [dataclasses.replace(lattice, utt_id=f"u{index}") for index, (lattice, _) in enumerate(pairs)]
+    times = [torch.cumsum(torch.rand(lattice.num_states, generator=torch.Generator().manual_seed(index)), 0)
+             for index, lattice in enumerate(lattices)]
+    batch = LatticeBatch.from_lattices(lattices, state_times=times)
+    scores = torch.cat([scores for _, scores in pairs])
+    together = mbr_decode_batch(batch, scores, scale=0.6, state_times=batch.state_times)
+    for lattice, (_, own), time, result in zip(lattices, pairs, times, together):
+        alone = mbr_decode(lattice, own, scale=0.6, state_times=time)
+        assert result.word_ids.tolist() == alone.word_ids.tolist()
+        assert torch.equal(result.confidences, alone.confidences)
+        assert torch.equal(result.word_times, alone.word_times)
+        assert result.bins == alone.bins and result.bayes_risk == alone.bayes_risk
+        assert result.rounds == alone.rounds
+
+
+def test_nan_state_times_give_no_word_times_for_that_lattice_only():
+    from rescorer.algorithms.mbr import mbr_decode_batch
+
+    first, first_scores = make_lattice([(0, 1, [A], 0.0), (1, 2, [], 0.0)], utt_id="a")
+    second, second_scores = make_lattice([(0, 1, [B], 0.0), (1, 2, [], 0.0)], utt_id="b")
+    batch = LatticeBatch.from_lattices([first, second], state_times=[
+        torch.tensor([0.0, 0.5, 0.5]), torch.tensor([0.0, float("nan"), 1.0])])
+    timed, untimed = mbr_decode_batch(batch, torch.cat([first_scores, second_scores]),
+                                      state_times=batch.state_times)
+    assert timed.word_times.tolist() == [[0.0, 0.5]] and untimed.word_times is None
+    assert untimed.word_ids.tolist() == [B]
+
+
+def test_a_batch_over_the_cell_limit_is_decoded_in_halves_with_the_same_results(monkeypatch):
+    from rescorer.algorithms import mbr
+    from rescorer.algorithms.mbr import mbr_decode_batch
+
+    rng = random.Random(77)
+    pairs = [random_lattice(rng, max_states=8, vocab=4, final_words=True) for _ in range(5)]
+    lattices = [dataclasses.replace(lattice, utt_id=f"u{index}") for index, (lattice, _) in enumerate(pairs)]
+    times = [torch.arange(lattice.num_states, dtype=torch.float64) for lattice in lattices]
+    batch = LatticeBatch.from_lattices(lattices, state_times=times)
+    scores = torch.cat([scores for _, scores in pairs])
+    whole = mbr_decode_batch(batch, scores, 0.7, batch.state_times)
+    calls = []
+    original = mbr._halves
+    monkeypatch.setattr(mbr, "_halves", lambda *args: calls.append(1) or original(*args))
+    monkeypatch.setattr(mbr, "MAX_CELLS", 1)
+    halved = mbr_decode_batch(batch, scores, 0.7, batch.state_times)
+    assert len(calls) == 4  # 5 -> 2 + 3 -> 1 + 1 + 1 + 2 -> 1 + 1
+    for first, second in zip(whole, halved):
+        assert first.word_ids.tolist() == second.word_ids.tolist() and first.bins == second.bins
+        assert torch.equal(first.word_times, second.word_times)
