@@ -130,10 +130,12 @@ def fast_nodes(graph: SlfGraph, block: str, first_line: int) -> bool:
     Returns:
       True when added; False (graph untouched) when the line parser must do it.
     """
-    columns = block_columns(block, "I", ("I", "W"))
+    columns = block_columns(block, "I", ("I", "W", "t"))
     if columns is None:
         return False
     nodes, ok = parse_ints(columns.chars, *columns.values["I"])
+    times, times_ok = parse_floats(columns.chars, *columns.values["t"]) if "t" in columns.values \
+        else (np.zeros(0), np.zeros(0, dtype=bool))
     words = column_words(columns, "W") if "W" in columns.values else [None] * nodes.size
     if not bool(ok.all()) or words is None or int(nodes.min()) < 0:
         return False
@@ -144,6 +146,7 @@ def fast_nodes(graph: SlfGraph, block: str, first_line: int) -> bool:
     node_list = nodes.tolist()
     graph.node_words.update(zip(node_list, words))
     graph.node_lines.update(zip(node_list, range(first_line, first_line + len(node_list))))
+    graph.node_times.update(zip(nodes[:times.size][times_ok].tolist(), times[times_ok].tolist()))
     return True
 
 
