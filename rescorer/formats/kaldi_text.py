@@ -21,15 +21,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rescorer.errors import InputFormatError
+from rescorer.errors import Failure, InputFormatError
 from rescorer.formats.kaldi_lattice import INT32_MAX, KaldiFst, ragged_rows, sort_arcs
-from rescorer.lattice.fsavec import Lattice, LatticeFailure, splits_from_counts
+from rescorer.lattice.fsavec import Lattice, splits_from_counts
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.paths import PathLike
 
 
 def iter_kaldi_text(path: PathLike, symbols: Optional[SymbolTable] = None
-                    ) -> Iterator[Union[Lattice, LatticeFailure]]:
+                    ) -> Iterator[Union[Lattice, Failure]]:
     """Each lattice of a Kaldi archive file (text or binary, plain or gzipped).
 
     Kept for ``formats.detect``; see ``kaldi_archive.iter_kaldi_archive``.
