@@ -25,7 +25,7 @@ from rescorer.formats.kaldi_binary import HEADER_MAX_BYTES, MAGIC_BYTES, NeedMor
 from rescorer.formats.kaldi_lattice import KaldiFst, fst_to_lattice
 from rescorer.formats.kaldi_specifier import (InputStream, is_specifier, open_file,
                                               parse_specifier, split_rxfilename)
-from rescorer.formats.kaldi_text import parse_text_fst
+from rescorer.formats.kaldi_text_columns import parse_text_entry
 from rescorer.lattice.fsavec import Lattice
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.paths import PathLike
@@ -243,10 +243,7 @@ def _read_text(buffer: _Buffer, key_line: int) -> Union[KaldiFst, InputFormatErr
     raw = bytes(buffer.data[buffer.pos:stop])
     buffer.advance((end.end() if end is not None else stop) - buffer.pos)
     try:
-        lines = raw.decode("utf-8").split("\n")[1:]  # [0] is the rest of the key line
-        if lines and not lines[-1].strip():
-            lines.pop()
-        return parse_text_fst(lines, key_line + 1)
+        return parse_text_entry(raw, key_line + 1)
     except UnicodeDecodeError as error:
         return InputFormatError(f"not UTF-8 text ({error.reason})", where=f"line {key_line}")
     except InputFormatError as error:

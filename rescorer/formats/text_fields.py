@@ -22,6 +22,7 @@ _SPACE, _TAB, _NEWLINE = 32, 9, 10
 _ZERO, _NINE, _DOT, _PLUS, _MINUS = 48, 57, 46, 43, 45
 MAX_TOKEN_BYTES = 32  # longer tokens are parsed by Python one by one
 _MAX_DIGITS = 18  # sums of up to 18 digits are exact in int64
+_POW10_INT = 10 ** np.arange(_MAX_DIGITS + 1, dtype=np.int64)
 _POW10_FLOAT = np.array([float(10 ** k) for k in range(23)])  # exact doubles 1e0 .. 1e22
 _EXACT_MANTISSA = 2 ** 53
 
@@ -71,14 +72,16 @@ def token_matrix(chars: np.ndarray, starts: np.ndarray, width: int) -> np.ndarra
     return padded[index]
 
 
-def parse_ints(chars: np.ndarray, starts: np.ndarray, ends: np.ndarray
-               ) -> Tuple[np.ndarray, np.ndarray]:
+def parse_ints(chars: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+               python_fallback: bool = True) -> Tuple[np.ndarray, np.ndarray]:
     """The tokens as Python's ``int()`` reads them.
 
     Args:
       chars: 1-D uint8 array, the buffer.
       starts: 1-D int64 array of shape (T,), token starts.
       ends: 1-D int64 array of shape (T,), token ends.
+      python_fallback: parse tokens other than plain digit strings with ``int()``;
+        False: they are not ok.
 
     Returns:
       ``(values, ok)``: 1-D int64 array of shape (T,) and 1-D bool array of shape
@@ -86,21 +89,25 @@ def parse_ints(chars: np.ndarray, starts: np.ndarray, ends: np.ndarray
     """
     lengths = ends - starts
     width = int(min(lengths.max(initial=1), _MAX_DIGITS))
-    digits = token_matrix(chars, starts, width) - np.uint8(_ZERO)  # (W, T), wraps below '0'
-    values = np.zeros(starts.size, dtype=np.int64)
     fast = (lengths >= 1) & (lengths <= _MAX_DIGITS)
+    digits = token_matrix(chars, starts, width)  # (W, T)
+    digits[np.arange(width)[:, None] >= lengths[None, :]] = _ZERO  # pad with '0' digits
+    digits -= np.uint8(_ZERO)  # wraps below '0'
+    fast &= (digits <= 9).all(axis=0)
+    values = np.zeros(starts.size, dtype=np.int64)
     for column in range(width):  # Horner's rule, one vector step per byte position
-        inside = lengths > column
-        fast &= ~inside | (digits[column] <= 9)
-        values = np.where(inside, values * 10 + digits[column], values)
+        values *= 10
+        values += digits[column]
+    values //= _POW10_INT[np.clip(width - lengths, 0, _MAX_DIGITS)]  # drop the padding digits
     values[~fast] = 0
     ok = fast.copy()
-    _python_fallback(chars, starts, ends, ~fast, values, ok, _python_int)
+    if python_fallback:
+        _python_fallback(chars, starts, ends, ~fast, values, ok, _python_int)
     return values, ok
 
 
-def parse_floats(chars: np.ndarray, starts: np.ndarray, ends: np.ndarray
-                 ) -> Tuple[np.ndarray, np.ndarray]:
+def parse_floats(chars: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                 python_fallback: bool = True) -> Tuple[np.ndarray, np.ndarray]:
     """The tokens as Python's ``float()`` reads them, bit for bit.
 
     Three stages, each on what the one before left: plain decimals
@@ -111,6 +118,8 @@ def parse_floats(chars: np.ndarray, starts: np.ndarray, ends: np.ndarray
       chars: 1-D uint8 array, the buffer.
       starts: 1-D int64 array of shape (T,), token starts.
       ends: 1-D int64 array of shape (T,), token ends.
+      python_fallback: parse tokens outside the exact decimal forms with
+        ``float()``; False: they are not ok.
 
     Returns:
       ``(values, ok)``: 1-D float64 array of shape (T,) and 1-D bool array of
@@ -154,7 +163,8 @@ def parse_floats(chars: np.ndarray, starts: np.ndarray, ends: np.ndarray
         more_ok &= fast_shape[rest]
         values[rest[more_ok]] = more[more_ok]
         ok[rest[more_ok]] = True
-        _python_fallback(chars, starts, ends, ~ok, values, ok, float)
+        if python_fallback:
+            _python_fallback(chars, starts, ends, ~ok, values, ok, float)
     return values, ok
 
 
