@@ -140,16 +140,15 @@ def parse_floats(chars: np.ndarray, starts: np.ndarray, ends: np.ndarray,
     allowed[0] |= (matrix[0] == _PLUS) | (matrix[0] == _MINUS)
     num_digits = np.count_nonzero(is_digit, axis=0)
     num_dots = np.count_nonzero(is_dot, axis=0)
-    # Digits after the point: those past the dot's position (valid tokens have at most one).
-    dot_at = np.where(num_dots > 0, is_dot.argmax(axis=0), width)
-    fraction_digits = np.count_nonzero(is_digit & (np.arange(width)[:, None] > dot_at[None, :]),
-                                       axis=0)
-    multiplier = np.where(is_digit, 10, 1)  # (W, T) int64
-    addend = np.where(is_digit, digits, 0).astype(np.int64)  # (W, T)
     mantissa = np.zeros(starts.size, dtype=np.int64)  # m: the digits without the point
+    after_dot = np.zeros(starts.size, dtype=bool)
+    fraction_digits = np.zeros(starts.size, dtype=np.int64)
     for column in range(width):  # Horner's rule, one vector step per byte position
-        mantissa *= multiplier[column]
-        mantissa += addend[column]
+        digit = is_digit[column]
+        np.multiply(mantissa, 10, out=mantissa, where=digit)
+        np.add(mantissa, digits[column], out=mantissa, where=digit, casting="unsafe")
+        after_dot |= is_dot[column]
+        fraction_digits += digit & after_dot
     fast_shape = fast.copy()  # length and NUL checks, for the later stages
     fast &= (allowed.all(axis=0) & (num_digits >= 1) & (num_digits <= _MAX_DIGITS)
              & (num_dots <= 1) & (mantissa < _EXACT_MANTISSA))
