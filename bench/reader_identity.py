@@ -1,12 +1,16 @@
-"""Check that today's readers give exactly the lattices of a baseline revision's readers.
+"""Check that today's readers give exactly the batches of a baseline revision's readers.
 
-Usage: .venv/bin/python bench/reader_identity.py [--baseline 0ddfc3c]
+Usage: .venv/bin/python bench/reader_identity.py [--baseline 5100d1f]
 
-Reads every shared SLF file (asr-dev, asr-dev-ptb3g, slf-samples) with the baseline's
-``read_slf`` (``git archive REV rescorer``, in a subprocess) into one k2 file plus the
-grown words.txt, then with ``rescorer.read_lattices`` (one batch per data set, one growing
-table, since the data sets reuse utterance ids), and compares the two k2 dicts entry by
-entry (``torch.equal``) and the words.txt texts byte for byte. Exit code 1 on a difference.
+For each shared data set (asr-dev, asr-dev-ptb3g, slf-samples: SLF; kaldi-samples:
+binary and text Kaldi archives, plus a text archive of 20 copies of every sample
+written by fprescore) both the baseline's code (``git archive REV rescorer``) and
+the working tree's run ``rescorer.read_batch`` in a subprocess (one growing table
+for SLF, a placeholder words.txt for Kaldi) and save every tensor of the batch,
+the utterance ids, the failures and the table. The two are compared tensor by
+tensor with ``torch.equal`` and equal dtypes (so floats bit for bit).
+``state_times`` is compared only when the baseline has it (it came with the new
+SLF reader). Exit code 1 on a difference.
 """
 import argparse
 import subprocess
@@ -19,19 +23,31 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data"
-SETS = ["asr-dev/lat", "slf-samples/ami", "slf-samples/theanolm/lattice.slf", "asr-dev-ptb3g/lat"]
+SLF_SETS = ["asr-dev/lat", "asr-dev-ptb3g/lat", "slf-samples/ami", "slf-samples/theanolm/lattice.slf"]
+KALDI = DATA / "kaldi-samples"
 
-BASELINE = r"""
-import sys
+CHILD = r"""
+import sys, torch
 sys.path.insert(0, sys.argv[1])
-from rescorer.formats.k2_pt import write_k2
-from rescorer.formats.slf import read_slf
+from rescorer.formats.read import read_batch
 from rescorer.lattice.symbols import SymbolTable
-table = SymbolTable()
-lattices = [read_slf(path, table)[0][0] for path in sys.argv[4:]]
-write_k2(sys.argv[2], lattices)
-table.write(sys.argv[3])
+words = SymbolTable.from_file(sys.argv[3]) if sys.argv[3] else SymbolTable()
+result = read_batch(sys.argv[4:], words)
+batch = result.batch
+fields = {name: getattr(batch, name) for name in (
+    "state_splits", "arc_splits", "src", "dst", "labels", "word_splits", "word_ids", "am_scores",
+    "ngram_scores", "transition_splits", "transition_ids", "state_times")
+    if getattr(batch, name, None) is not None}
+torch.save({"fields": fields, "extras": dict(batch.arc_extras), "utt_ids": batch.utt_ids,
+            "failures": [str(failure.error) for failure in result.failures],
+            "table": list(result.symbols)}, sys.argv[2])
 """
+
+
+def read_with(code: Path, out: Path, words: str, paths) -> dict:
+    subprocess.run([sys.executable, "-c", CHILD, str(code), str(out), words, *map(str, paths)],
+                   check=True)
+    return torch.load(out)
 
 
 def files_of(entry: str):
@@ -39,46 +55,69 @@ def files_of(entry: str):
     return sorted(path.iterdir()) if path.is_dir() else [path]
 
 
+def kaldi_inputs(folder: Path):
+    """The sample archives, and a text archive of 20 copies of every sample, and words.txt."""
+    sys.path.insert(0, str(ROOT))
+    from rescorer.formats.kaldi_archive import iter_kaldi_archive
+    from rescorer.formats.kaldi_lattice import KaldiLattice
+    from rescorer.formats.kaldi_outputs import write_kaldi_archive
+
+    originals = list(iter_kaldi_archive(KALDI / "lat.1.ark")) + list(iter_kaldi_archive(KALDI / "lat.txt.ark"))
+    copies = []
+    for copy in range(20):
+        for lattice in originals:
+            renamed = KaldiLattice.with_transitions(lattice, lattice.transition_splits,
+                                                    lattice.transition_ids)
+            object.__setattr__(renamed, "utt_id", f"{lattice.utt_id}-{copy}")
+            copies.append(renamed)
+    write_kaldi_archive(f"ark,t:{folder / 'copies.txt'}", copies)
+    top = max(int(lattice.word_ids.max()) for lattice in originals if lattice.word_ids.numel())
+    words = folder / "words.txt"
+    words.write_text("<eps> 0\n" + "".join(f"w{i} {i}\n" for i in range(1, top + 1)))
+    return words, [KALDI / "lat.1.ark", KALDI / "lat.txt.ark", folder / "copies.txt"]
+
+
+def compare(name: str, old: dict, new: dict) -> bool:
+    problems = []
+    for key in ("utt_ids", "failures", "table"):
+        if old[key] != new[key]:
+            problems.append(key)
+    for group in ("fields", "extras"):
+        for key, value in old[group].items():
+            other = new[group].get(key)
+            if other is None or other.dtype != value.dtype or not torch.equal(other, value):
+                problems.append(f"{group}.{key}")
+    extra = sorted(set(new["fields"]) - set(old["fields"]))
+    arcs = int(new["fields"]["arc_splits"][-1])
+    print(f"{name}: {len(new['utt_ids'])} lattices, {arcs:,} arcs, {len(new['failures'])} failures: "
+          + ("identical" if not problems else f"DIFFERENT in {', '.join(problems)}")
+          + (f" (new fields: {', '.join(extra)})" if extra else ""))
+    return not problems
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", default="0ddfc3c")
+    parser.add_argument("--baseline", default="5100d1f", help="git revision of the old readers")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    import rescorer
-    from rescorer.formats.read import concat_batches
-    from rescorer.formats.torch_pickle import load_torch_dict
-    from rescorer.lattice.symbols import SymbolTable
-
+    same = True
     with tempfile.TemporaryDirectory() as tmp:
-        old = Path(tmp) / "baseline"
-        old.mkdir()
+        folder = Path(tmp)
+        old_code = folder / "baseline"
+        old_code.mkdir()
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline, "rescorer"],
                                  check=True, capture_output=True).stdout
-        (Path(tmp) / "old.tar").write_bytes(archive)
-        with tarfile.open(Path(tmp) / "old.tar") as tar:
-            tar.extractall(old)
-        groups = [files_of(entry) for entry in SETS]
-        everything = [str(path) for group in groups for path in group]
-        subprocess.run([sys.executable, "-c", BASELINE, str(old), f"{tmp}/old.pt",
-                        f"{tmp}/old.txt", *everything], check=True)
-        expected = load_torch_dict(f"{tmp}/old.pt")
-        expected_words = Path(f"{tmp}/old.txt").read_text()
-    table = SymbolTable()
-    batch = concat_batches([rescorer.read_lattices(group, table) for group in groups])
-    got = batch.to_k2_dict()
-    problems = [key for key in ("arcs", "lm_scores") if not torch.equal(got[key], expected[key])]
-    if got["utt_ids"] != expected["utt_ids"]:
-        problems.append("utt_ids")
-    ours, theirs = got.get("aux_labels"), expected.get("aux_labels")
-    if (ours is None) != (theirs is None) or (ours is not None and not all(
-            torch.equal(a, b) for a, b in zip(getattr(ours, "state", (ours,))[::2],
-                                              getattr(theirs, "state", (theirs,))[::2]))):
-        problems.append("aux_labels")
-    if table.to_text() != expected_words:
-        problems.append("words.txt")
-    print(f"{len(everything)} files, {batch.num_utts} lattices, {batch.num_arcs:,} arcs: "
-          + ("identical to " + args.baseline if not problems else f"DIFFERENT in {problems}"))
-    sys.exit(1 if problems else 0)
+        (folder / "old.tar").write_bytes(archive)
+        with tarfile.open(folder / "old.tar") as tar:
+            tar.extractall(old_code)
+        words, kaldi_paths = kaldi_inputs(folder)
+        sets = [(entry, "", files_of(entry)) for entry in SLF_SETS]
+        sets.append(("kaldi-samples + 20 text copies", str(words), kaldi_paths))
+        for name, table, paths in sets:
+            old = read_with(old_code, folder / "old.pt", table, paths)
+            new = read_with(ROOT, folder / "new.pt", table, paths)
+            same &= compare(name, old, new)
+    print(f"baseline {args.baseline}: " + ("all identical" if same else "DIFFERENCES"))
+    sys.exit(0 if same else 1)
 
 
 if __name__ == "__main__":

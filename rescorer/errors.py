@@ -4,6 +4,7 @@ Every error a user can cause (bad file, bad option, corrupt checkpoint) is a
 ``RescorerError``. The CLI turns it into one line on stderr and an exit code;
 anything else is a bug and keeps its traceback.
 """
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
@@ -82,3 +83,39 @@ class CheckpointError(RescorerError):
 
 class DownloadError(RescorerError):
     """A download failed or its checksum did not match."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An utterance (or a whole file, ``utt_id`` None) that was skipped, and why.
+
+    The one failure type: readers return it for each bad file or utterance and
+    a rescoring run's report lists it.
+
+    Attributes:
+      path:
+        The file, when known.
+      utt_id:
+        The utterance, or None when the whole file failed.
+      error:
+        The user-facing error, whose message names file and utterance; None
+        only when rebuilt from a summary (``fprescore merge``).
+      message:
+        The full error line, file and utterance included (default ``str(error)``).
+      problem:
+        The same without the file and utterance, for tables that show them in
+        their own columns (default the error's location and message).
+    """
+
+    path: Optional[Path]
+    utt_id: Optional[str]
+    error: Optional[RescorerError] = None
+    message: str = ""
+    problem: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.error is not None and not self.message:
+            object.__setattr__(self, "message", str(self.error))
+        if self.error is not None and self.problem is None:
+            object.__setattr__(self, "problem", ": ".join(
+                part for part in (self.error.where, self.error.message) if part))

@@ -104,7 +104,7 @@ def _write_slf_files(batch: "LatticeBatch", paths: List[Path], symbols: "SymbolT
       The number of files written.
     """
     from rescorer.formats.slf import slf_file_name, write_slf
-    from rescorer.lattice.fsavec import LatticeFailure
+    from rescorer.errors import Failure
 
     owners = {}
     for index, utt_id in enumerate(batch.utt_ids):
@@ -115,7 +115,7 @@ def _write_slf_files(batch: "LatticeBatch", paths: List[Path], symbols: "SymbolT
                                      "unsafe in file names)", path=paths[index], utt_id=utt_id)
             if strict:
                 raise error
-            failures.append(LatticeFailure(paths[index], utt_id, error))
+            failures.append(Failure(paths[index], utt_id, error))
             continue
         owners[name] = utt_id
         write_slf(out / name, batch.lattice(index), symbols)

@@ -12,7 +12,7 @@ import zlib
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
-from rescorer.errors import InputFormatError, RescorerError, SymbolError
+from rescorer.errors import Failure, InputFormatError, RescorerError, SymbolError
 from rescorer.formats.k2_pt import read_k2_batch
 from rescorer.formats.kaldi_archive import is_binary_archive
 from rescorer.formats.kaldi_specifier import is_specifier
@@ -20,7 +20,7 @@ from rescorer.formats.kaldi_text import iter_kaldi_text
 from rescorer.formats.slf import open_text, parse_slf_file
 from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.checks import lattice_failure
-from rescorer.lattice.fsavec import Lattice, LatticeFailure
+from rescorer.lattice.fsavec import Lattice
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.paths import PathLike
 
@@ -73,7 +73,7 @@ def lattice_files(paths: Sequence[PathLike]) -> List[Path]:
 
 # What one file gives: valid lattices already in a batch (k2), lattices still to be
 # validated (SLF, Kaldi text), and failures.
-FileContent = Tuple[Optional[LatticeBatch], List[Lattice], List[LatticeFailure]]
+FileContent = Tuple[Optional[LatticeBatch], List[Lattice], List[Failure]]
 
 
 def read_file(path: Path, symbols: SymbolTable) -> FileContent:
@@ -105,16 +105,16 @@ def read_file(path: Path, symbols: SymbolTable) -> FileContent:
         failures = []
         # iter_kaldi_text reads every Kaldi form: text or binary, files or specifiers.
         for item in iter_kaldi_text(path, symbols):
-            (failures if isinstance(item, LatticeFailure) else lattices).append(item)
+            (failures if isinstance(item, Failure) else lattices).append(item)
         return None, lattices, failures
     except RescorerError as error:
-        return None, lattices, [LatticeFailure(path, error.utt_id, error)]
+        return None, lattices, [Failure(path, error.utt_id, error)]
     except READ_ERRORS as error:  # raised while a reader streams a damaged file
-        return None, lattices, [LatticeFailure(path, None, unreadable(path, error))]
+        return None, lattices, [Failure(path, None, unreadable(path, error))]
 
 
 def iter_lattices(paths: Sequence[PathLike], symbols: Optional[SymbolTable]
-                  ) -> Iterator[Union[Lattice, LatticeFailure]]:
+                  ) -> Iterator[Union[Lattice, Failure]]:
     """Read every lattice of every file; a bad utterance or file becomes a failure.
 
     Args:
@@ -127,7 +127,7 @@ def iter_lattices(paths: Sequence[PathLike], symbols: Optional[SymbolTable]
         need a frozen table.
 
     Yields:
-      Per file: its lattices in file order (a ``LatticeFailure(path, utt_id,
+      Per file: its lattices in file order (a ``Failure(path, utt_id,
       error)`` in place of each invalid one), then the failures of its reading.
     """
     table = SymbolTable() if symbols is None else symbols

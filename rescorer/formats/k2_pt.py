@@ -27,18 +27,18 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from rescorer.errors import InputFormatError
+from rescorer.errors import Failure, InputFormatError
 from rescorer.formats.torch_pickle import RaggedStandIn, load_torch_dict, save_torch_dict
 from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.checks import split_invalid
-from rescorer.lattice.fsavec import Lattice, LatticeFailure, splits_from_counts, words_from_labels
+from rescorer.lattice.fsavec import Lattice, splits_from_counts, words_from_labels
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.atomic import atomic_save
 from rescorer.paths import PathLike
 
 
 def read_k2_batch(path: PathLike, symbols: Optional[SymbolTable] = None
-                  ) -> Tuple[LatticeBatch, List[LatticeFailure]]:
+                  ) -> Tuple[LatticeBatch, List[Failure]]:
     """Read a k2 ``.pt`` file (Fsa or FsaVec) straight into a batch.
 
     Args:
@@ -60,8 +60,8 @@ def read_k2_batch(path: PathLike, symbols: Optional[SymbolTable] = None
 
 
 def iter_k2(path: PathLike, symbols: Optional[SymbolTable] = None
-            ) -> Iterator[Union[Lattice, LatticeFailure]]:
-    """Each good lattice of a k2 file, then a ``LatticeFailure`` per bad one.
+            ) -> Iterator[Union[Lattice, Failure]]:
+    """Each good lattice of a k2 file, then a ``Failure`` per bad one.
 
     Raises:
       InputFormatError: the file as a whole cannot be read (see ``read_k2_batch``).
@@ -72,7 +72,7 @@ def iter_k2(path: PathLike, symbols: Optional[SymbolTable] = None
 
 
 def k2_batch(content: dict, path: Optional[Path], symbols: Optional[SymbolTable] = None
-             ) -> Tuple[LatticeBatch, List[LatticeFailure]]:
+             ) -> Tuple[LatticeBatch, List[Failure]]:
     """The batch of a k2 ``as_dict`` layout and a failure per bad lattice.
 
     Lattices claiming more states than their arcs can touch are refused before

@@ -7,7 +7,7 @@ or the text form (a newline, then lines up to a blank line). Entries of both
 kinds may follow each other. For text entries the whole key line is the key
 (TheanoLM's sample has a space in its key).
 
-A damaged entry becomes a ``LatticeFailure`` naming the file, the key and the
+A damaged entry becomes a ``Failure`` naming the file, the key and the
 byte offset of the entry (offsets count decompressed bytes for gzipped input);
 reading resumes at the next blank line (text) or the next FST magic number
 (binary). A read error of the file itself (a corrupt gzip stream) ends the file
@@ -19,18 +19,18 @@ import zlib
 from pathlib import Path
 from typing import Iterator, Optional, Tuple, Union
 
-from rescorer.errors import InputFormatError, RescorerError, SymbolError
+from rescorer.errors import Failure, InputFormatError, RescorerError, SymbolError
 from rescorer.formats import kaldi_binary
 from rescorer.formats.kaldi_binary import HEADER_MAX_BYTES, MAGIC_BYTES, NeedMoreData
 from rescorer.formats.kaldi_lattice import KaldiFst, fst_to_lattice
 from rescorer.formats.kaldi_specifier import (InputStream, is_specifier, open_file,
                                               parse_specifier, split_rxfilename)
-from rescorer.formats.kaldi_text import parse_text_fst
-from rescorer.lattice.fsavec import Lattice, LatticeFailure
+from rescorer.formats.kaldi_text_columns import parse_text_entry
+from rescorer.lattice.fsavec import Lattice
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.paths import PathLike
 
-Item = Union[Lattice, LatticeFailure]
+Item = Union[Lattice, Failure]
 CHUNK = 1 << 20
 MAX_KEY_BYTES = 1 << 16
 _BLANK_LINE = re.compile(rb"\n[ \t\r]*(?:\n|\Z)")
@@ -132,7 +132,7 @@ def iter_kaldi_archive(source: PathLike, symbols: Optional[SymbolTable] = None
         If given, every word id must be in it.
 
     Yields:
-      ``KaldiLattice`` (a ``Lattice`` with transition ids) or ``LatticeFailure``.
+      ``KaldiLattice`` (a ``Lattice`` with transition ids) or ``Failure``.
     """
     text = str(source)
     try:
@@ -142,7 +142,7 @@ def iter_kaldi_archive(source: PathLike, symbols: Optional[SymbolTable] = None
             return
         stream = InputStream(text if spec is None else spec.target)
     except RescorerError as error:
-        yield LatticeFailure(Path(text), None, error)
+        yield Failure(Path(text), None, error)
         return
     completed = False
     try:
@@ -151,7 +151,7 @@ def iter_kaldi_archive(source: PathLike, symbols: Optional[SymbolTable] = None
     finally:
         error = stream.close()  # also when the caller stops early (no yield in here)
     if completed and error is not None:
-        yield LatticeFailure(Path(stream.name), None, error)
+        yield Failure(Path(stream.name), None, error)
 
 
 def _iter_stream(buffer: _Buffer, symbols: Optional[SymbolTable]) -> Iterator[Item]:
@@ -161,7 +161,7 @@ def _iter_stream(buffer: _Buffer, symbols: Optional[SymbolTable]) -> Iterator[It
         if buffer.failure is not None and buffer.available() == 0:
             # The stream broke: the entry running into the break may be cut short.
             key = None if entry is None else entry[0]
-            yield LatticeFailure(Path(buffer.name), key, InputFormatError(
+            yield Failure(Path(buffer.name), key, InputFormatError(
                 buffer.failure.message, path=buffer.name, utt_id=key))
             return
         if entry is None:
@@ -243,10 +243,7 @@ def _read_text(buffer: _Buffer, key_line: int) -> Union[KaldiFst, InputFormatErr
     raw = bytes(buffer.data[buffer.pos:stop])
     buffer.advance((end.end() if end is not None else stop) - buffer.pos)
     try:
-        lines = raw.decode("utf-8").split("\n")[1:]  # [0] is the rest of the key line
-        if lines and not lines[-1].strip():
-            lines.pop()
-        return parse_text_fst(lines, key_line + 1)
+        return parse_text_entry(raw, key_line + 1)
     except UnicodeDecodeError as error:
         return InputFormatError(f"not UTF-8 text ({error.reason})", where=f"line {key_line}")
     except InputFormatError as error:
@@ -258,7 +255,7 @@ def _to_item(result: Union[KaldiFst, InputFormatError], key: str, name: str,
     """The lattice of a parsed entry, or its failure located at file and key."""
     path = Path(name)
     if isinstance(result, InputFormatError):
-        return LatticeFailure(path, key, InputFormatError(result.message, path=name, utt_id=key,
+        return Failure(path, key, InputFormatError(result.message, path=name, utt_id=key,
                                                           where=result.where))
     try:
         lattice = fst_to_lattice(result, key, name)
@@ -267,7 +264,7 @@ def _to_item(result: Union[KaldiFst, InputFormatError], key: str, name: str,
             symbols.check_ids(lattice.word_ids, path=name, utt_id=key)
         return lattice
     except (InputFormatError, SymbolError) as error:
-        return LatticeFailure(path, key, error)
+        return Failure(path, key, error)
 
 
 def _iter_scp(target: str, symbols: Optional[SymbolTable]) -> Iterator[Item]:
@@ -277,19 +274,19 @@ def _iter_scp(target: str, symbols: Optional[SymbolTable]) -> Iterator[Item]:
         lines = listing.handle.read().decode("utf-8").splitlines()
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as error:
         listing.close()
-        yield LatticeFailure(Path(listing.name), None, InputFormatError(
+        yield Failure(Path(listing.name), None, InputFormatError(
             f"cannot read the scp file ({type(error).__name__}: {error})", path=listing.name))
         return
     failed = listing.close()
     if failed is not None:
-        yield LatticeFailure(Path(listing.name), None, failed)
+        yield Failure(Path(listing.name), None, failed)
         return
     for number, line in enumerate(lines, start=1):
         parts = line.strip().split(None, 1)
         if not parts:
             continue
         if len(parts) != 2:
-            yield LatticeFailure(Path(listing.name), parts[0], InputFormatError(
+            yield Failure(Path(listing.name), parts[0], InputFormatError(
                 "expected 'key rxfilename'", path=listing.name, utt_id=parts[0],
                 where=f"line {number}"))
             continue
@@ -302,7 +299,7 @@ def _scp_entry(key: str, rxfilename: str, symbols: Optional[SymbolTable]) -> Ite
     try:
         stream = InputStream(name)
     except InputFormatError as error:
-        return LatticeFailure(Path(name), key, InputFormatError(error.message, path=name,
+        return Failure(Path(name), key, InputFormatError(error.message, path=name,
                                                                 utt_id=key))
     try:
         if offset is not None:
@@ -369,6 +366,6 @@ def read_kaldi_fst(path: PathLike, utt_id: Optional[str] = None) -> Lattice:
     if failed is not None:
         raise failed
     item = _to_item(result, utt_id or Path(path).stem, str(path), None)
-    if isinstance(item, LatticeFailure):
+    if isinstance(item, Failure):
         raise item.error
     return item

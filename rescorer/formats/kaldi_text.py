@@ -14,6 +14,9 @@ so text <-> binary conversion is exact. Reading rejects ids that do not fit
 Kaldi's int32 and state ids beyond what the entry's lines can define before
 anything is allocated (a state id of 99999999999 is one line, not 800 GB).
 The archive level (keys, many entries, gzip, specifiers) is ``kaldi_archive``.
+This module's ``parse_text_fst`` is the line parser: entries are parsed from
+their bytes at once by ``kaldi_text_columns`` and only the ones that path
+refuses (and every damaged one, for its exact error) come here.
 """
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -21,15 +24,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rescorer.errors import InputFormatError
+from rescorer.errors import Failure, InputFormatError
 from rescorer.formats.kaldi_lattice import INT32_MAX, KaldiFst, ragged_rows, sort_arcs
-from rescorer.lattice.fsavec import Lattice, LatticeFailure, splits_from_counts
+from rescorer.lattice.fsavec import Lattice, splits_from_counts
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.paths import PathLike
 
 
 def iter_kaldi_text(path: PathLike, symbols: Optional[SymbolTable] = None
-                    ) -> Iterator[Union[Lattice, LatticeFailure]]:
+                    ) -> Iterator[Union[Lattice, Failure]]:
     """Each lattice of a Kaldi archive file (text or binary, plain or gzipped).
 
     Kept for ``formats.detect``; see ``kaldi_archive.iter_kaldi_archive``.
@@ -94,8 +97,8 @@ def parse_text_fst(lines: Sequence[str], first_line: int = 1) -> KaldiFst:
     arc_weights = _weights(entry, arc_rows, weight_column, compact)
     final_weights = _weights(entry, final_rows, 1, compact)
     num_states = 1 + max(int(states.max()), int(dst.max()) if dst.numel() else 0)
-    return _assemble(num_states, int(states[0]), states[arc_rows], dst, ilabel, olabel,
-                     arc_weights, states[final_rows], final_weights, compact)
+    return assemble_fst(num_states, int(states[0]), states[arc_rows], dst, ilabel, olabel,
+                        arc_weights, states[final_rows], final_weights, compact)
 
 
 def _is_compact(entry: _Lines, counts: np.ndarray) -> bool:
@@ -194,7 +197,7 @@ def _first_bad_weight(entry: _Lines, rows: Sequence[int], column: int) -> None:
     raise AssertionError("a weight failed to parse but every line parses alone")
 
 
-def _assemble(num_states: int, start: int, src: Tensor, dst: Tensor, ilabel: Tensor,
+def assemble_fst(num_states: int, start: int, src: Tensor, dst: Tensor, ilabel: Tensor,
               olabel: Tensor, arc_weights: Weights, final_states: Tensor,
               final_weights: Weights, compact: bool) -> KaldiFst:
     """A ``KaldiFst`` from parsed columns (a later final line for a state wins, as in Kaldi)."""

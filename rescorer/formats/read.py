@@ -2,7 +2,7 @@
 
 ``read_lattices(paths, words)`` is for library users: it raises the first
 problem. ``read_batch(paths, words)`` is for pipelines: every bad file or
-utterance becomes one ``LatticeFailure`` and the rest is read, so one bad file
+utterance becomes one ``Failure`` and the rest is read, so one bad file
 never sinks the batch. Both give the lattices in file order (folders recursed,
 sorted), with unique utterance ids: a repeated id is a failure of the later one.
 """
@@ -12,11 +12,11 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from rescorer.errors import InputFormatError
+from rescorer.errors import Failure, InputFormatError
 from rescorer.formats.detect import lattice_files, read_file
 from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.checks import split_invalid
-from rescorer.lattice.fsavec import Lattice, LatticeFailure
+from rescorer.lattice.fsavec import Lattice
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.paths import PathLike
 
@@ -41,7 +41,7 @@ class ReadResult:
 
     batch: LatticeBatch
     paths: List[Path]
-    failures: List[LatticeFailure]
+    failures: List[Failure]
     symbols: SymbolTable
 
 
@@ -79,7 +79,7 @@ def read_batch(paths: Sequence[PathLike], words: Words = None) -> ReadResult:
     symbols = symbol_table(words)
     pieces: List[LatticeBatch] = []
     piece_paths: List[Path] = []
-    failures: List[LatticeFailure] = []
+    failures: List[Failure] = []
     pending: List[Lattice] = []
     pending_paths: List[Path] = []
 
@@ -135,13 +135,13 @@ def read_lattices(paths: Union[PathLike, Sequence[PathLike]], words: Words = Non
 
 
 def _unique(batch: LatticeBatch, paths: List[Path]
-            ) -> Tuple[LatticeBatch, List[Path], List[LatticeFailure]]:
+            ) -> Tuple[LatticeBatch, List[Path], List[Failure]]:
     """``batch`` without the lattices whose id came earlier, and a failure for each."""
     first: Dict[str, Path] = {}
     keep, failures = [], []
     for index, (utt_id, path) in enumerate(zip(batch.utt_ids, paths)):
         if utt_id in first:
-            failures.append(LatticeFailure(path, utt_id, InputFormatError(
+            failures.append(Failure(path, utt_id, InputFormatError(
                 f"utterance id appears twice (first in {first[utt_id]}; skipped this one)",
                 path=path, utt_id=utt_id)))
         else:

@@ -17,6 +17,10 @@ Reading (one lattice per file):
   epsilon and none leaves it, those links become the -1 arcs and the end node the
   final state; otherwise a super-final state is added, entered by -1 arcs with
   score 0 from the end node.
+- Node times ``t=`` (seconds) become ``LatticeBatch.state_times``, on the state
+  of each node; an added start state gets the start node's time and an added
+  super-final state the end node's. A lattice gets times only when every node
+  has a ``t=`` that is a number (otherwise none, as before times were read).
 
 Writing puts words on links (``W=!NULL`` for none) with ``a`` = am, ``l`` = ngram,
 ``lmscale=1.0`` and ``wdpenalty=0.0``, so reading back is exact (floats printed
@@ -236,9 +240,13 @@ def _header(graph: SlfGraph, fields: Dict[str, str], path: PathLike, line_number
 
 
 def _node(graph: SlfGraph, fields: Dict[str, str], path: PathLike, line_number: int) -> None:
-    """Record one ``I=`` line."""
+    """Record one ``I=`` line (a t= that is not a number is left out, as before times were read)."""
     node = _number(fields, "I", int, None, path, line_number, graph.utt_id)
-    graph.add_node(node, fields.get("W"), path, line_number)
+    try:
+        time = float(fields["t"]) if "t" in fields else None
+    except ValueError:
+        time = None
+    graph.add_node(node, fields.get("W"), time, path, line_number)
 
 
 def _link(graph: SlfGraph, fields: Dict[str, str], path: PathLike, line_number: int) -> None:

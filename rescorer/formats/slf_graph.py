@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -33,6 +34,7 @@ class SlfGraph:
     num_links: Optional[int] = None  # L= header
     node_words: Dict[int, Optional[str]] = field(default_factory=dict)
     node_lines: Dict[int, int] = field(default_factory=dict)
+    node_times: Dict[int, float] = field(default_factory=dict)  # t= (seconds), where it parses
     # Link columns: S= and E= (int64), raw a= and l= (float64), W= (None if absent).
     link_src: array.array = field(default_factory=lambda: array.array("q"))
     link_dst: array.array = field(default_factory=lambda: array.array("q"))
@@ -41,8 +43,9 @@ class SlfGraph:
     link_lm: array.array = field(default_factory=lambda: array.array("d"))
     links_word: Optional[bool] = None  # set once a link line is seen
 
-    def add_node(self, node: int, word: Optional[str], path: PathLike, line_number: int) -> None:
-        """Record node ``node`` with its optional word."""
+    def add_node(self, node: int, word: Optional[str], time: Optional[float], path: PathLike,
+                 line_number: int) -> None:
+        """Record node ``node`` with its optional word and time."""
         if node in self.node_lines:
             raise InputFormatError(f"node {node} defined twice (first on line "
                                    f"{self.node_lines[node]})", path=path, utt_id=self.utt_id,
@@ -52,6 +55,8 @@ class SlfGraph:
                                    path=path, utt_id=self.utt_id, where=f"line {line_number}")
         self.node_words[node] = word
         self.node_lines[node] = line_number
+        if time is not None:
+            self.node_times[node] = time
 
     def add_link(self, src: int, dst: int, word: Optional[str], am: float, lm: float,
                  path: PathLike, line_number: int) -> None:
@@ -195,7 +200,7 @@ def graph_to_lattice(graph: SlfGraph, symbols: SymbolTable,
         parts = _prepend_arc(parts, 0, offset, start_word, graph.wdpenalty)
     if not collapse:
         parts = _append_arc(parts, offset + num_nodes - 1, num_states - 1)
-    return Lattice(
+    lattice = Lattice(
         utt_id=graph.utt_id,
         num_states=num_states,
         src=parts["src"],
@@ -206,6 +211,34 @@ def graph_to_lattice(graph: SlfGraph, symbols: SymbolTable,
         am_scores=parts["am"].to(torch.float32),
         ngram_scores=parts["ngram"].to(torch.float32),
     )
+    times = _state_times(graph, state_of_node, num_states, start, end)
+    if times is not None:  # rides along as LatticeBatch.from_lattices reads it
+        object.__setattr__(lattice, "state_times", times)
+    return lattice
+
+
+def _state_times(graph: SlfGraph, state_of_node: Tensor, num_states: int, start: int, end: int
+                 ) -> Optional[Tensor]:
+    """1-D float64 tensor of shape (num_states,): each state's node time, or None.
+
+    None unless every node has a t= that parses as a number. An added start
+    state gets the start node's time, an added super-final state the end node's.
+
+    Args:
+      state_of_node:
+        1-D int64 tensor of shape (N,), the state of each node.
+    """
+    num_nodes = state_of_node.numel()
+    if len(graph.node_times) != num_nodes:
+        return None
+    nodes = np.fromiter(graph.node_times.keys(), dtype=np.int64, count=num_nodes)
+    node_times = np.empty(num_nodes)
+    node_times[nodes] = np.fromiter(graph.node_times.values(), dtype=np.float64, count=num_nodes)
+    times = torch.empty(num_states, dtype=torch.float64)
+    times[0] = float(node_times[start])  # the added start state, if any
+    times[-1] = float(node_times[end])  # the added super-final state, if any
+    times[state_of_node] = torch.from_numpy(node_times)
+    return times
 
 
 # Node ids beyond this are refused while parsing (they cannot fit an int64 column).

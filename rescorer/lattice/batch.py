@@ -147,9 +147,9 @@ class LatticeBatch:
           arc_extras:
             Optional per-arc tensors by name, one (A_u, ...) tensor per lattice.
           state_times:
-            Optional per-state times, one 1-D (S_u,) tensor per lattice. When
-            None, lattices that all carry a ``state_times`` attribute (a
-            reader's, as ``KaldiLattice`` carries transition ids) give theirs.
+            Optional per-state times, one 1-D (S_u,) tensor per lattice; by
+            default the lattices' own ``state_times`` attributes (set by the
+            SLF reader), when every lattice has one.
         """
         device = lattices[0].src.device if lattices else torch.device("cpu")
         num_states = torch.tensor([lat.num_states for lat in lattices], dtype=torch.int64)
@@ -171,8 +171,8 @@ class LatticeBatch:
         extras = {name: torch.cat(list(values)) for name, values in (arc_extras or {}).items()}
         transitions = _concat_transitions(lattices)
         if state_times is None:
-            carried = [getattr(lat, "state_times", None) for lat in lattices]
-            state_times = carried if carried and all(times is not None for times in carried) else None
+            own = [getattr(lat, "state_times", None) for lat in lattices]
+            state_times = own if own and all(times is not None for times in own) else None
         return cls(
             utt_ids=[lat.utt_id for lat in lattices],
             state_splits=state_splits,
@@ -194,8 +194,9 @@ class LatticeBatch:
     def lattice(self, index: int) -> Lattice:
         """Lattice ``index`` alone, with local state ids (for tests and writers).
 
-        Transition ids, when the batch has them, ride along as the lattice's
-        ``transition_splits``/``transition_ids`` attributes (read by the Kaldi writer).
+        Transition ids and state times, when the batch has them, ride along as the
+        lattice's ``transition_splits``/``transition_ids`` attributes (read by the
+        Kaldi writer) and ``state_times`` attribute.
         """
         first_arc, last_arc = int(self.arc_splits[index]), int(self.arc_splits[index + 1])
         first_state = int(self.state_splits[index])
@@ -217,6 +218,9 @@ class LatticeBatch:
             object.__setattr__(lattice, "transition_splits", splits - splits[0])
             object.__setattr__(lattice, "transition_ids",
                                self.transition_ids[int(splits[0]):int(splits[-1])])
+        if self.state_times is not None:
+            object.__setattr__(lattice, "state_times",
+                               self.state_times[first_state:first_state + lattice.num_states])
         return lattice
 
     def to_lattices(self) -> List[Lattice]:

@@ -11,9 +11,9 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from rescorer.errors import InputFormatError, RescorerError, SymbolError
+from rescorer.errors import Failure, InputFormatError, RescorerError, SymbolError
 from rescorer.lattice.batch import LatticeBatch
-from rescorer.lattice.fsavec import Lattice, LatticeFailure
+from rescorer.lattice.fsavec import Lattice
 from rescorer.lattice.symbols import SymbolTable
 
 
@@ -75,7 +75,7 @@ def invalid_utterances(batch: LatticeBatch, symbols: Optional[SymbolTable] = Non
 
 def split_invalid(batch: LatticeBatch, paths: Sequence[Path],
                   symbols: Optional[SymbolTable] = None
-                  ) -> Tuple[LatticeBatch, List[LatticeFailure], List[int]]:
+                  ) -> Tuple[LatticeBatch, List[Failure], List[int]]:
     """The valid lattices of ``batch`` and one failure per invalid one.
 
     Oversized lattices (``oversized_utterances``) are refused first, before any
@@ -104,7 +104,7 @@ def split_invalid(batch: LatticeBatch, paths: Sequence[Path],
         batch = batch.select(checked)
     bad = invalid_utterances(batch, symbols).nonzero().flatten().tolist()
     for index in bad:
-        failures.append(LatticeFailure(Path(paths[checked[index]]), batch.utt_ids[index],
+        failures.append(Failure(Path(paths[checked[index]]), batch.utt_ids[index],
                                        _problem(batch, index, paths[checked[index]], symbols)))
     if not bad:
         return batch, failures, checked
@@ -113,27 +113,27 @@ def split_invalid(batch: LatticeBatch, paths: Sequence[Path],
     return batch.select(keep), failures, [checked[i] for i in keep]
 
 
-def _oversized(batch: LatticeBatch, index: int, path: Path) -> LatticeFailure:
+def _oversized(batch: LatticeBatch, index: int, path: Path) -> Failure:
     """The failure of a lattice that claims too many states."""
     states = int(batch.state_splits[index + 1] - batch.state_splits[index])
     arcs = int(batch.arc_splits[index + 1] - batch.arc_splits[index])
     return _oversized_failure(batch.utt_ids[index], states, arcs, path)
 
 
-def _oversized_failure(utt_id: str, states: int, arcs: int, path: Path) -> LatticeFailure:
+def _oversized_failure(utt_id: str, states: int, arcs: int, path: Path) -> Failure:
     error = InputFormatError(f"claims {states} states for {arcs} arcs (expected at most 2 "
                              "states per arc; corrupt file?)", path=path, utt_id=utt_id)
-    return LatticeFailure(Path(path), utt_id, error)
+    return Failure(Path(path), utt_id, error)
 
 
-def lattice_failure(lattice: Lattice, path: Path) -> Optional[LatticeFailure]:
+def lattice_failure(lattice: Lattice, path: Path) -> Optional[Failure]:
     """What ``split_invalid`` says about one lattice alone: None if it is valid."""
     if lattice.num_states > 2 * lattice.num_arcs + 2:
         return _oversized_failure(lattice.utt_id, lattice.num_states, lattice.num_arcs, path)
     try:
         lattice.validate(path)
     except InputFormatError as error:
-        return LatticeFailure(Path(path), lattice.utt_id, error)
+        return Failure(Path(path), lattice.utt_id, error)
     return None
 
 

@@ -21,25 +21,7 @@ from typing import List, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from rescorer.errors import InputFormatError, RescorerError
-
-
-@dataclass(frozen=True)
-class LatticeFailure:
-    """A lattice (or a whole file) that could not be read; the caller skips it.
-
-    Attributes:
-      path:
-        The file.
-      utt_id:
-        The utterance, or None when the whole file failed.
-      error:
-        The user-facing error, whose message names file and utterance.
-    """
-
-    path: Path
-    utt_id: Optional[str]
-    error: RescorerError
+from rescorer.errors import InputFormatError
 
 
 @dataclass(frozen=True)

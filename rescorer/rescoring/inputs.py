@@ -27,10 +27,10 @@ from typing import List, Optional, Set, Tuple, Union
 
 import torch
 
-from rescorer.errors import InputFormatError
+from rescorer.errors import Failure, InputFormatError
 from rescorer.formats.detect import iter_lattices, lattice_files
 from rescorer.lattice.batch import LatticeBatch
-from rescorer.lattice.fsavec import Lattice, LatticeFailure
+from rescorer.lattice.fsavec import Lattice
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.rescoring.timing import stage
 
@@ -58,13 +58,13 @@ class Inputs:
     """
 
     items: List[Tuple[Path, Lattice]] = field(default_factory=list)
-    failures: List[LatticeFailure] = field(default_factory=list)
+    failures: List[Failure] = field(default_factory=list)
     files: List[Path] = field(default_factory=list)
     lattices_read: int = 0
     lattices_seen: int = 0
 
 
-FileItems = List[Tuple[Path, Union[Lattice, LatticeFailure]]]
+FileItems = List[Tuple[Path, Union[Lattice, Failure]]]
 
 
 def input_files(paths: List[Path]) -> List[Path]:
@@ -103,8 +103,11 @@ def renumber_words(items: FileItems, local: SymbolTable, table: SymbolTable) -> 
     for path, item in items:
         if isinstance(item, Lattice):
             labels = item.labels
+            times = getattr(item, "state_times", None)  # an SLF reader's; replace drops it
             item = replace(item, word_ids=remap[item.word_ids],
                            labels=torch.where(labels > 0, remap[labels.clamp(min=0)], labels))
+            if times is not None:
+                object.__setattr__(item, "state_times", times)
         moved.append((path, item))
     return moved
 
@@ -129,10 +132,10 @@ def select_inputs(files: List[Path], items: FileItems, shard: Optional[Tuple[int
             if shard is not None and shard_of(utt_id, shard[1]) != shard[0]:
                 continue
             inputs.lattices_read += 1
-        if isinstance(item, LatticeFailure):
+        if isinstance(item, Failure):
             inputs.failures.append(item)
         elif utt_id in seen:
-            inputs.failures.append(LatticeFailure(path, utt_id, InputFormatError(
+            inputs.failures.append(Failure(path, utt_id, InputFormatError(
                 "utterance id appears twice (expected unique ids across all inputs; skipped "
                 "the second)", path=path, utt_id=utt_id)))
         else:

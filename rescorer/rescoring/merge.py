@@ -14,14 +14,14 @@ options, then fills one ``ResultCollector`` and calls the same ``finish`` as
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from rescorer.errors import ConfigError, InputFormatError
+from rescorer.errors import ConfigError, Failure, InputFormatError
 from rescorer.outputs.wer import load_references
 from rescorer.rescoring.collect import ResultCollector
 from rescorer.rescoring.combine import Scales
 from rescorer.rescoring.config import RescoreConfig, parse_shard
 from rescorer.rescoring.grid import Grid
 from rescorer.rescoring.records import read_records
-from rescorer.rescoring.report import Failure, RescoreReport
+from rescorer.rescoring.report import RescoreReport
 from rescorer.rescoring.summary import read_summary, write_summary
 from rescorer.rescoring.timing import Timings
 
@@ -124,7 +124,7 @@ def _add_shard(folder: Path, summary: Dict[str, Any], report: RescoreReport,
                 continue
             file_failures.add(key)
         report.failures.append(Failure(None if row["file"] is None else Path(row["file"]), row["utt"],
-                                       row["message"], row["problem"]))
+                                       message=row["message"], problem=row["problem"]))
     report.lattices_read += summary["counts"]["lattices"]
     run = summary["run"]
     report.unique_histories += run["lm_histories_run"]

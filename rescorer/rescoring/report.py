@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from rescorer.errors import RescorerError
+from rescorer.errors import Failure
 from rescorer.outputs.wer import WerStats
 from rescorer.rescoring.combine import Scales
 from rescorer.rescoring.grid import Point
@@ -55,29 +55,6 @@ class UtteranceStats:
     def oov_rate(self) -> float:
         """``oov_words / words`` (0 for a lattice without words)."""
         return self.oov_words / self.words if self.words else 0.0
-
-
-@dataclass(frozen=True)
-class Failure:
-    """An utterance (or a whole file, ``utt_id`` None) that was skipped.
-
-    Attributes:
-      message:
-        The full error line, file and utterance included.
-      problem:
-        The same without the file and utterance (for a table that shows them
-        in their own columns); None when only ``message`` is known.
-      error:
-        The error itself, when known (not after ``fprescore merge``).
-    """
-
-    path: Optional[Path]
-    utt_id: Optional[str]
-    message: str
-    problem: Optional[str] = None
-    error: Optional[RescorerError] = None
-
-
 
 
 @dataclass

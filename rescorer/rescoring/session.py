@@ -23,14 +23,14 @@ import torch
 from torch import Tensor
 
 from rescorer.devices import resolve_device
-from rescorer.errors import ConfigError, RescorerError
+from rescorer.errors import ConfigError, Failure, RescorerError
 from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.outputs.wer import load_references
 from rescorer.rescoring.collect import ResultCollector
 from rescorer.rescoring.config import RescoreConfig
 from rescorer.rescoring.context import RescoreContext
-from rescorer.rescoring.report import Failure, RescoreReport
+from rescorer.rescoring.report import RescoreReport
 from rescorer.rescoring.timing import stage
 from rescorer.rescoring.tokens import ArcTokenizer
 from rescorer.rescoring.job import rescore_lattices
@@ -95,8 +95,7 @@ def record_failure(
         error.utt_id = utt_id
     if config.strict:
         raise error
-    problem = ": ".join(part for part in (error.where, error.message) if part)
-    report.failures.append(Failure(path, utt_id, str(error), problem, error))
+    report.failures.append(Failure(path, utt_id, error))
     if progress is not None:
         progress.utterance_done(utt_id, False, str(error))
 

@@ -8,10 +8,9 @@ import zipfile
 import pytest
 import torch
 
-from rescorer.errors import InputFormatError, SymbolError
+from rescorer.errors import Failure, InputFormatError, SymbolError
 from rescorer.formats.k2_pt import iter_k2, lattices_to_k2_dict, read_k2_batch, write_k2
 from rescorer.formats.torch_pickle import RaggedStandIn
-from rescorer.lattice.fsavec import LatticeFailure
 from rescorer.lattice.symbols import SymbolTable
 
 
@@ -252,7 +251,7 @@ def test_one_bad_fsa_is_a_failure_and_the_other_is_read(tmp_path):
     content["arcs"][8 + 2] = 4  # FSA "a": first arc's label 5 -> 4, fine
     content["arcs"][8 + 4 + 2] = 3  # FSA "a": the arc into the final state loses its -1
     items = list(iter_k2(save(tmp_path, content)))  # the good lattices first, then failures
-    assert isinstance(items[1], LatticeFailure) and items[1].utt_id == "a"
+    assert isinstance(items[1], Failure) and items[1].utt_id == "a"
     assert "utterance a: arc 1 has label 3 and destination 2" in str(items[1].error)
     assert items[0].utt_id == "b"
 

@@ -12,7 +12,8 @@ from rescorer.formats.detect import detect_format, iter_lattices
 from rescorer.formats.kaldi_archive import iter_kaldi_archive
 from rescorer.formats.kaldi_lattice import KaldiLattice
 from rescorer.formats.kaldi_outputs import write_kaldi_archive
-from rescorer.lattice.fsavec import Lattice, LatticeFailure
+from rescorer.errors import Failure
+from rescorer.lattice.fsavec import Lattice
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "kaldi-samples"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared data not available")
@@ -33,7 +34,7 @@ def same(first: Lattice, second: Lattice) -> bool:
 
 def read(source) -> list:
     items = list(iter_kaldi_archive(source))
-    assert not [item for item in items if isinstance(item, LatticeFailure)], items
+    assert not [item for item in items if isinstance(item, Failure)], items
     return items
 
 
@@ -167,7 +168,7 @@ def test_damaged_binary_entry_is_skipped_with_file_key_and_offset(tmp_path):
     items = list(iter_kaldi_archive(path))
     assert [item.utt_id for item in items] == keys
     failure = items[2]
-    assert isinstance(failure, LatticeFailure)
+    assert isinstance(failure, Failure)
     assert str(failure.error).startswith(f"{path}: utterance {keys[2]}: byte {third}: ")
     assert all(isinstance(item, KaldiLattice) for item in items[:2] + items[3:])
 
@@ -184,7 +185,7 @@ def test_negative_labels_and_transition_ids_in_a_binary_entry_are_a_failure(tmp_
     assert data.count(arc) == 1
     (tmp_path / "b.ark").write_bytes(data.replace(arc, struct.pack("<iiffii", *values)))
     (failure,) = iter_kaldi_archive(tmp_path / "b.ark")
-    assert isinstance(failure, LatticeFailure) and failure.utt_id == "u1"
+    assert isinstance(failure, Failure) and failure.utt_id == "u1"
     assert f"negative {field}" in str(failure.error)
 
 
@@ -195,7 +196,7 @@ def test_truncated_binary_archive_fails_only_the_last_entry(tmp_path):
     path.write_bytes(data[:-100])
     items = list(iter_kaldi_archive(path))
     assert all(isinstance(item, KaldiLattice) for item in items[:9])
-    assert isinstance(items[9], LatticeFailure) and "truncated or corrupt FST" in str(items[9].error)
+    assert isinstance(items[9], Failure) and "truncated or corrupt FST" in str(items[9].error)
 
 
 @pytest.mark.parametrize("num_states, message", [
@@ -209,15 +210,15 @@ def test_huge_declared_state_count_is_rejected_before_allocating(tmp_path, num_s
     path = tmp_path / "huge.ark"
     path.write_bytes(b"k1 " + header + b"\x00" * 64)
     (failure,) = iter_kaldi_archive(path)
-    assert isinstance(failure, LatticeFailure) and failure.utt_id == "k1"
+    assert isinstance(failure, Failure) and failure.utt_id == "k1"
     assert message in str(failure.error) and f"{path}: utterance k1: byte 0: " in str(failure.error)
 
 
 def test_missing_file_and_failing_command_are_one_failure_each(tmp_path):
     (missing,) = iter_kaldi_archive(f"ark:{tmp_path / 'nope.ark'}")
-    assert isinstance(missing, LatticeFailure) and "cannot read" in str(missing.error)
+    assert isinstance(missing, Failure) and "cannot read" in str(missing.error)
     (failed,) = iter_kaldi_archive("ark:exit 3 |")
-    assert isinstance(failed, LatticeFailure)
+    assert isinstance(failed, Failure)
     assert str(failed.error) == "exit 3: the command exited with status 3"
 
 

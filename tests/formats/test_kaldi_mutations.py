@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rescorer.formats.kaldi_archive import iter_kaldi_archive
-from rescorer.lattice.fsavec import LatticeFailure
+from rescorer.errors import Failure
 
 SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "kaldi-samples"
 EXTREMES = [b"\xff\xff\xff\x7f", b"\x00\x00\x00\x80", b"\xff\xff\xff\xff", b"\x00\x00\x80\x7f",
@@ -50,7 +50,7 @@ def test_mutated_samples_never_raise(tmp_path):
         path = tmp_path / f"m{index}.ark"
         path.write_bytes(mutate(rng.choice(sources), rng))
         for item in iter_kaldi_archive(path):  # an exception here fails the test
-            if isinstance(item, LatticeFailure):
+            if isinstance(item, Failure):
                 assert str(item.error).startswith(str(path)) and item.error.message
                 outcomes["failure"] += 1
             else:

@@ -5,11 +5,10 @@ import pytest
 import torch
 
 from rescorer import read_lattices
-from rescorer.errors import InputFormatError
+from rescorer.errors import Failure, InputFormatError
 from rescorer.formats.detect import detect_format, iter_lattices
 from rescorer.formats.k2_pt import write_k2
 from rescorer.formats.slf import read_slf
-from rescorer.lattice.fsavec import LatticeFailure
 from rescorer.lattice.symbols import SymbolTable
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -57,7 +56,7 @@ def test_kaldi_bad_line_fails_only_that_utterance(tmp_path):
     path.write_text(KALDI.replace("1 2 5 0.5,3,7", "1 2 5 0.5;3"))
     items = list(iter_lattices([path], SymbolTable.from_file(words_file(tmp_path))))
     # per file: the good lattices, then the failures
-    assert items[0].utt_id == "u2" and isinstance(items[1], LatticeFailure)
+    assert items[0].utt_id == "u2" and isinstance(items[1], Failure)
     assert str(items[1].error) == (f"{path}: utterance u1: line 4: bad weight '0.5;3' "
                                    "(expected graph_cost,acoustic_cost) in '1 2 5 0.5;3'")
 
@@ -67,7 +66,7 @@ def test_kaldi_ids_beyond_words_txt(tmp_path):
     path.write_text(KALDI)
     items = list(iter_lattices([path], SymbolTable.from_file(words_file(tmp_path, count=6))))
     assert items[0].utt_id == "u1"  # ids 4, 5 are known
-    assert isinstance(items[1], LatticeFailure)
+    assert isinstance(items[1], Failure)
     assert "utterance u2: word id 7 is not in" in str(items[1].error)
 
 
@@ -85,7 +84,7 @@ def test_detection_and_missing_words_for_id_formats(tmp_path):
     items = list(iter_lattices([tmp_path / "a", k2], SymbolTable()))
     # folder recursion is sorted: a/b/x.lat, then a/lat.txt; then k.pt
     assert items[0].utt_id == "x" and items[0].num_states == 3
-    assert [type(i).__name__ for i in items[1:]] == ["LatticeFailure", "LatticeFailure"]
+    assert [type(i).__name__ for i in items[1:]] == ["Failure", "Failure"]
     assert "Kaldi text lattice with word ids: --words words.txt is required" in str(items[1].error)
     assert str(items[2].error).startswith(f"{k2}: this is a k2 lattice")
     empty = tmp_path / "empty.txt"

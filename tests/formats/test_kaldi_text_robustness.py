@@ -11,9 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rescorer.cli.app import app
-from rescorer.errors import EXIT_ERROR, InputFormatError
+from rescorer.errors import EXIT_ERROR, Failure, InputFormatError
 from rescorer.formats.detect import iter_lattices
-from rescorer.lattice.fsavec import LatticeFailure
 from rescorer.lattice.symbols import SymbolTable
 
 # u1: 0 -4-> 1 -5-> 2, final 2; u2: 0 -7-> 1, final 1.
@@ -32,8 +31,8 @@ def read_all(tmp_path, path):
 
 def failure_then_good(items):
     """(the one failure, the one lattice) of a file read as [lattices..., failures...]."""
-    failures = [item for item in items if isinstance(item, LatticeFailure)]
-    lattices = [item for item in items if not isinstance(item, LatticeFailure)]
+    failures = [item for item in items if isinstance(item, Failure)]
+    lattices = [item for item in items if not isinstance(item, Failure)]
     assert len(failures) == 1 and len(lattices) == 1
     return failures[0], lattices[0]
 
@@ -45,7 +44,7 @@ def test_truncated_gzip_is_one_failure_naming_the_file(tmp_path):
     path = tmp_path / "lat.txt.gz"
     path.write_bytes(data[:len(data) // 2])  # EOFError inside gzip before the rewrite
     items = read_all(tmp_path, path)
-    failures = [item for item in items if isinstance(item, LatticeFailure)]
+    failures = [item for item in items if isinstance(item, Failure)]
     assert len(failures) == 1 and isinstance(failures[0].error, InputFormatError)
     # The entry running into the break is the failure; the ones before it were read.
     cut = failures[0].utt_id
@@ -60,8 +59,8 @@ def test_gzip_with_flipped_bytes_is_one_failure(tmp_path):
     path = tmp_path / "lat.txt.gz"
     path.write_bytes(bytes(data))
     items = read_all(tmp_path, path)
-    assert isinstance(items[-1], LatticeFailure) and items[-1].utt_id == "u2"  # not trusted
-    assert all(not isinstance(item, LatticeFailure) for item in items[:-1])
+    assert isinstance(items[-1], Failure) and items[-1].utt_id == "u2"  # not trusted
+    assert all(not isinstance(item, Failure) for item in items[:-1])
     assert "BadGzipFile" in str(items[-1].error) and str(path) in str(items[-1].error)
 
 

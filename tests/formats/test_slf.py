@@ -1,4 +1,5 @@
 """HTK SLF: inline lattices with hand-worked scores, round trips, bad input, real samples."""
+import dataclasses
 import gzip
 import math
 from pathlib import Path
@@ -98,8 +99,8 @@ def test_round_trip_is_exact_and_multi_word_arcs_become_chains(tmp_path):
         assert torch.equal(getattr(lattice, field), getattr(again, field)), field
     assert again.utt_id == "my utt"
     # an arc with two words: written as two links through an extra node 4
-    two = lattice.__class__(**{**lattice.__dict__, "word_splits": torch.tensor([0, 2, 2, 2, 2]),
-                               "word_ids": torch.tensor([1, 1])})
+    two = dataclasses.replace(lattice, word_splits=torch.tensor([0, 2, 2, 2, 2]),
+                              word_ids=torch.tensor([1, 1]))
     text = lattice_to_slf(two, symbols)
     assert "N=5\tL=5" in text and "J=0\tS=0\tE=4\tW=hi\ta=-2.0\tl=-20.5" in text
     assert "J=1\tS=4\tE=1\tW=hi\ta=0.0\tl=0.0" in text
@@ -180,3 +181,46 @@ def test_ami_samples_words_on_nodes():
 
 def _fields(line: str) -> dict:
     return dict(token.split("=", 1) for token in line.split() if "=" in token)
+
+
+# The end node (1) is not the last id, and node 0 carries a word: states are
+# [new start, node 0, node 2, node 1 (end), super-final]; the link into the end
+# node has a word, so the super-final state is added.
+TIMED = """VERSION=1.0
+N=3 L=3
+I=0 t=0.25 W=oh
+I=1 t=0.90 W=!NULL
+I=2 t=0.40 W=!NULL
+J=0 S=0 E=2 W=a a=-1 l=-1
+J=1 S=2 E=1 W=b a=-2 l=-2
+J=2 S=0 E=1 W=!NULL a=-4 l=0
+"""
+
+
+@pytest.mark.parametrize("bulk", [True, False])
+def test_node_times_land_on_their_states(tmp_path, monkeypatch, bulk):
+    import rescorer
+    from rescorer.formats import slf
+
+    if not bulk:
+        monkeypatch.setattr(slf, "fast_nodes", lambda *args: False)
+    path = write(tmp_path, TIMED)
+    (lattice,), _ = read_slf(path)
+    assert lattice.src.tolist() == [0, 1, 2, 1, 3] and lattice.dst.tolist() == [1, 2, 3, 3, 4]
+    assert lattice.state_times.dtype == torch.float64
+    assert lattice.state_times.tolist() == [0.25, 0.25, 0.40, 0.90, 0.90]
+    batch = rescorer.read_lattices([path, write(tmp_path, NODE_WORDS, "y.slf")])
+    assert batch.state_times.tolist() == [0.25, 0.25, 0.40, 0.90, 0.90, 0.0, 0.10, 0.10, 0.50]
+    assert batch.lattice(1).state_times.tolist() == [0.0, 0.10, 0.10, 0.50]
+
+
+def test_no_times_unless_every_node_has_one(tmp_path):
+    import rescorer
+
+    (lattice,), _ = read_slf(write(tmp_path, LINK_WORDS))
+    assert getattr(lattice, "state_times", None) is None
+    partial = TIMED.replace("I=2 t=0.40", "I=2 t=x")
+    (lattice,), _ = read_slf(write(tmp_path, partial))
+    assert getattr(lattice, "state_times", None) is None
+    batch = rescorer.read_lattices([write(tmp_path, TIMED, "a.slf"), write(tmp_path, partial, "b.slf")])
+    assert batch.state_times is None  # only when every lattice has them

@@ -8,7 +8,7 @@ import torch
 
 from rescorer.errors import InputFormatError
 from rescorer.formats import slf
-from rescorer.formats.slf_columns import block_columns
+from rescorer.formats.slf_columns import block_columns, column_words
 from rescorer.lattice.symbols import SymbolTable
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -18,11 +18,25 @@ FIELDS = ("src", "dst", "labels", "word_splits", "word_ids", "am_scores", "ngram
 LINKS = "J=0 S=0 E=1 a=-1.5 l=-2\nJ=1\tS=1   E=2 a=3 l=0.25 "
 
 
+def column_texts(block, lead, wanted):
+    """``{key: [value of each line]}`` of ``block_columns``, decoded (None when refused)."""
+    columns = block_columns(block, lead, wanted)
+    if columns is None:
+        return None
+    data = columns.chars.tobytes()
+    return {key: [data[start:end].decode() for start, end in zip(starts.tolist(), ends.tolist())]
+            for key, (starts, ends) in columns.values.items()}
+
+
 def test_uniform_block_gives_columns():
-    assert block_columns(LINKS, "J", ("S", "E", "W", "a", "l")) == {
+    assert column_texts(LINKS, "J", ("S", "E", "W", "a", "l")) == {
         "S": ["0", "1"], "E": ["1", "2"], "a": ["-1.5", "3"], "l": ["-2", "0.25"]}
+    assert column_texts("J=0 S=0 W=J=x\nJ=1 S=1 W=y", "J", ("W",)) == {"W": ["J=x", "y"]}
     nodes = "I=0 t=0.0 W=a=b\nI=1 t=0.1 W=!NULL"
-    assert block_columns(nodes, "I", ("I", "W")) == {"I": ["0", "1"], "W": ["a=b", "!NULL"]}
+    assert column_texts(nodes, "I", ("I", "W")) == {"I": ["0", "1"], "W": ["a=b", "!NULL"]}
+    assert column_words(block_columns(nodes, "I", ("W",)), "W") == ["a=b", "!NULL"]
+    words = "I=0 W=\u00e9t\u00e9\nI=1 W=ab\nI=2 W=\u00e9t\u00e9\nI=3 W=a"
+    assert column_words(block_columns(words, "I", ("W",)), "W") == ["\u00e9t\u00e9", "ab", "\u00e9t\u00e9", "a"]
 
 
 @pytest.mark.parametrize("block", [
@@ -34,10 +48,13 @@ def test_uniform_block_gives_columns():
     "J=0 S=0 END=1 a=-1\nJ=1 S=1 END=2 a=-1",             # alias key
     "J=0 S=0 E=1 W=\"x y\"\nJ=1 S=1 E=2 W=\"x y\"",       # quotes
     "J=0 S=0 E=1\x0ca=-1\nJ=1 S=1 E=2\x0ca=-1",           # form feed: split() splits, lines don't
-    "J=0 S=0 E=1 W=J=x\nJ=1 S=1 E=2 W=y",                 # lead key inside a value
     "J=0 S=0 E=1 I=3\nJ=1 S=1 E=2 I=4",                   # node key on a link line
     " J=0 S=0 E=1\n J=1 S=1 E=2",                         # indented lines
     "J=0 S=0 E=1 junk\nJ=1 S=1 E=2 junk",                 # token without '='
+    "J=0 S=0 E=1 a=1\nJ=1 S=1 E=2 b=1",                   # a key differs on a later line
+    "J=0 S=0 E=1 a=1\nJ=1 S=1 E=2 a",                     # a later token without '='
+    "J=0 S=0 E=1 a=1\nJ=1 S=1 E=2 a\u00a0=1",              # Unicode white space
+    "J=0 S=0 E=1 a=1\nJ=1 S=1 E=2 a=1\x00",                # NUL
     "",
 ])
 def test_non_uniform_blocks_are_refused(block):
@@ -73,8 +90,8 @@ def test_asr_dev_blocks_take_the_bulk_path():
     text = gzip.decompress((DATA / "asr-dev/lat/dev-0001.slf.gz").read_bytes()).decode()
     links = text[text.index("\nJ=") + 1:].rstrip()
     nodes = text[text.index("\nI=") + 1:text.index("\nJ=")]
-    assert len(block_columns(links, "J", ("S", "E", "a", "l"))["a"]) == 11692
-    assert len(block_columns(nodes, "I", ("I", "W"))["W"]) == 998
+    assert len(column_texts(links, "J", ("S", "E", "a", "l"))["a"]) == 11692
+    assert len(column_texts(nodes, "I", ("I", "W"))["W"]) == 998
 
 
 def uniform_text(num_links: int) -> str:
