@@ -26,21 +26,24 @@ STATE = CliState()
 
 
 @contextlib.contextmanager
-def frozen_imports() -> Iterator[None]:
-    """Run the block (a command's lazy imports) without GC, then freeze what it made.
+def quiet_imports() -> Iterator[None]:
+    """Run the block (a command's lazy imports) without the cyclic GC.
 
-    Importing torch creates ~180,000 long-lived objects: with the GC on they
-    set off three full collections (0.1 CPU s, docs/results/pipeline.md), and
-    every later full collection would walk them again. An import makes no
-    garbage worth collecting, so the objects go straight to the permanent
-    generation (``gc.freeze``); the process keeps them until it exits anyway.
+    Importing torch creates ~180,000 long-lived objects, which set off three
+    full collections over all of them (0.1 CPU s, docs/results/pipeline.md);
+    an import makes no garbage worth collecting. Afterwards the new objects
+    go straight to the oldest generation (``gc.freeze`` then ``gc.unfreeze``,
+    which moves without scanning), so no young collection walks them either.
+    Objects the caller froze stay frozen.
     """
-    enabled = gc.isenabled()
+    enabled, frozen = gc.isenabled(), gc.get_freeze_count() > 0
     gc.disable()
     try:
         yield
     finally:
         gc.freeze()
+        if not frozen:
+            gc.unfreeze()
         if enabled:
             gc.enable()
 

@@ -95,7 +95,7 @@ def frozen_heap() -> Iterator[Callable[[], None]]:
     collected; the yielded function freezes what exists by then too (call it
     after loading, before forking). Objects made later are collected as
     usual. At the end everything is unfrozen again, unless the caller had
-    frozen objects itself (the CLI does, for the whole process).
+    frozen objects itself (then all stay frozen).
     """
     owned = gc.get_freeze_count() == 0
     gc.freeze()
