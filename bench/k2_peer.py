@@ -6,7 +6,8 @@ Usage (in the pinned env, with a k2 file made by ``fprescore convert ... --to k2
     .venv-k2/bin/python bench/k2_peer.py exp/engine/asr-dev.pt [--repeats 9] [--device cpu]
 
 Times, for ours and for k2, in ``--repeats`` back-to-back pairs (min over the
-pairs, and the spread of the per-pair ratios): reading the file into a batch; the best path (float64 scores, tropical) and the total log score (float64,
+pairs, and the spread of the per-pair ratios): reading the file into a batch;
+the best path (float64 scores, tropical) and the total log score (float64,
 log semiring), each from scratch (k2: a freshly read Fsa, so its state batches
 are computed in the call; ours: the ``LevelSchedule`` is built in the call) and
 with the topology already computed (k2's cached state batches and arc indexes;
