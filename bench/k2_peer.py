@@ -3,10 +3,11 @@
 Usage (in the pinned env, with a k2 file made by ``fprescore convert ... --to k2``)::
 
     fprescore convert ../shared/data/asr-dev/lat --to k2 -o exp/engine/asr-dev.pt
-    .venv-k2/bin/python bench/k2_peer.py exp/engine/asr-dev.pt [--repeats 5] [--device cpu]
+    .venv-k2/bin/python bench/k2_peer.py exp/engine/asr-dev.pt [--repeats 9] [--device cpu]
 
-Times, for ours and for k2 (median of ``--repeats`` runs): reading the file into
-a batch; the best path (float64 scores, tropical) and the total log score (float64,
+Times, for ours and for k2, in ``--repeats`` back-to-back pairs (min over the
+pairs, and the spread of the per-pair ratios): reading the file into a batch;
+the best path (float64 scores, tropical) and the total log score (float64,
 log semiring), each from scratch (k2: a freshly read Fsa, so its state batches
 are computed in the call; ours: the ``LevelSchedule`` is built in the call) and
 with the topology already computed (k2's cached state batches and arc indexes;
@@ -17,6 +18,7 @@ import argparse
 import statistics
 import time
 from pathlib import Path
+from typing import Callable, Dict, List, Tuple
 
 import torch
 
@@ -26,21 +28,43 @@ from rescorer.formats.torch_pickle import load_torch_dict
 from rescorer.lattice.batch import LatticeBatch
 
 
-def _median_seconds(function, repeats: int, setup: bool = False):
-    """(median seconds, last result) of ``repeats`` calls of ``function``.
+def _seconds(function: Callable[[], object]) -> Tuple[float, object]:
+    """(seconds, result) of one call of ``function``."""
+    start = time.perf_counter()
+    result = function()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, result
 
-    With ``setup``, ``function`` returns a zero-argument callable (built untimed)
-    and only that callable is timed.
+
+def _pairs(ours: Callable[[], Callable[[], object]], theirs: Callable[[], Callable[[], object]],
+           repeats: int) -> Dict[str, object]:
+    """Time ours and k2 in ``repeats`` back-to-back pairs (alternating who goes first).
+
+    Each argument builds, untimed, the zero-argument call to time (k2's needs a
+    freshly read Fsa per call). Both tools see the same load within a pair, so
+    the min of each over the pairs, and each pair's ratio, are what the
+    machine's other jobs disturb least.
     """
-    times, result = [], None
-    for _ in range(repeats):
-        timed = function() if setup else function
-        start = time.perf_counter()
-        result = timed()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+    times: Dict[str, List[float]] = {"ours": [], "k2": []}
+    result = None
+    for repeat in range(repeats):
+        order = ("ours", "k2") if repeat % 2 == 0 else ("k2", "ours")
+        for name in order:
+            seconds, value = _seconds((ours if name == "ours" else theirs)())
+            times[name].append(seconds)
+            if name == "ours":
+                result = value
+    ratios = sorted(mine / peer for mine, peer in zip(times["ours"], times["k2"]))
+    return {"ours": min(times["ours"]), "k2": min(times["k2"]), "ratios": ratios, "result": result}
+
+
+def _load() -> str:
+    """The 1-minute load average (Linux), for the printout."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
 
 
 def _bind(function, *args, **kwargs):
@@ -60,7 +84,7 @@ def _topology_cached(fsa):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("k2_file", type=Path)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -76,44 +100,48 @@ def main() -> None:
         return k2.Fsa.from_dict({key: value.to(device) for key, value in content.items()
                                  if key != "utt_ids"})
 
+    load_before = _load()
     batch = ours_read()
     scores = batch.am_scores + batch.ngram_scores  # k2's float32 scores
-    rows = [("read file into a batch", _median_seconds(ours_read, args.repeats)[0],
-             _median_seconds(k2_read, args.repeats)[0])]
-    ours_levels, _ = _median_seconds(lambda: LevelSchedule.of(batch), args.repeats)
-    ours_best, (best, _, _) = _median_seconds(lambda: shortest_paths(batch, scores), args.repeats)
-    fresh = [k2_read() for _ in range(args.repeats)]
-    k2_best, k2_paths = _median_seconds(
-        lambda: k2.shortest_path(fresh.pop(), use_double_scores=True), args.repeats)
-    rows.append(("best path (tropical, float64)", ours_best, k2_best))
-    ours_total, totals = _median_seconds(lambda: total_scores(batch, scores), args.repeats)
-    fresh = [k2_read() for _ in range(args.repeats)]
-    k2_total, k2_totals = _median_seconds(
-        lambda: fresh.pop().get_tot_scores(use_double_scores=True, log_semiring=True), args.repeats)
-    rows.append(("total log score (float64)", ours_total, k2_total))
-    # Topology computed once (ours: the LevelSchedule the engine shares across every
-    # algorithm of a batch; k2: the state batches and arc indexes it caches on the Fsa).
-    schedule = LevelSchedule.of(batch)
-    rows.append(("best path, topology cached",
-                 _median_seconds(lambda: shortest_paths(batch, scores, schedule), args.repeats)[0],
-                 _median_seconds(lambda: _bind(k2.shortest_path, _topology_cached(k2_read()),
-                                               use_double_scores=True),
-                                 args.repeats, setup=True)[0]))
-    rows.append(("total log score, topology cached",
-                 _median_seconds(lambda: total_scores(batch, scores, True, schedule),
-                                 args.repeats)[0],
-                 _median_seconds(lambda: _bind(_topology_cached(k2_read()).get_tot_scores,
-                                               use_double_scores=True, log_semiring=True),
-                                 args.repeats, setup=True)[0]))
+    schedule = LevelSchedule.of(batch)  # for the "topology cached" rows
+    rows = [
+        ("read file into a batch", _pairs(lambda: ours_read, lambda: k2_read, args.repeats)),
+        ("best path (tropical, float64)", _pairs(
+            lambda: _bind(shortest_paths, batch, scores),
+            lambda: _bind(k2.shortest_path, k2_read(), use_double_scores=True), args.repeats)),
+        ("total log score (float64)", _pairs(
+            lambda: _bind(total_scores, batch, scores),
+            lambda: _bind(k2_read().get_tot_scores, use_double_scores=True, log_semiring=True),
+            args.repeats)),
+        # Topology computed once (ours: the LevelSchedule the engine shares across every
+        # algorithm of a batch; k2: the state batches and arc indexes it caches on the Fsa).
+        ("best path, topology cached", _pairs(
+            lambda: _bind(shortest_paths, batch, scores, schedule),
+            lambda: _bind(k2.shortest_path, _topology_cached(k2_read()), use_double_scores=True),
+            args.repeats)),
+        ("total log score, topology cached", _pairs(
+            lambda: _bind(total_scores, batch, scores, True, schedule),
+            lambda: _bind(_topology_cached(k2_read()).get_tot_scores, use_double_scores=True,
+                          log_semiring=True), args.repeats)),
+    ]
+    levels = min(_seconds(lambda: LevelSchedule.of(batch))[0] for _ in range(args.repeats))
+    best = rows[1][1]["result"][0]
+    totals = rows[2][1]["result"]
+    k2_paths = k2.shortest_path(k2_read(), use_double_scores=True)
     k2_best_scores = k2_paths.get_tot_scores(use_double_scores=True, log_semiring=False)
+    k2_totals = k2_read().get_tot_scores(use_double_scores=True, log_semiring=True)
     best_gap = float((best.cpu() - k2_best_scores.cpu()).abs().max())
     total_gap = float((totals.cpu() - k2_totals.cpu()).abs().max())
     print(f"{batch.num_utts} lattices, {batch.num_arcs:,} arcs, {batch.num_states:,} states, "
-          f"device {device}, torch {torch.__version__}, k2 {getattr(k2, '__dev_version__', '?')}, 1 thread")
-    print(f"{'operation':34s} {'ours s':>9s} {'k2 s':>9s} {'ours/k2':>8s}")
-    for name, ours, theirs in rows:
-        print(f"{name:34s} {ours:9.4f} {theirs:9.4f} {ours / theirs:8.2f}")
-    print(f"(ours: LevelSchedule alone {ours_levels:.4f} s, included in the first two score rows)")
+          f"device {device}, torch {torch.__version__}, k2 {getattr(k2, '__dev_version__', '?')}, "
+          f"1 thread, {args.repeats} back-to-back pairs, load {load_before} -> {_load()}")
+    print(f"{'operation':34s} {'ours s':>8s} {'k2 s':>8s} {'ratio':>6s}  pair ratios: min  median  max")
+    for name, row in rows:
+        ratios = row["ratios"]
+        print(f"{name:34s} {row['ours']:8.4f} {row['k2']:8.4f} {row['ours'] / row['k2']:6.2f}"
+              f"  {ratios[0]:17.2f} {statistics.median(ratios):7.2f} {ratios[-1]:5.2f}")
+    print("(seconds: min over the pairs; ratio: min ours / min k2; "
+          f"ours: LevelSchedule alone {levels:.4f} s, inside the two from-scratch rows)")
     print(f"max |ours - k2|: best path {best_gap:.2e}, total log score {total_gap:.2e}")
 
 

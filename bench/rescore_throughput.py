@@ -6,7 +6,9 @@ Prints Markdown tables for docs/results/rescoring.md: speed and sizes; each
 stage's share of the timed stages' CPU time (read, prune, expand, score =
 the neural LM, search, write; ``time.process_time`` of our processes,
 summed over workers, so other load on the machine does not count) with the
-non-LM / LM ratio; and WER.
+non-LM / LM ratio; and WER. Its wall seconds are those of ``run_rescore`` inside a
+warm process (no python start, imports or exit): for issue 7's end-to-end wall target
+use ``bench/rescore_wall.py``, which times whole ``fprescore rescore`` processes.
 
 Examples::
 

@@ -76,7 +76,7 @@ def _kahn(batch: LatticeBatch) -> Tuple[Tensor, _Reach, List[Tensor], List[Tenso
     order, splits = _out_arcs(batch)
     ranges = torch.stack([splits[:-1], splits[1:] - splits[:-1]], dim=1)  # (S, 2) out-arcs
     steps = torch.arange(max(batch.num_arcs, 1), device=device)  # sliced, never reallocated
-    minus_ones = torch.full((max(batch.num_arcs, 1),), -1, dtype=torch.int64, device=device)
+    minus_one = torch.full((1,), -1, dtype=torch.int64, device=device)  # expanded, not filled
     position = torch.full((num_states,), -1, dtype=torch.int64, device=device)  # dedupe scratch
     level_states, level_arcs, level_dst = [], [], []
     while frontier.numel() > 0:
@@ -93,7 +93,7 @@ def _kahn(batch: LatticeBatch) -> Tuple[Tensor, _Reach, List[Tensor], List[Tenso
         level_arcs.append(arcs)
         targets = dst.index_select(0, arcs)
         level_dst.append(targets)
-        remaining.index_add_(0, targets, minus_ones[:total])
+        remaining.index_add_(0, targets, minus_one.expand(total))
         if reached is not None:
             sources = reached.index_select(0, src.index_select(0, arcs))
             reached.scatter_reduce_(0, targets, sources, "amax", include_self=True)

@@ -1,6 +1,8 @@
 """Shared CLI pieces: consoles, the error boundary and the --debug flag."""
+import contextlib
 import functools
-from typing import Any, Callable, TypeVar
+import gc
+from typing import Any, Callable, Iterator, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,6 +23,29 @@ class CliState:
 
 
 STATE = CliState()
+
+
+@contextlib.contextmanager
+def quiet_imports() -> Iterator[None]:
+    """Run the block (a command's lazy imports) without the cyclic GC.
+
+    Importing torch creates ~180,000 long-lived objects, which set off three
+    full collections over all of them (0.1 CPU s, docs/results/pipeline.md);
+    an import makes no garbage worth collecting. Afterwards the new objects
+    go straight to the oldest generation (``gc.freeze`` then ``gc.unfreeze``,
+    which moves without scanning), so no young collection walks them either.
+    Objects the caller froze stay frozen.
+    """
+    enabled, frozen = gc.isenabled(), gc.get_freeze_count() > 0
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if not frozen:
+            gc.unfreeze()
+        if enabled:
+            gc.enable()
 
 
 def guarded(command: F) -> F:

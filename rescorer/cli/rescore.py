@@ -10,7 +10,7 @@ from typing import Annotated, List, Optional
 import typer
 from rich.text import Text
 
-from rescorer.cli.common import err_console, guarded
+from rescorer.cli.common import err_console, guarded, quiet_imports
 
 # Measured on asr-dev (docs/results/rescoring.md): beam 16 gave the WER of beam 24
 # (40.26% vs 40.29%, PTB-mini K=4) with 42% fewer arcs to expand.
@@ -183,11 +183,12 @@ def rescore_command(
     Exit codes: 0 all utterances rescored, 3 some failed (listed on stderr),
     1 all failed or a global error (model, options, references, --out, no lattices).
     """
-    from rescorer.cli.tables import show_report  # Lazy: keeps `--help` fast.
-    from rescorer.rescoring.combine import Scales
-    from rescorer.rescoring.config import RescoreConfig, parse_shard
-    from rescorer.rescoring.grid import parse_grid
-    from rescorer.rescoring.pipeline import run_rescore
+    with quiet_imports():  # Lazy: keeps `--help` fast.
+        from rescorer.cli.tables import show_report
+        from rescorer.rescoring.combine import Scales
+        from rescorer.rescoring.config import RescoreConfig, parse_shard
+        from rescorer.rescoring.grid import parse_grid
+        from rescorer.rescoring.pipeline import run_rescore
 
     config = RescoreConfig(
         lattices=list(lattices), model=model, out=out, words=words,

@@ -7,7 +7,8 @@ several single-threaded workers, forked (CPU only) after the model is loaded.
 1. ``read_parallel``: workers read consecutive groups of files; the parent
    renumbers their words onto the run's table in file order.
 2. ``run_parallel``: workers forked after reading start with the model,
-   vocabulary and every lattice in memory and receive only unit numbers.
+   vocabulary and every lattice in memory and receive only unit numbers,
+   the units with the most arcs first (the run ends when the last worker does).
    Each unit is rescored by ``session.run_unit`` into a partial
    ``RescoreReport`` and ``ResultCollector``, merged by the parent in unit
    order, so the outputs equal a one-process run's.
@@ -126,10 +127,28 @@ def run_parallel(
     _WORKER_STATE = (context, config, items)
     try:
         with _pool(min(config.jobs, len(units))) as pool:
-            for blob in pool.map(_rescore_unit, units):
-                _merge(*_unpack(blob), report, collector, progress)
+            futures = {index: pool.submit(_rescore_unit, units[index])
+                       for index in _largest_first(items, units)}
+            try:
+                for index in range(len(units)):  # merged in unit order, whatever ran first
+                    _merge(*_unpack(futures[index].result()), report, collector, progress)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)  # --strict: stop the queued units
+                raise
     finally:
         _WORKER_STATE = None
+
+
+def _largest_first(items: List[Tuple[Path, Lattice]], units: List[Tuple[int, int]]) -> List[int]:
+    """Unit indices by decreasing arc count (ties: unit order).
+
+    Longest-processing-time-first: the workers' last units are the smallest,
+    so they finish close together (the run waits for the slowest worker).
+    A unit's time grows with its arcs (levels, pruning) and the histories
+    its pruned arcs make (the LM); its arc count is the estimate.
+    """
+    arcs = [sum(lattice.num_arcs for _, lattice in items[start:stop]) for start, stop in units]
+    return sorted(range(len(units)), key=lambda index: (-arcs[index], index))
 
 
 def _merge(part_report: RescoreReport, part_collector: ResultCollector, report: RescoreReport,

@@ -16,7 +16,7 @@ model, references, no lattices at all) raise before any lattice is rescored.
 """
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from rescorer.errors import InputFormatError
 from rescorer.rescoring.collect import ResultCollector
@@ -26,7 +26,7 @@ from rescorer.rescoring.records import write_records
 from rescorer.rescoring.report import RescoreReport
 from rescorer.rescoring.sentences import history_mismatch
 from rescorer.rescoring.context import RescoreContext
-from rescorer.rescoring.session import (ProgressHook, load_context, record_failure,
+from rescorer.rescoring.session import (ProgressHook, frozen_heap, load_context, record_failure,
                                         run_unit, torch_threads)
 from rescorer.rescoring.summary import options_of, run_details, write_summary
 from rescorer.rescoring.timing import stage
@@ -41,15 +41,16 @@ def run_rescore(config: RescoreConfig, progress: Optional[ProgressHook] = None) 
     Raises:
       RescorerError: a global problem, or the first failure under ``--strict``.
     """
-    with torch_threads(config.threads):
+    with torch_threads(config.threads), frozen_heap() as freeze:
         report = RescoreReport()
         with report.timings.activate():
-            _run(config, report, progress)
+            _run(config, report, progress, freeze)
         return report
 
 
-def _run(config: RescoreConfig, report: RescoreReport, progress: Optional[ProgressHook]) -> None:
-    """``run_rescore`` with ``report``'s timings active."""
+def _run(config: RescoreConfig, report: RescoreReport, progress: Optional[ProgressHook],
+         freeze: Callable[[], None]) -> None:
+    """``run_rescore`` with ``report``'s timings active; ``freeze`` once the inputs are loaded."""
     started = time.perf_counter()
     context = load_context(config)
     files = input_files(config.lattices)
@@ -68,6 +69,7 @@ def _run(config: RescoreConfig, report: RescoreReport, progress: Optional[Progre
     for failure in inputs.failures:
         record_failure(report, config, progress, failure.path, failure.utt_id, failure.error)
     collector = ResultCollector(config, context.references)
+    freeze()  # the model, words and lattices: out of the GC's walks, here and in workers
     units = work_units(len(inputs.items), config.batch_size, config.jobs)
     if config.jobs > 1 and len(units) > 1:
         from rescorer.rescoring.parallel import run_parallel  # Only for --jobs > 1.

@@ -111,11 +111,12 @@ def test_all_failed_exits_1_with_only_the_summary(files):
     assert [(f["file"], f["utt"]) for f in summary["failures"]] == [(str(empty), "lonely")]
 
 
-def test_strict_stops_at_first_failure_without_outputs(files):
+@pytest.mark.parametrize("jobs", ["1", "2"])  # 2: the failure comes from a worker's unit
+def test_strict_stops_at_first_failure_without_outputs(files, jobs):
     mixed = files["tmp"] / "mixed.pt"
     write_k2(mixed, [builders.tiny_lattice("good1"),
                      plain_lattice("cyclic", [0, 1, 2, 2], [1, 2, 1, 3], [1, 2, 3, -1], 4)])
-    result = rescore(files, "--strict", lattices=[mixed])
+    result = rescore(files, "--strict", "--jobs", jobs, "--batch-size", "1", lattices=[mixed])
     assert result.exit_code == 1
     assert f"error: {mixed}: utterance cyclic:" in " ".join(result.stderr.split())
     assert not (files["tmp"] / "out").exists()
