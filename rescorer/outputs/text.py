@@ -13,7 +13,7 @@ where ``total`` is the combined score the hypotheses are ranked by (see
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence, TextIO, Union
+from typing import Dict, Iterable, List, Optional, Sequence, TextIO, Union
 
 from rescorer.errors import InputFormatError
 from rescorer.atomic import atomic_write_text
@@ -39,6 +39,9 @@ class Hypothesis:
         included.
       total:
         The combined score: scales, word penalty and OOV penalty applied.
+      arpa:
+        The ``--ngram-lm`` ARPA n-gram's natural-log probability of the word
+        sequence, end of sentence included (None without one; then not written).
     """
 
     uttid: str
@@ -48,6 +51,7 @@ class Hypothesis:
     ngram: float
     nnlm: float
     total: float
+    arpa: Optional[float] = None
 
     def to_json(self) -> str:
         """One line of ``nbest.jsonl`` (no trailing newline)."""
@@ -59,6 +63,7 @@ class Hypothesis:
                 "am": self.am,
                 "ngram": self.ngram,
                 "nnlm": self.nnlm,
+                **({} if self.arpa is None else {"arpa": self.arpa}),
                 "total": self.total,
             },
             ensure_ascii=False,

@@ -9,6 +9,7 @@ from rescorer.errors import ConfigError
 from rescorer.rescoring.combine import Scales
 
 MODES = ("lattice", "nbest")
+NGRAM_SOURCES = ("lattice", "arpa")
 MAX_SHARDS = 100_000
 
 
@@ -83,6 +84,14 @@ class RescoreConfig:
         (I, N): rescore only the utterances of shard I of N (1-based; see
         ``rescorer.rescoring.inputs.shard_of``) and keep what ``fprescore
         merge`` needs; None rescores everything.
+      ngram_lm:
+        An ARPA back-off n-gram (``.arpa`` or ``.arpa.gz``) scored exactly on
+        the lattice expanded to both LMs' histories, or None.
+      ngram_cache:
+        Folder for its binary cache (``rescorer.ngram.cache``), or None for none.
+      ngram_source:
+        "lattice": the ARPA is one more component (``scales.arpa``); "arpa":
+        it replaces the lattice's n-gram part (``rescorer.rescoring.combine``).
     """
 
     lattices: List[Path]
@@ -113,6 +122,9 @@ class RescoreConfig:
 
     lowercase: bool = False
     shard: Optional[Tuple[int, int]] = None
+    ngram_lm: Optional[Path] = None
+    ngram_cache: Optional[Path] = None
+    ngram_source: str = "lattice"
 
     def __post_init__(self) -> None:
         if not self.lattices:
@@ -154,6 +166,29 @@ class RescoreConfig:
         if self.mode == "nbest" and self.write_lattices:
             raise ConfigError("--write-lattices writes expanded lattices: it needs --mode lattice")
         self._check_kaldi_outputs()
+        self._check_ngram()
+
+    def _check_ngram(self) -> None:
+        """The ARPA options (``--ngram-lm``, ``--ngram-source``, ``--interpolate``, ``--arpa-scale``)."""
+        lam = self.scales.interpolation
+        if self.ngram_source not in NGRAM_SOURCES:
+            raise ConfigError(f"unknown --ngram-source (expected one of {NGRAM_SOURCES}, "
+                              f"got {self.ngram_source!r})")
+        if not math.isfinite(self.scales.arpa):
+            raise ConfigError(f"--arpa-scale must be finite (got {self.scales.arpa})")
+        if lam is not None and not 0.0 <= lam <= 1.0:
+            raise ConfigError(f"--interpolate must be in [0, 1] (got {lam})")
+        if self.ngram_lm is None:
+            if self.ngram_source == "arpa":
+                raise ConfigError("--ngram-source arpa needs --ngram-lm FILE.arpa")
+            if lam is not None:
+                raise ConfigError("--interpolate needs --ngram-lm FILE.arpa (the n-gram to mix with)")
+            return
+        if self.mode == "nbest":
+            raise ConfigError("--ngram-lm needs --mode lattice (n-best mode does not score ARPA LMs)")
+        if self.write_lattices or self.kaldi_lattices is not None:
+            raise ConfigError("--write-lattices/--kaldi-lattices do not carry ARPA scores: "
+                              "leave them out with --ngram-lm")
 
     def _check_kaldi_outputs(self) -> None:
         """The Kaldi output options, checked before any work starts."""

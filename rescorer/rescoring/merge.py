@@ -99,6 +99,7 @@ def _config(options: Dict[str, Any], out: Path, refs: Optional[Path], cuts: Opti
         history_approx=options["history_approx"], grid=options["grid"], chunk_rows=options["chunk_rows"],
         refs=refs, cuts=cuts,
         ignore_case=options["ignore_case"], lowercase=options["lowercase"],
+        ngram_lm=path(options.get("ngram_lm")), ngram_source=options.get("ngram_source", "lattice"),
     )
 
 
