@@ -5,7 +5,7 @@ rules: ``ArpaVocabulary.encode_word``, unknown words to ``<unk>``);
 ``arc_log_probs`` sums per arc the log-probabilities of a query list and
 keeps the end-of-sentence part apart (``--interpolate`` mixes it on its own);
 ``arpa_arc_log_probs`` answers all ARPA queries of an expanded batch in one
-vectorised ``NgramLM.log_probs`` call.
+vectorised ``NgramLM.log_probs`` call (timed as the ``score`` stage).
 """
 from typing import TYPE_CHECKING, Tuple
 
@@ -15,6 +15,7 @@ from torch import Tensor
 from rescorer.algorithms.history import ExpandedBatch
 from rescorer.ngram.model import NgramLM
 from rescorer.rescoring.job_state import LiveBatch
+from rescorer.rescoring.timing import stage
 from rescorer.rescoring.tokens import ArcTokens
 
 if TYPE_CHECKING:
@@ -82,8 +83,9 @@ def arpa_arc_log_probs(expanded: ExpandedBatch, model: NgramLM) -> Tuple[Tensor,
       ``(arpa, arpa_end)``: 1-D float64 tensors of shape (A',) on the batch's
       device (``arc_log_probs``).
     """
-    rows = expanded.query_history.cpu()  # (Q,)
-    scores = model.log_probs(expanded.histories.cpu()[rows], expanded.history_lengths.cpu()[rows],
-                             expanded.query_token.cpu())  # (Q,) float64, one vectorised call
+    with stage("score"):
+        rows = expanded.query_history.cpu()  # (Q,)
+        scores = model.log_probs(expanded.histories.cpu()[rows], expanded.history_lengths.cpu()[rows],
+                                 expanded.query_token.cpu())  # (Q,) float64, one vectorised call
     device = expanded.batch.device
     return arc_log_probs(expanded.query_arc, scores.to(device), expanded.batch.labels)
