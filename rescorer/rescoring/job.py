@@ -162,6 +162,16 @@ def _references(live: LiveBatch, first_pass: Tensor, context: "RescoreContext") 
     return extras
 
 
+def _rescored_pruned(part: PreparedPart) -> LevelSchedule:
+    """The pruned lattices of ``part.utts``, in that order (``part.pruned`` also holds those
+    that did not fit ``--max-arcs`` in this round: they are retried in a later part)."""
+    _, utt_map = part.final_to_expanded()
+    sources = part.expanded.source_utts[utt_map]  # (U',) pruned lattice of each rescored one
+    if sources.numel() == part.pruned.batch.num_utts:
+        return part.pruned
+    return LevelSchedule.of(part.pruned.batch.select(sources.tolist()))
+
+
 def _oracle(schedule: LevelSchedule, references: Dict[int, List[int]],
             owners: List[int]) -> Dict[int, Tuple[int, int]]:
     """owner -> (oracle errors, reference words) for the lattices ``owners[i]`` with a reference."""
@@ -194,7 +204,8 @@ def _rescore_lattice_mode(
     pruned_oracle: Dict[int, Tuple[int, int]] = {}
     if extras.references:
         for part in parts:
-            pruned_oracle.update(_oracle(part.pruned, extras.references, part.utts.tolist()))
+            pruned_oracle.update(_oracle(_rescored_pruned(part), extras.references,
+                                         part.utts.tolist()))
     requests = [ScoreRequest(part.expanded.histories, part.expanded.history_lengths,
                              part.expanded.query_history, part.expanded.query_token)
                 for part in parts]

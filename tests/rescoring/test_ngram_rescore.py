@@ -244,3 +244,18 @@ def test_cli_arpa_source_total_by_hand(tmp_path):
     assert best["total"] == pytest.approx(-2.0 + 2 * (-1.05 * LN_10) - 1.0, abs=1e-6)
     assert second["total"] == pytest.approx(-1.5 + 2 * (-2.3 * LN_10) - 1.0, abs=1e-6)
     assert list((tmp_path / "cache").glob("lm.arpa.*.ngram.pt"))  # the cache was written
+
+
+def test_pruned_oracle_is_of_the_rescored_lattice_when_another_one_is_retried(tmp_path):
+    """utt2 (first in the batch) is over --max-arcs in the first round, utt1 fits: utt1's
+    pruned-lattice oracle must be its own lattice's (0 errors), not utt2's."""
+    small = tiny_lattice("utt1", arcs=[(0, 1, "a", -1.0, 0.0), (1, 2, -1, 0.0, 0.0)], words=WORDS)
+    files = setup(tmp_path, 2, 3, lattices=[tiny_lattice("utt2", words=WORDS), small])
+    (tmp_path / "text").write_text("utt1 a\nutt2 zzz\n", encoding="utf-8")
+    report = run_rescore(RescoreConfig(lattices=[files[0]], model=files[2], out=str(tmp_path / "o"),
+                                       words=files[1], refs=tmp_path / "text", max_arcs=12,
+                                       beam_tries=0))
+    assert list(report.results) == ["utt1"] and report.failures[0].utt_id == "utt2"
+    rows = dict(report.wer_rows)
+    (label,) = [name for name in rows if name.startswith("pruned lattice oracle")]
+    assert (rows[label].errors, rows[label].ref_words) == (0, 1)
