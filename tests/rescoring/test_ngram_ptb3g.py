@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data" / "asr-dev-ptb3g"
 LMSCALE, WDPENALTY, BEAM = 9.5, -0.629606, 40.0
 SUBSET = slice(0, 240, 5)  # 48 utterances, every voice and noise level (they cycle by 4 and 3)
-MEASURED_AGREEMENT = 40  # of the 48 at beam 40 (docs/results/ngram.md); all 240: 196
+MEASURED_AGREEMENT = 41  # of these 48 at beam 40 (docs/results/ngram.md); all 240: 196
 PS_TOLERANCE = 5e-4  # nats per word: pocketsphinx stores quantized log-probs
 
 
@@ -84,4 +84,4 @@ def test_exact_arpa_first_pass_has_no_search_error(tmp_path):
             theirs = exact(float(lattice.am_scores.double()[arcs].sum()), decoder[utt])
             assert mine >= theirs - 1e-6, (utt, mine, theirs)
     assert agree >= MEASURED_AGREEMENT
-    assert checked >= len(files) - 4  # the search check covered nearly every utterance
+    assert checked >= 46  # measured: the decoder's path survives the beam in 46 of the 48
