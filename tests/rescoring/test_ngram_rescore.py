@@ -259,3 +259,14 @@ def test_pruned_oracle_is_of_the_rescored_lattice_when_another_one_is_retried(tm
     rows = dict(report.wer_rows)
     (label,) = [name for name in rows if name.startswith("pruned lattice oracle")]
     assert (rows[label].errors, rows[label].ref_words) == (0, 1)
+
+
+def test_jobs_workers_inherit_the_arpa_and_write_what_one_process_writes(tmp_path):
+    other = [(s, d, w, am * 0.7, ng - 0.1) for s, d, w, am, ng in ARCS]
+    files = setup(tmp_path, 2, 3, lattices=[tiny_lattice("u1", words=WORDS),
+                                            tiny_lattice("u2", arcs=other, words=WORDS)])
+    scales = Scales(lm=0.6, ngram=2.0, interpolation=0.4)
+    run(tmp_path, files, name="one", ngram_source="arpa", scales=scales, batch_size=1)
+    run(tmp_path, files, name="two", ngram_source="arpa", scales=scales, batch_size=1, jobs=2)
+    one, two = ((tmp_path / name / "nbest.jsonl").read_text() for name in ("one", "two"))
+    assert one == two and '"arpa"' in one and one.count("\n") == 2 * ALL_SEQUENCES
