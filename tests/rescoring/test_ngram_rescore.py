@@ -270,3 +270,18 @@ def test_jobs_workers_inherit_the_arpa_and_write_what_one_process_writes(tmp_pat
     run(tmp_path, files, name="two", ngram_source="arpa", scales=scales, batch_size=1, jobs=2)
     one, two = ((tmp_path / name / "nbest.jsonl").read_text() for name in ("one", "two"))
     assert one == two and '"arpa"' in one and one.count("\n") == 2 * ALL_SEQUENCES
+
+
+def test_shards_merge_into_the_single_run_with_ngram_options(tmp_path):
+    from rescorer.rescoring.merge import merge_shards
+
+    other = [(s, d, w, am * 0.7, ng - 0.1) for s, d, w, am, ng in ARCS]
+    lattices = [tiny_lattice(f"u{i}", arcs=ARCS if i % 2 else other, words=WORDS) for i in range(6)]
+    files = setup(tmp_path, 2, 3, lattices=lattices)
+    scales = Scales(lm=0.6, arpa=0.5, interpolation=None)
+    run(tmp_path, files, name="single", scales=scales)
+    for index in (1, 2):
+        run(tmp_path, files, name=f"s{index}", scales=scales, shard=(index, 2))
+    merge_shards([tmp_path / "s1", tmp_path / "s2"], tmp_path / "merged")
+    single, merged = ((tmp_path / name / "nbest.jsonl").read_text() for name in ("single", "merged"))
+    assert merged == single and '"arpa"' in single
