@@ -261,7 +261,7 @@ def _finish_part(
     """Per-arc scores of one part; live index -> (rescored lattice, its sizes)."""
     expanded, final = part.expanded, part.final
     lattices = final.batch
-    arc_map, utt_map = part.final_to_expanded()
+    _, utt_map = part.final_to_expanded()
     query_utt = expanded.batch.arc_utt[expanded.query_arc]  # (Q,) lattice of expanded, per query
     broken_expanded = nonfinite_failures(query_scores, query_utt, expanded.batch.utt_ids,
                                          expanded.query_token)
