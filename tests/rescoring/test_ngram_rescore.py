@@ -285,3 +285,27 @@ def test_shards_merge_into_the_single_run_with_ngram_options(tmp_path):
     merge_shards([tmp_path / "s1", tmp_path / "s2"], tmp_path / "merged")
     single, merged = ((tmp_path / name / "nbest.jsonl").read_text() for name in ("single", "merged"))
     assert merged == single and '"arpa"' in single
+
+
+def test_interpolation_mixes_an_arcs_words_and_its_end_of_sentence_apart():
+    """Arc 0 carries a word, arc 1 a word and the end of sentence, arc 2 nothing."""
+    from rescorer.rescoring.combine import ArcComponents
+
+    def mix(g, n, lam):
+        return math.log((1 - lam) * math.exp(g) + lam * math.exp(n))
+
+    f32 = lambda *v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
+    f64 = lambda *v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    parts = dict(am=f32(-1.0, -2.0, -0.5), ngram=f32(-3.0, -4.0, 0.0), nnlm=f32(-2.5, -3.5, 0.0),
+                 num_words=f32(1, 1, 0), arpa=f64(-2.0, -3.0, 0.0), arpa_end=f64(0.0, -1.25, 0.0),
+                 nnlm_end=f64(0.0, -0.5, 0.0))
+    scales = Scales(am=1.0, ngram=0.5, lm=2.0, word_penalty=-0.25, arpa=7.0, interpolation=0.25)
+    for arpa_source in (False, True):
+        total = ArcComponents(**parts, arpa_source=arpa_source).total(scales).tolist()
+        ngram = [0.0, 0.0, 0.0] if arpa_source else [-3.0, -4.0, 0.0]
+        expected = [-1.0 + 0.5 * ngram[0] + 2.0 * mix(-2.0, -2.5, 0.25) - 0.25,
+                    -2.0 + 0.5 * ngram[1] + 2.0 * (mix(-1.75, -3.0, 0.25) + mix(-1.25, -0.5, 0.25)) - 0.25,
+                    -0.5]
+        assert total == pytest.approx(expected, abs=1e-6)
+    loglinear = ArcComponents(**parts).total(Scales(lm=2.0, arpa=7.0)).tolist()
+    assert loglinear == pytest.approx([-1 - 3 - 5 - 14, -2 - 4 - 7 - 21, -0.5], abs=1e-6)
