@@ -1,8 +1,8 @@
 """Exact ARPA first pass and MBR decoding on asr-dev-ptb3g, from the library parts.
 
-Not the ``fprescore rescore`` pipeline (its --ngram-lm / --decode mbr flags are
-not wired yet): this script chains the components by hand to check them on
-real lattices (docs/results/ngram.md):
+Not the ``fprescore rescore`` pipeline (``--decode mbr`` is not wired yet;
+``--ngram-lm`` is, and ``bench/ngram_rescore_ptb3g.py`` runs it): this script
+chains the components by hand to check them on real lattices (docs/results/ngram.md):
 
 1. ``lattice 1-best``: Viterbi with the SLF's fixed ``l`` (a + lmscale*l + wdpenalty).
 2. ``exact ARPA``: the lattice expanded to 2 words of history

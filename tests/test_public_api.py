@@ -73,7 +73,8 @@ def test_rescore_batch_returns_what_the_command_writes(tmp_path):
     hypotheses, failures = rescorer.rescore_batch(LatticeBatch.from_lattices(lattices), model,
                                                   vocabulary, symbols, scales=scales, nbest=4)
     assert failures == {} and list(hypotheses) == ["u1", "u2"]
-    assert [vars(hyp) for utt in ("u1", "u2") for hyp in hypotheses[utt]] == written
+    assert [json.loads(hyp.to_json()) for utt in ("u1", "u2") for hyp in hypotheses[utt]] == written
+    assert all(hyp.arpa is None for utt in ("u1", "u2") for hyp in hypotheses[utt])  # no --ngram-lm
     for hyp in written:
         assert hyp["nnlm"] == pytest.approx(builders.sentence_log_prob(model, vocabulary, hyp["words"]),
                                             abs=1e-4)

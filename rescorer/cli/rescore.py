@@ -50,6 +50,14 @@ class UtteranceProgress:
             Text.assemble(("skipped: ", "bold yellow"), message or str(utt_id)), soft_wrap=True
         )
 
+    def ngram_progress(self, done: int, total: int) -> None:
+        """Show the ``--ngram-lm`` parse (bytes of the file read) as its own bar."""
+        if not hasattr(self, "ngram_task"):
+            self.ngram_task = self.progress.add_task("loading the ARPA n-gram", total=total, failed=0)
+        self.progress.update(self.ngram_task, completed=done, total=total)
+        if done >= total:
+            self.progress.remove_task(self.ngram_task)
+
     def __exit__(self, *exc_info: object) -> None:
         self.progress.__exit__(*exc_info)
 
@@ -83,6 +91,27 @@ def rescore_command(
     oov_penalty: Annotated[float, typer.Option(
         "--oov-penalty", help="Added to the neural LM log-prob of each word the LM only knows as "
                               "<unk>.", rich_help_panel=SCORES)] = 0.0,
+    ngram_lm: Annotated[Optional[Path], typer.Option(
+        "--ngram-lm", help="ARPA back-off n-gram (.arpa, .arpa.gz; any order) scored exactly on the "
+                           "lattice expanded to both LMs' histories (lattice mode). Words map to it "
+                           "as to the neural LM (clitic split, else <unk>).",
+        rich_help_panel=SCORES, show_default=False)] = None,
+    ngram_source: Annotated[str, typer.Option(
+        "--ngram-source", help="'lattice': keep the lattice's n-gram score and add the ARPA with "
+                               "--arpa-scale; 'arpa': the ARPA replaces it (weighed by --ngram-scale). "
+                               "Needs --ngram-lm.", rich_help_panel=SCORES)] = "lattice",
+    arpa_scale: Annotated[float, typer.Option(
+        "--arpa-scale", help="Weight of the --ngram-lm log-probability with --ngram-source lattice "
+                             "(log-linear).", rich_help_panel=SCORES)] = 1.0,
+    interpolate: Annotated[Optional[float], typer.Option(
+        "--interpolate", help="LAMBDA in [0, 1]: the LM term becomes ln((1-LAMBDA)*P_arpa + "
+                              "LAMBDA*P_nnlm) per word, weighed by --lm-scale (the ARPA is not "
+                              "added again). Needs --ngram-lm.", rich_help_panel=SCORES,
+        show_default=False)] = None,
+    ngram_cache: Annotated[Optional[Path], typer.Option(
+        "--ngram-cache", help="Folder for a binary cache of --ngram-lm (reloads in a fraction of the "
+                              "parse time; rebuilt when the ARPA changes). Default: no cache.",
+        rich_help_panel=SCORES, show_default=False)] = None,
     mode: Annotated[str, typer.Option(
         "--mode", help="'lattice': exact expansion of the lattice to the LM's history window; "
                        "'nbest': rescore the first-pass n-best list with full sentences.",
@@ -179,7 +208,8 @@ def rescore_command(
 ) -> None:
     """Rescore lattices with a fixed-point LM: exact expansion, batched scoring, 1-best and n-best.
 
-    total = am_scale*am + ngram_scale*ngram + lm_scale*nnlm + word_penalty*words.
+    total = am_scale*am + ngram_scale*ngram + lm_scale*nnlm + word_penalty*words
+    (with --ngram-lm: see README, "N-gram LMs", and rescorer/rescoring/combine.py).
     Exit codes: 0 all utterances rescored, 3 some failed (listed on stderr),
     1 all failed or a global error (model, options, references, --out, no lattices).
     """
@@ -192,7 +222,8 @@ def rescore_command(
 
     config = RescoreConfig(
         lattices=list(lattices), model=model, out=out, words=words,
-        scales=Scales(am=am_scale, ngram=ngram_scale, lm=lm_scale, word_penalty=word_penalty),
+        scales=Scales(am=am_scale, ngram=ngram_scale, lm=lm_scale, word_penalty=word_penalty,
+                      arpa=arpa_scale, interpolation=interpolate),
         oov_penalty=oov_penalty, beam=beam if beam > 0 else None,
         max_arcs=max_arcs, batch_size=batch_size, chunk_rows=chunk_rows, device=device, threads=threads, jobs=jobs,
         nbest=nbest, mode=mode, history_approx=history_approx,
@@ -201,6 +232,7 @@ def rescore_command(
         kaldi_lattices=kaldi_lattices, kaldi_nbest=kaldi_nbest,
         shard=None if shard is None else parse_shard(shard),
         decode=decode, mbr_scale=mbr_scale, frame_shift=frame_shift,
+        ngram_lm=ngram_lm, ngram_cache=ngram_cache, ngram_source=ngram_source,
     )
     with UtteranceProgress() as progress:
         report = run_rescore(config, progress)

@@ -46,6 +46,9 @@ class Hypothesis:
         included.
       total:
         The combined score: scales, word penalty and OOV penalty applied.
+      arpa:
+        The ``--ngram-lm`` ARPA n-gram's natural-log probability of the word
+        sequence, end of sentence included (None without one; then not written).
     """
 
     uttid: str
@@ -55,6 +58,7 @@ class Hypothesis:
     ngram: float
     nnlm: float
     total: float
+    arpa: Optional[float] = None
 
     def to_json(self) -> str:
         """One line of ``nbest.jsonl`` (no trailing newline)."""
@@ -66,6 +70,7 @@ class Hypothesis:
                 "am": self.am,
                 "ngram": self.ngram,
                 "nnlm": self.nnlm,
+                **({} if self.arpa is None else {"arpa": self.arpa}),
                 "total": self.total,
             },
             ensure_ascii=False,

@@ -13,6 +13,7 @@ from rescorer.data.vocab import Vocabulary
 from rescorer.errors import RescorerError
 from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.symbols import SymbolTable
+from rescorer.ngram.model import NgramLM
 from rescorer.outputs.text import Hypothesis
 from rescorer.rescoring.collect import ResultCollector
 from rescorer.rescoring.combine import Scales
@@ -36,6 +37,8 @@ def rescore_batch(
     history_approx: Optional[int] = None,
     lowercase: bool = False,
     chunk_rows: int = 256,
+    ngram: Optional[NgramLM] = None,
+    ngram_source: str = "lattice",
 ) -> Tuple[Dict[str, List[Hypothesis]], Dict[str, RescorerError]]:
     """Rescore every lattice of ``batch`` with a fixed-point LM.
 
@@ -52,6 +55,10 @@ def rescore_batch(
       scales / nbest / beam / max_arcs / oov_penalty / mode / history_approx / lowercase / chunk_rows:
         As the ``fprescore rescore`` options (``RescoreConfig``); ``beam=None``
         keeps every arc.
+      ngram / ngram_source:
+        An ARPA model (``rescorer.ngram.cache.load_ngram``) and its role, as
+        ``--ngram-lm`` / ``--ngram-source``; ``scales.arpa`` and
+        ``scales.interpolation`` are ``--arpa-scale`` / ``--interpolate``.
 
     Returns:
       ``(hypotheses, failures)``: utterance id -> its ranked ``Hypothesis`` list
@@ -64,9 +71,10 @@ def rescore_batch(
     config = RescoreConfig(lattices=[Path("<in memory>")], model=Path("<in memory>"), out="-",
                            scales=scales or Scales(), nbest=nbest, beam=beam, max_arcs=max_arcs,
                            oov_penalty=oov_penalty, mode=mode, history_approx=history_approx,
-                           lowercase=lowercase, chunk_rows=chunk_rows)
+                           lowercase=lowercase, chunk_rows=chunk_rows, ngram_source=ngram_source,
+                           ngram_lm=None if ngram is None else Path("<in memory>"))
     context = RescoreContext(model, vocabulary, history_window(model.history_window, config), symbols,
-                             None, lowercase)
+                             None, lowercase, ngram)
     report, collector = RescoreReport(), ResultCollector(config, None)
     run_unit(batch, [None] * batch.num_utts, context, config, report, collector, None)
     hypotheses = {utt: collector.results[utt].hypotheses for utt in batch.utt_ids if utt in report.results}

@@ -19,12 +19,49 @@ first-pass score intact (the decoder's weights are already inside ``am`` and
 ``lm_scale`` with ``--grid``. On asr-dev (pocketsphinx SLF, lmscale 9.5) the
 PTB-mini LM's best scale was 1.5 and ngram 0.5 was clearly worse
 (docs/results/rescoring.md).
+
+With an ARPA n-gram (``--ngram-lm``; ``arpa`` = its exact natural-log
+probability of the arc's words, end of sentence included, on the lattice
+expanded to both LMs' histories) the formula has three forms:
+
+* ``--ngram-source arpa`` (log-linear): the ARPA *replaces* the lattice's
+  n-gram part, ``ngram`` above reads ``arpa``, weighed by ``ngram_scale``
+  (for asr-dev-ptb3g: ``--ngram-scale 9.5 --word-penalty -0.629606``, the SLF
+  header's lmscale and wdpenalty, is the decoder's own bestpath score)::
+
+    total = am_scale * am + ngram_scale * arpa + lm_scale * nnlm + word_penalty * num_words
+
+* ``--ngram-source lattice`` (log-linear, the default): the ARPA is one more
+  component with its own weight ``arpa_scale`` (``--arpa-scale``, default 1)::
+
+    total = am_scale * am + ngram_scale * ngram + arpa_scale * arpa + lm_scale * nnlm
+            + word_penalty * num_words
+
+* ``--interpolate LAMBDA`` (``interpolation``): the LM term is the linear
+  mixture ``mix = ln((1 - LAMBDA) * P_arpa + LAMBDA * P_nnlm)``, weighed by
+  ``lm_scale``; the ARPA is then only inside the mixture (no ``arpa_scale``
+  term; with ``--ngram-source arpa`` the lattice's n-gram is dropped too)::
+
+    total = am_scale * am + ngram_scale * [ngram, or 0 for --ngram-source arpa]
+            + lm_scale * mix + word_penalty * num_words
+
+  The mixture is taken per arc: each LM's log-probabilities of the arc's
+  words are summed first, then mixed (one word per arc in SLF lattices, so
+  per word there), and the end-of-sentence query of an arc into the final
+  state is mixed on its own. ``nnlm`` includes ``--oov-penalty`` when mixed.
+
+The first pass (pruning, the first-pass 1-best row) never sees the ARPA: with
+``--ngram-source arpa`` it is the lattice's own score ``am_scale * am +
+ngram`` (unit n-gram weight, no word penalty: the decoder's weights and
+penalty are already in the lattice's ``ngram``), otherwise as above.
 """
 from dataclasses import dataclass, replace
-from typing import Dict, Union
+from typing import Dict, Optional, Union
 
 import torch
 from torch import Tensor
+
+from rescorer.ngram.interpolate import interpolate_log_probs
 
 Value = Union[float, Tensor]  # a float, or a float64 tensor of per-arc values
 
@@ -37,9 +74,17 @@ class Scales:
     ngram: float = 1.0
     lm: float = 1.0
     word_penalty: float = 0.0
+    arpa: float = 1.0
+    interpolation: Optional[float] = None  # LAMBDA of --interpolate; None: log-linear
 
-    def first_pass(self) -> "Scales":
-        """The first-pass combination: the same scales without the neural LM."""
+    def first_pass(self, arpa_source: bool = False) -> "Scales":
+        """The first-pass combination: the same scales without the neural LM.
+
+        With ``arpa_source`` (``--ngram-source arpa``), the lattice's own score:
+        unit n-gram weight, no word penalty (module docstring).
+        """
+        if arpa_source:
+            return replace(self, ngram=1.0, lm=0.0, word_penalty=0.0)
         return replace(self, lm=0.0)
 
 
@@ -48,7 +93,8 @@ def combine(scales: Scales, am: Value, ngram: Value, nnlm: Value, num_words: Val
     return scales.am * am + scales.ngram * ngram + scales.lm * nnlm + scales.word_penalty * num_words
 
 
-def first_pass_scores(am: Tensor, ngram: Tensor, num_words: Tensor, scales: Scales) -> Tensor:
+def first_pass_scores(am: Tensor, ngram: Tensor, num_words: Tensor, scales: Scales,
+                      arpa_source: bool = False) -> Tensor:
     """1-D float64 tensor of shape (A,): each arc's first-pass score.
 
     Args:
@@ -58,8 +104,10 @@ def first_pass_scores(am: Tensor, ngram: Tensor, num_words: Tensor, scales: Scal
         1-D int64 tensor of shape (A,), words on each arc.
       scales:
         The run's scales (their first pass is used).
+      arpa_source:
+        ``--ngram-source arpa``: the lattice's own score (``Scales.first_pass``).
     """
-    return combine(scales.first_pass(), am.to(torch.float64), ngram.to(torch.float64), 0.0,
+    return combine(scales.first_pass(arpa_source), am.to(torch.float64), ngram.to(torch.float64), 0.0,
                    num_words.to(torch.float64))
 
 
@@ -71,22 +119,47 @@ class ArcComponents:
       am:
         1-D float32 tensor of shape (A,), acoustic scores.
       ngram:
-        1-D float32 tensor of shape (A,), old n-gram scores.
+        1-D float32 tensor of shape (A,), the lattice's own n-gram scores.
       nnlm:
         1-D float32 tensor of shape (A,), neural LM log-probabilities of the
         arc's tokens (and of the end of sentence on arcs into the final state).
       num_words:
         1-D float32 tensor of shape (A,), lattice words on each arc.
+      arpa:
+        1-D float64 tensor of shape (A,), the ARPA n-gram's natural-log
+        probability of the arc's words (end of sentence included), or None
+        without ``--ngram-lm``.
+      arpa_end / nnlm_end:
+        1-D float64 tensors of shape (A,): the end-of-sentence parts of
+        ``arpa`` and ``nnlm`` (0 on arcs not into the final state), mixed on
+        their own by ``--interpolate``; None without ``--ngram-lm``.
+      arpa_source:
+        True for ``--ngram-source arpa``: ``arpa`` replaces ``ngram``.
     """
 
     am: Tensor
     ngram: Tensor
     nnlm: Tensor
     num_words: Tensor
+    arpa: Optional[Tensor] = None
+    arpa_end: Optional[Tensor] = None
+    nnlm_end: Optional[Tensor] = None
+    arpa_source: bool = False
 
     def total(self, scales: Scales) -> Tensor:
-        """1-D float64 tensor of shape (A,), the combined score of each arc."""
-        return combine(scales, *(getattr(self, name).to(torch.float64) for name in _PARTS))
+        """1-D float64 tensor of shape (A,), the combined score of each arc (module docstring)."""
+        am, ngram, nnlm, num_words = (getattr(self, name).to(torch.float64) for name in _PARTS)
+        if self.arpa is None:
+            return combine(scales, am, ngram, nnlm, num_words)
+        if scales.interpolation is None:
+            if self.arpa_source:
+                return combine(scales, am, self.arpa, nnlm, num_words)
+            return combine(scales, am, ngram, nnlm, num_words) + scales.arpa * self.arpa
+        lam = scales.interpolation
+        mixed = interpolate_log_probs(self.arpa - self.arpa_end, nnlm - self.nnlm_end, lam) + \
+            interpolate_log_probs(self.arpa_end, self.nnlm_end, lam)
+        return combine(scales, am, torch.zeros_like(am) if self.arpa_source else ngram, mixed,
+                       num_words)
 
     def path_sums(self, arc_ids: Tensor) -> Dict[str, float]:
         """Sums of each component over a path, in float64.
@@ -96,11 +169,13 @@ class ArcComponents:
             1-D int64 tensor, the arcs of the path.
 
         Returns:
-          ``{"am", "ngram", "nnlm", "num_words"}`` -> float.
+          ``{"am", "ngram", "nnlm", "num_words"}`` -> float, and ``"arpa"`` with
+          ``--ngram-lm``.
         """
+        names = _PARTS if self.arpa is None else _PARTS + ("arpa",)
         return {
             name: float(getattr(self, name).index_select(0, arc_ids).to(torch.float64).sum())
-            for name in _PARTS
+            for name in names
         }
 
 
@@ -108,5 +183,9 @@ _PARTS = ("am", "ngram", "nnlm", "num_words")  # combine's argument order
 
 
 def combine_sums(sums: Dict[str, float], scales: Scales) -> float:
-    """The total of a hypothesis from its summed components (float64 arithmetic)."""
+    """The total of a hypothesis from its summed components (float64 arithmetic).
+
+    Log-linear scores only: the ``--interpolate`` mixture is not a function of
+    sums (``ArcComponents.total`` computes it per arc).
+    """
     return combine(scales, *(sums[name] for name in _PARTS))

@@ -11,6 +11,7 @@ from rescorer.rescoring.grid import BARE, Grid, GridAxis
 
 MODES = ("lattice", "nbest")
 DECODES = ("viterbi", "mbr")
+NGRAM_SOURCES = ("lattice", "arpa")
 MAX_SHARDS = 100_000
 
 
@@ -101,6 +102,14 @@ class RescoreConfig:
         lmscale L), Kaldi's convention is 1/L.
       frame_shift:
         Seconds per frame, for CTM times of Kaldi and k2 lattices.
+      ngram_lm:
+        An ARPA back-off n-gram (``.arpa`` or ``.arpa.gz``) scored exactly on
+        the lattice expanded to both LMs' histories, or None.
+      ngram_cache:
+        Folder for its binary cache (``rescorer.ngram.cache``), or None for none.
+      ngram_source:
+        "lattice": the ARPA is one more component (``scales.arpa``); "arpa":
+        it replaces the lattice's n-gram part (``rescorer.rescoring.combine``).
     """
 
     lattices: List[Path]
@@ -134,6 +143,9 @@ class RescoreConfig:
     decode: str = "viterbi"
     mbr_scale: float = 1.0
     frame_shift: float = 0.01
+    ngram_lm: Optional[Path] = None
+    ngram_cache: Optional[Path] = None
+    ngram_source: str = "lattice"
 
     def __post_init__(self) -> None:
         if not self.lattices:
@@ -178,6 +190,7 @@ class RescoreConfig:
             raise ConfigError("--write-lattices writes expanded lattices: it needs --mode lattice")
         self._check_kaldi_outputs()
         self._check_decode()
+        self._check_ngram()
 
     def _check_decode(self) -> None:
         """The --decode options, checked before any work starts."""
@@ -187,6 +200,31 @@ class RescoreConfig:
             raise ConfigError(f"--mbr-scale must be finite and > 0 (got {self.mbr_scale})")
         if not (math.isfinite(self.frame_shift) and self.frame_shift > 0):
             raise ConfigError(f"--frame-shift must be finite and > 0 (got {self.frame_shift})")
+
+    def _check_ngram(self) -> None:
+        """The ARPA options (``--ngram-lm``, ``--ngram-source``, ``--interpolate``, ``--arpa-scale``)."""
+        lam = self.scales.interpolation
+        if self.ngram_source not in NGRAM_SOURCES:
+            raise ConfigError(f"unknown --ngram-source (expected one of {NGRAM_SOURCES}, "
+                              f"got {self.ngram_source!r})")
+        if not math.isfinite(self.scales.arpa):
+            raise ConfigError(f"--arpa-scale must be finite (got {self.scales.arpa})")
+        if lam is not None and not 0.0 <= lam <= 1.0:
+            raise ConfigError(f"--interpolate must be in [0, 1] (got {lam})")
+        if self.ngram_lm is None:
+            for name in ("lambda", "arpa-scale"):
+                if self.grid is not None and name in self.grid.names:
+                    raise ConfigError(f"--grid {name}=... needs --ngram-lm FILE.arpa")
+            if self.ngram_source == "arpa":
+                raise ConfigError("--ngram-source arpa needs --ngram-lm FILE.arpa")
+            if lam is not None:
+                raise ConfigError("--interpolate needs --ngram-lm FILE.arpa (the n-gram to mix with)")
+            return
+        if self.mode == "nbest":
+            raise ConfigError("--ngram-lm needs --mode lattice (n-best mode does not score ARPA LMs)")
+        if self.write_lattices or self.kaldi_lattices is not None:
+            raise ConfigError("--write-lattices/--kaldi-lattices do not carry ARPA scores: "
+                              "leave them out with --ngram-lm")
 
     def _check_kaldi_outputs(self) -> None:
         """The Kaldi output options, checked before any work starts."""

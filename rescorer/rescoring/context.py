@@ -10,6 +10,7 @@ import torch
 
 from rescorer.data.vocab import Vocabulary
 from rescorer.lattice.symbols import SymbolTable
+from rescorer.ngram.model import NgramLM
 from rescorer.rescoring.tokens import ArcTokenizer
 
 
@@ -31,6 +32,8 @@ class RescoreContext:
         Utterance id -> reference words, or None.
       lowercase:
         Fold lattice words to lower case before the LM lookup.
+      ngram:
+        The ``--ngram-lm`` ARPA model (CPU tables), or None.
     """
 
     model: torch.nn.Module
@@ -39,9 +42,11 @@ class RescoreContext:
     symbols: SymbolTable
     references: Optional[Dict[str, List[str]]]
     lowercase: bool = False
+    ngram: Optional[NgramLM] = None
 
     def __post_init__(self) -> None:
         self._tokenizers: Dict[int, ArcTokenizer] = {}
+        self._ngram_tokenizers: Dict[int, ArcTokenizer] = {}
 
     def tokenizer(self, symbols: SymbolTable) -> ArcTokenizer:
         """The (cached) tokenizer for a symbol table."""
@@ -49,3 +54,11 @@ class RescoreContext:
         if key not in self._tokenizers:
             self._tokenizers[key] = ArcTokenizer(self.vocabulary, symbols, self.lowercase)
         return self._tokenizers[key]
+
+    def ngram_tokenizer(self, symbols: SymbolTable) -> ArcTokenizer:
+        """The (cached) tokenizer of ``symbols`` into ARPA word ids (needs ``ngram``)."""
+        assert self.ngram is not None, "no --ngram-lm loaded"
+        key = id(symbols)
+        if key not in self._ngram_tokenizers:
+            self._ngram_tokenizers[key] = ArcTokenizer(self.ngram.vocabulary, symbols, self.lowercase)
+        return self._ngram_tokenizers[key]

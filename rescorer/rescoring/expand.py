@@ -6,6 +6,13 @@ retried together, at most ``beam_tries`` times, as icefall's
 ``rescore_with_whole_lattice`` prunes and retries; without a ``--beam`` the
 first retry uses ``RETRY_BEAM``. A lattice that still does not fit fails with
 ``ExpansionLimitError``; the others go on.
+
+With an ARPA n-gram (``--ngram-lm``) the neural LM and the ARPA may tokenize
+words differently ("wasn't": "was n't" for the PTB-mini LM, one word in the
+asr-dev-ptb3g trigram), so the lattice expanded by the neural LM's tokens
+(window K) is expanded again by the ARPA words of each arc (window n-1): its
+states are (state, last K LM tokens, last n-1 ARPA words) and both LMs are
+exact on it. The arc limit applies to both passes.
 """
 from dataclasses import dataclass
 from typing import Dict, List, Optional
@@ -40,6 +47,8 @@ class ExpansionPlan:
         Arc limit of one expanded lattice.
       beam_tries:
         Beam halvings allowed when the limit is exceeded.
+      ngram:
+        The second, ARPA expansion, or None.
     """
 
     window: int
@@ -48,6 +57,26 @@ class ExpansionPlan:
     beam: Optional[float]
     max_arcs: int
     beam_tries: int
+    ngram: Optional["NgramPass"] = None
+
+
+@dataclass(frozen=True)
+class NgramPass:
+    """The ARPA expansion of the neural-LM-expanded lattices.
+
+    Attributes:
+      tokens:
+        ARPA word ids of the input batch's arcs (``ArpaVocabulary``).
+      window:
+        n-1 of the n-gram.
+      bos_id / eos_id:
+        The ARPA's ``<s>`` and ``</s>``.
+    """
+
+    tokens: ArcTokens
+    window: int
+    bos_id: int
+    eos_id: int
 
 
 @dataclass(frozen=True)
@@ -64,12 +93,17 @@ class PreparedPart:
       tokens:
         LM tokens of the pruned arcs.
       expanded:
-        The history expansion of the pruned lattices that fit ``max_arcs``.
+        The history expansion of the pruned lattices that fit ``max_arcs``
+        (neural LM tokens; its queries are the neural LM's).
       beams:
         1-D float64 tensor of shape (U',), the beam each lattice was pruned
         with (inf: not pruned).
       tightened:
         How many times the beam was tightened to get here.
+      ngram:
+        With ``--ngram-lm``: the ARPA expansion of ``expanded.batch`` (its
+        queries are the ARPA's; U' lattices, ``ngram.source_utts`` indexes
+        ``expanded``'s), else None.
     """
 
     utts: Tensor
@@ -79,6 +113,20 @@ class PreparedPart:
     expanded: ExpandedBatch
     beams: Tensor
     tightened: int
+    ngram: Optional[ExpandedBatch] = None
+
+    @property
+    def final(self) -> ExpandedBatch:
+        """The expansion whose lattices are rescored (the ARPA one when there is one)."""
+        return self.expanded if self.ngram is None else self.ngram
+
+    def final_to_expanded(self) -> "tuple[Tensor, Tensor]":
+        """(A',) arc of ``expanded`` and (U',) lattice of ``expanded`` of each final arc / lattice."""
+        if self.ngram is None:
+            expanded = self.expanded.batch
+            return (torch.arange(expanded.num_arcs, device=expanded.device),
+                    torch.arange(expanded.num_utts, device=expanded.device))
+        return self.ngram.orig_arc, self.ngram.source_utts
 
 
 def select_tokens(tokens: ArcTokens, arcs: Tensor) -> ArcTokens:
@@ -126,14 +174,16 @@ def prepare_batch(
         pruned_tokens = select_tokens(tokens, kept)
         expanded = expand_histories(pruned, pruned_tokens.splits, pruned_tokens.tokens,
                                     plan.window, plan.bos_id, plan.eos_id, plan.max_arcs)
-        utts = pending[expanded.source_utts]
+        second, over_limit = _ngram_pass(expanded, kept, plan)
+        local = expanded.source_utts if second is None else expanded.source_utts[second.source_utts]
+        utts = pending[local]
         if utts.numel() > 0:
             parts.append(PreparedPart(utts, pruned, kept, pruned_tokens, expanded, beams[utts],
-                                      tightened))
-        over = torch.tensor(sorted(expanded.over_limit), dtype=torch.int64, device=device)
+                                      tightened, second))
+        over = torch.tensor(sorted(over_limit), dtype=torch.int64, device=device)
         if over.numel() == 0:
             break
-        for local_utt, error in expanded.over_limit.items():
+        for local_utt, error in over_limit.items():
             if tightened == plan.beam_tries:
                 utt = int(pending[local_utt])
                 failures[utt] = ExpansionLimitError(
@@ -144,6 +194,34 @@ def prepare_batch(
         beams[pending] = torch.where(torch.isinf(beams[pending]),
                                      torch.full_like(beams[pending], RETRY_BEAM), beams[pending] / 2)
     return parts, failures
+
+
+def _ngram_pass(expanded: ExpandedBatch, kept: Tensor, plan: ExpansionPlan,
+                ) -> "tuple[Optional[ExpandedBatch], Dict[int, ExpansionLimitError]]":
+    """The ARPA expansion of ``expanded`` (if planned) and every lattice over the arc limit.
+
+    Args:
+      expanded:
+        The neural LM expansion of the pruned lattices.
+      kept:
+        1-D int64 tensor of shape (A'',), the input batch arc of each pruned arc.
+      plan:
+        The expansion plan.
+
+    Returns:
+      ``(second, over_limit)``: the ARPA expansion (None without ``plan.ngram``)
+      and pruned-lattice index -> error for the lattices too big in either pass.
+    """
+    over_limit = dict(expanded.over_limit)
+    if plan.ngram is None:
+        return None, over_limit
+    arcs = kept[expanded.orig_arc]  # (A1,) input batch arc of each expanded arc
+    tokens = select_tokens(plan.ngram.tokens, arcs)
+    second = expand_histories(expanded.schedule, tokens.splits, tokens.tokens, plan.ngram.window,
+                              plan.ngram.bos_id, plan.ngram.eos_id, plan.max_arcs)
+    for local_utt, error in second.over_limit.items():
+        over_limit[int(expanded.source_utts[local_utt])] = error
+    return second, over_limit
 
 
 def _beam_text(beam: float) -> str:

@@ -45,6 +45,7 @@ PARAMETERS: Dict[str, Parameter] = {
     "word-penalty": Parameter("word_penalty"),
     "ngram-scale": Parameter("ngram"),
     "lambda": Parameter("interpolation", 0.0, 1.0),
+    "arpa-scale": Parameter("arpa"),
 }
 ALIASES = {"lm": "lm-scale", "wp": "word-penalty", "ngram": "ngram-scale"}
 BARE = "lm-scale"  # the parameter of a bare --grid SPEC

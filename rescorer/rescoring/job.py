@@ -27,7 +27,8 @@ from rescorer.lattice.symbols import SymbolTable
 from rescorer.rescoring.combine import ArcComponents, first_pass_scores
 from rescorer.rescoring.config import RescoreConfig
 from rescorer.rescoring.job_state import BatchOutcome, LiveBatch, ReferenceExtras
-from rescorer.rescoring.expand import ExpansionPlan, PreparedPart, prepare_batch
+from rescorer.rescoring.expand import ExpansionPlan, NgramPass, PreparedPart, prepare_batch
+from rescorer.rescoring.ngram_terms import arc_log_probs, arpa_arc_log_probs, ngram_tokens
 from rescorer.rescoring.report import UtteranceStats
 from rescorer.rescoring.scoring import ScoreRequest, nonfinite_failures, score_requests
 from rescorer.rescoring.search import (ScoredBatch, ScoredLattice, first_pass_words,
@@ -136,7 +137,8 @@ def rescore_lattices(
     if live is None:
         return outcome
     first_pass = first_pass_scores(live.batch.am_scores, live.batch.ngram_scores,
-                                   live.batch.words_per_arc, config.scales)
+                                   live.batch.words_per_arc, config.scales,
+                                   arpa_source=config.ngram_source == "arpa")
     extras = _references(live, first_pass, context)
     if config.mode == "nbest":
         from rescorer.rescoring.nbest_mode import rescore_nbest  # n-best mode only
@@ -161,6 +163,16 @@ def _references(live: LiveBatch, first_pass: Tensor, context: "RescoreContext") 
     return extras
 
 
+def _rescored_pruned(part: PreparedPart) -> LevelSchedule:
+    """The pruned lattices of ``part.utts``, in that order (``part.pruned`` also holds those
+    that did not fit ``--max-arcs`` in this round: they are retried in a later part)."""
+    _, utt_map = part.final_to_expanded()
+    sources = part.expanded.source_utts[utt_map]  # (U',) pruned lattice of each rescored one
+    if sources.numel() == part.pruned.batch.num_utts:
+        return part.pruned
+    return LevelSchedule.of(part.pruned.batch.select(sources.tolist()))
+
+
 def _oracle(schedule: LevelSchedule, references: Dict[int, List[int]],
             owners: List[int]) -> Dict[int, Tuple[int, int]]:
     """owner -> (oracle errors, reference words) for the lattices ``owners[i]`` with a reference."""
@@ -180,14 +192,21 @@ def _rescore_lattice_mode(
 ) -> None:
     """Prune, expand, score once, then hand each lattice to the collector in batch order."""
     vocabulary = context.vocabulary
+    ngram = None
+    if context.ngram is not None:
+        arpa = context.ngram.vocabulary
+        ngram = NgramPass(tokens=ngram_tokens(live, context), window=max(1, context.ngram.order - 1),
+                          bos_id=arpa.bos_id, eos_id=arpa.eos_id)
     plan = ExpansionPlan(window=context.window, bos_id=vocabulary.bos_id, eos_id=vocabulary.eos_id,
-                         beam=config.beam, max_arcs=config.max_arcs, beam_tries=config.beam_tries)
+                         beam=config.beam, max_arcs=config.max_arcs, beam_tries=config.beam_tries,
+                         ngram=ngram)
     parts, too_big = prepare_batch(live.schedule, live.tokens, first_pass, plan)
     outcome.failures.extend((live.origin[index], error) for index, error in too_big.items())
     pruned_oracle: Dict[int, Tuple[int, int]] = {}
     if extras.references:
         for part in parts:
-            pruned_oracle.update(_oracle(part.pruned, extras.references, part.utts.tolist()))
+            pruned_oracle.update(_oracle(_rescored_pruned(part), extras.references,
+                                         part.utts.tolist()))
     times = None
     if config.decode == "mbr":  # the consensus may need CTM times
         times = lattice_state_times(live.schedule, live.paths, config.frame_shift)
@@ -200,8 +219,8 @@ def _rescore_lattice_mode(
     with stage("search"):
         finished: Dict[int, Tuple[ScoredLattice, UtteranceStats]] = {}
         for part, query_scores in zip(parts, scores):
-            finished.update(_finish_part(live, part, query_scores.to(live.batch.device), config,
-                                         outcome, collector, times))
+            finished.update(_finish_part(live, part, query_scores.to(live.batch.device), context,
+                                         config, outcome, collector, times))
         for index in sorted(finished):  # batch order, whatever round a lattice was expanded in
             scored, utt_stats = finished[index]
             try:
@@ -214,30 +233,58 @@ def _rescore_lattice_mode(
             outcome.results[scored.utt_id] = utt_stats
 
 
+def _components(
+    part: PreparedPart, query_scores: Tensor, context: "RescoreContext", config: RescoreConfig,
+) -> ArcComponents:
+    """The unscaled per-arc components of the part's final (rescored) lattices.
+
+    ``query_scores`` (Q,) answers the neural LM queries of ``part.expanded``;
+    with an ARPA pass they are carried onto its arcs (``final_to_expanded``).
+    """
+    expanded, final = part.expanded, part.final
+    lattices = final.batch
+    nnlm, nnlm_end = arc_log_probs(expanded.query_arc, torch.nan_to_num(query_scores),
+                                   expanded.batch.labels)  # (A1,) float64
+    arc_map, _ = part.final_to_expanded()
+    oov = part.tokens.oov_counts[expanded.orig_arc[arc_map]].to(torch.float64)  # (A',)
+    nnlm = nnlm[arc_map] + config.oov_penalty * oov
+    arpa = arpa_end = end = None
+    if part.ngram is not None:
+        arpa, arpa_end = arpa_arc_log_probs(part.ngram, context.ngram)
+        end = nnlm_end[arc_map]
+    return ArcComponents(am=lattices.am_scores, ngram=lattices.ngram_scores,
+                         nnlm=nnlm.to(torch.float32), num_words=lattices.words_per_arc.to(torch.float32),
+                         arpa=arpa, arpa_end=arpa_end, nnlm_end=end,
+                         arpa_source=config.ngram_source == "arpa")
+
+
 def _finish_part(
-    live: LiveBatch, part: PreparedPart, query_scores: Tensor, config: RescoreConfig,
-    outcome: BatchOutcome, collector: "ResultCollector",
+    live: LiveBatch, part: PreparedPart, query_scores: Tensor, context: "RescoreContext",
+    config: RescoreConfig, outcome: BatchOutcome, collector: "ResultCollector",
     times: Optional[Tuple[Tensor, Dict[int, str]]] = None,
 ) -> Dict[int, Tuple[ScoredLattice, UtteranceStats]]:
-    """Per-arc nnlm scores of one part; live index -> (rescored lattice, its sizes).
+    """Per-arc scores of one part; live index -> (rescored lattice, its sizes).
 
     ``times``: the live batch's state times and notes (``rescoring.times``), for MBR.
     """
-    expanded = part.expanded
-    lattices = expanded.batch
-    arc_utt = lattices.arc_utt
-    query_utt = arc_utt[expanded.query_arc]  # (Q,) expanded lattice of each query
-    broken = nonfinite_failures(query_scores, query_utt, lattices.utt_ids, expanded.query_token)
+    expanded, final = part.expanded, part.final
+    lattices = final.batch
+    arc_map, utt_map = part.final_to_expanded()
+    query_utt = expanded.batch.arc_utt[expanded.query_arc]  # (Q,) lattice of expanded, per query
+    broken_expanded = nonfinite_failures(query_scores, query_utt, expanded.batch.utt_ids,
+                                         expanded.query_token)
+    local_of = {int(utt): local for local, utt in enumerate(utt_map.tolist())}
+    broken = {local_of[utt]: error for utt, error in broken_expanded.items() if utt in local_of}
     outcome.failures.extend((live.origin[int(part.utts[utt])], error) for utt, error in broken.items())
-    nnlm = torch.zeros(lattices.num_arcs, dtype=torch.float32, device=lattices.device)
-    nnlm.index_add_(0, expanded.query_arc, torch.nan_to_num(query_scores))  # (A',)
-    oov = part.tokens.oov_counts[expanded.orig_arc].to(torch.float32)  # (A',)
-    nnlm += config.oov_penalty * oov
-    components = ArcComponents(am=lattices.am_scores, ngram=lattices.ngram_scores, nnlm=nnlm,
-                               num_words=lattices.words_per_arc.to(torch.float32))
+    components = _components(part, query_scores, context, config)
     owners = part.utts.tolist()
-    scored = ScoredBatch(expanded.schedule, components, [live.symbols[i] for i in owners],
+    scored = ScoredBatch(final.schedule, components, [live.symbols[i] for i in owners],
                          [live.paths[i] for i in owners])
+    if times is not None:
+        scored.state_times = expanded_state_times(live.batch, times[0], lattices,
+                                                  part.kept_arcs[expanded.orig_arc[arc_map]])
+        scored.time_notes = {local: times[1][owner] for local, owner in enumerate(owners)
+                             if owner in times[1]}
     if times is not None:
         scored.state_times = expanded_state_times(live.batch, times[0], lattices,
                                                   part.kept_arcs[expanded.orig_arc])
@@ -245,9 +292,10 @@ def _finish_part(
                              if owner in times[1]}
     arcs = torch.bincount(live.batch.arc_utt, minlength=live.batch.num_utts).tolist()
     pruned = torch.bincount(part.pruned.batch.arc_utt, minlength=part.pruned.batch.num_utts)
-    pruned = pruned[expanded.source_utts].tolist()  # (U',) of each expanded lattice's source
-    sizes = torch.bincount(arc_utt, minlength=lattices.num_utts).tolist()
-    queries = torch.bincount(query_utt, minlength=lattices.num_utts).tolist()
+    pruned = pruned[expanded.source_utts[utt_map]].tolist()  # (U',) of each final lattice's source
+    sizes = torch.bincount(lattices.arc_utt, minlength=lattices.num_utts).tolist()
+    queries = torch.bincount(query_utt, minlength=expanded.batch.num_utts)[utt_map].tolist()
+    histories = expanded.utt_histories[utt_map].tolist()
     bounds = lattices.arc_splits.tolist()
     writing = config.write_lattices or config.kaldi_lattices is not None
     on_cpu = _with_transitions(lattices, live.batch, part).to(torch.device("cpu")) if writing \
@@ -257,17 +305,18 @@ def _finish_part(
         if local in broken:
             continue
         if writing:
-            collector.add_lattice(on_cpu.lattice(local), nnlm[bounds[local]:bounds[local + 1]].cpu())
+            collector.add_lattice(on_cpu.lattice(local),
+                                  components.nnlm[bounds[local]:bounds[local + 1]].cpu())
         result[owner] = (ScoredLattice(lattices.utt_ids[local], scored, local), UtteranceStats(
             arcs=arcs[owner], pruned_arcs=pruned[local], expanded_arcs=sizes[local],
-            histories=int(expanded.utt_histories[local]), queries=queries[local],
-            tightened=part.tightened))
+            histories=histories[local], queries=queries[local], tightened=part.tightened))
     return result
 
 
 def _with_transitions(expanded: LatticeBatch, source: LatticeBatch, part: PreparedPart) -> LatticeBatch:
     """``expanded`` with the Kaldi transition ids of the ``source`` arcs its arcs copy."""
-    carried = source.arc_transitions(part.kept_arcs[part.expanded.orig_arc])  # (A'+1,), ids
+    arc_map, _ = part.final_to_expanded()
+    carried = source.arc_transitions(part.kept_arcs[part.expanded.orig_arc[arc_map]])  # (A'+1,), ids
     if carried is None:
         return expanded
     return replace(expanded, transition_splits=carried[0], transition_ids=carried[1])

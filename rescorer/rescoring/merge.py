@@ -104,6 +104,7 @@ def _config(options: Dict[str, Any], out: Path, refs: Optional[Path], cuts: Opti
         ignore_case=options["ignore_case"], lowercase=options["lowercase"],
         decode=options.get("decode", "viterbi"), mbr_scale=options.get("mbr_scale", 1.0),
         frame_shift=options.get("frame_shift", 0.01),
+        ngram_lm=path(options.get("ngram_lm")), ngram_source=options.get("ngram_source", "lattice"),
     )
 
 

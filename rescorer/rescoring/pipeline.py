@@ -52,7 +52,7 @@ def _run(config: RescoreConfig, report: RescoreReport, progress: Optional[Progre
          freeze: Callable[[], None]) -> None:
     """``run_rescore`` with ``report``'s timings active; ``freeze`` once the inputs are loaded."""
     started = time.perf_counter()
-    context = load_context(config)
+    context = load_context(config, getattr(progress, "ngram_progress", None))
     files = input_files(config.lattices)
     if config.jobs > 1 and len(files) > 1:
         from rescorer.rescoring.parallel import read_parallel  # Only for --jobs > 1.

@@ -40,6 +40,8 @@ class UtteranceStats:
         once per arc).
       oov_words:
         Those of ``words`` the LM only knows as ``<unk>``.
+      arpa_oov_words:
+        Those of ``words`` the ``--ngram-lm`` ARPA only knows as ``<unk>`` (0 without one).
     """
 
     arcs: int
@@ -50,6 +52,7 @@ class UtteranceStats:
     tightened: int = 0
     words: int = 0
     oov_words: int = 0
+    arpa_oov_words: int = 0
 
     @property
     def oov_rate(self) -> float:
@@ -112,7 +115,7 @@ class RescoreReport:
     def totals(self) -> Dict[str, int]:
         """Sums of every ``UtteranceStats`` field over the successful utterances."""
         names = ("arcs", "pruned_arcs", "expanded_arcs", "histories", "queries", "tightened",
-                 "words", "oov_words")
+                 "words", "oov_words", "arpa_oov_words")
         return {name: sum(getattr(stats, name) for stats in self.results.values()) for name in names}
 
     @property

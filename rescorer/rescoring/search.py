@@ -99,9 +99,16 @@ class ScoredBatch:
     state_times: Optional[Tensor] = None
     time_notes: Dict[int, str] = field(default_factory=dict)
     _onebest: Dict[Scales, List[List[int]]] = field(default_factory=dict)
+    _totals: Dict[Scales, Tensor] = field(default_factory=dict)
     _nbest: Dict[Tuple[Scales, int], Tuple[List[List[RankedPath]], Dict[int, LatticeError]]] = \
         field(default_factory=dict)
     _consensus: Dict[Tuple[Scales, float], List[MbrResult]] = field(default_factory=dict)
+
+    def arc_totals(self, scales: Scales) -> Tensor:
+        """1-D float64 tensor of shape (A',), every arc's combined score (cached per scales)."""
+        if scales not in self._totals:
+            self._totals[scales] = self.components.total(scales)
+        return self._totals[scales]
 
     def onebest_word_ids(self, scales: Scales, index: int) -> List[int]:
         """Word ids along lattice ``index``'s Viterbi path under ``scales`` (float64).
@@ -111,7 +118,7 @@ class ScoredBatch:
         """
         if scales not in self._onebest:
             batch = self.schedule.batch
-            _, splits, arcs = shortest_paths(batch, self.components.total(scales), self.schedule)
+            _, splits, arcs = shortest_paths(batch, self.arc_totals(scales), self.schedule)
             word_splits, word_ids = select_rows(batch.word_splits, batch.word_ids, arcs)  # [path arc][word]
             bounds = word_splits[splits].tolist()  # (U+1,) word offsets of each lattice's path
             ids = word_ids.tolist()
@@ -126,7 +133,7 @@ class ScoredBatch:
         """
         key = (scales, count)
         if key not in self._nbest:
-            self._nbest[key] = nbest_distinct(self.schedule, self.components.total(scales), count)
+            self._nbest[key] = nbest_distinct(self.schedule, self.arc_totals(scales), count)
         ranked, failures = self._nbest[key]
         if index in failures:
             raise failures[index]
@@ -167,13 +174,15 @@ class ScoredLattice:
         return self._words(self.scored.onebest_word_ids(scales, self.index))
 
     def hypotheses(self, scales: Scales, count: int) -> List[Hypothesis]:
-        """Exact n-best of distinct word sequences, totals recomputed in float64."""
+        """Exact n-best of distinct word sequences, totals recomputed in float64 from the arcs."""
         result = []
         components = self.scored.components
+        totals = self.scored.arc_totals(scales)
         for rank, found in enumerate(self.scored.ranked(scales, count, self.index), start=1):
             arc_ids = found.arc_ids.to(components.am.device)
+            total = float(totals.index_select(0, arc_ids).sum())
             result.append(_hypothesis(self.utt_id, rank, self._words(found.word_ids),
-                                      components.path_sums(arc_ids), scales))
+                                      components.path_sums(arc_ids), scales, total))
         return result
 
     def consensus(self, scales: Scales, mbr_scale: float) -> Consensus:
@@ -272,12 +281,15 @@ def _consensus(utt_id: str, words: List[str], found: MbrResult, mbr_scale: float
 
 
 def _hypothesis(
-    utt_id: str, rank: int, words: List[str], sums: Dict[str, float], scales: Scales
+    utt_id: str, rank: int, words: List[str], sums: Dict[str, float], scales: Scales,
+    total: Optional[float] = None,
 ) -> Hypothesis:
-    """A ``Hypothesis`` whose total is recomputed from the summed components."""
+    """A ``Hypothesis`` with its summed components; ``total`` (the path's sum of
+    ``ArcComponents.total``) or, when None, recomputed from the sums (log-linear)."""
     return Hypothesis(
         uttid=utt_id, rank=rank, words=list(words), am=sums["am"], ngram=sums["ngram"],
-        nnlm=sums["nnlm"], total=combine_sums(sums, scales),
+        nnlm=sums["nnlm"], total=combine_sums(sums, scales) if total is None else total,
+        arpa=sums.get("arpa"),
     )
 
 

@@ -36,6 +36,8 @@ from rescorer.rescoring.timing import stage
 from rescorer.rescoring.tokens import ArcTokenizer
 from rescorer.rescoring.job import rescore_lattices
 from rescorer.model.checkpoint import load_model
+from rescorer.ngram.arpa import ProgressCallback
+from rescorer.ngram.cache import load_ngram
 
 
 class ProgressHook(Protocol):
@@ -64,14 +66,23 @@ def history_window(model_window: Optional[int], config: RescoreConfig) -> Option
     return config.history_approx if model_window is None else min(model_window, config.history_approx)
 
 
-def load_context(config: RescoreConfig) -> RescoreContext:
-    """Load references, the model and the symbol table; check the options against them."""
+def load_context(config: RescoreConfig,
+                 ngram_progress: Optional[ProgressCallback] = None) -> RescoreContext:
+    """Load references, the model, the ARPA n-gram and the symbol table; check the options.
+
+    ``ngram_progress(bytes_read, total_bytes)`` hears about the ARPA parse
+    (not called when it loads from ``--ngram-cache``). Forked ``--jobs``
+    workers inherit the loaded context, so every file is loaded once per run.
+    """
     references = load_references(config.refs, config.cuts)
     model, vocabulary = load_model(config.model, resolve_device(config.device))
     window = history_window(model.history_window, config)
+    ngram = None
+    if config.ngram_lm is not None:
+        ngram = load_ngram(config.ngram_lm, config.ngram_cache, ngram_progress)
     # Without --words, one growing table collects the words of every SLF file.
     symbols = SymbolTable() if config.words is None else SymbolTable.from_file(config.words)
-    return RescoreContext(model, vocabulary, window, symbols, references, config.lowercase)
+    return RescoreContext(model, vocabulary, window, symbols, references, config.lowercase, ngram)
 
 
 @contextlib.contextmanager
@@ -145,11 +156,15 @@ def run_unit(
     _rescore_lattices(batch, list(paths), context, config, report, collector, progress)
     rescored = list(report.results)[done:]
     index = {utt: position for position, utt in enumerate(batch.utt_ids)}
-    words, oov = word_counts(batch.select([index[utt] for utt in rescored]),
-                             context.tokenizer(context.symbols))
+    selected = batch.select([index[utt] for utt in rescored])
+    words, oov = word_counts(selected, context.tokenizer(context.symbols))
+    arpa_oov = torch.zeros_like(oov)
+    if context.ngram is not None:
+        _, arpa_oov = word_counts(selected, context.ngram_tokenizer(context.symbols))
     for position, utt in enumerate(rescored):
         report.results[utt] = replace(report.results[utt], words=int(words[position]),
-                                      oov_words=int(oov[position]))
+                                      oov_words=int(oov[position]),
+                                      arpa_oov_words=int(arpa_oov[position]))
 
 
 def word_counts(batch: LatticeBatch, tokenizer: ArcTokenizer) -> Tuple[Tensor, Tensor]:

@@ -13,7 +13,8 @@ is identical for equivalent runs (one process, ``--jobs``, ``--batch-size``,
                         (expanded / pruned), histories, queries, tightened_utterances
     oov                 words, oov_words, rate, warn_above: lattice word occurrences
                         (each arc's words) the LM only knows as <unk>, over the rescored
-                        utterances; a rate above warn_above prints a warning
+                        utterances; a rate above warn_above prints a warning; with
+                        --ngram-lm also arpa_oov_words, arpa_rate: those the ARPA maps to <unk>
     wer                 rows {system, wer, errors, insertions, deletions, substitutions,
                         ref_words, utterances, missing} (with references)
     grid                one row {point: {name: value, ...}, wer, errors, ...} per --grid
@@ -63,6 +64,8 @@ def options_of(config: RescoreConfig) -> Dict[str, Any]:
         "ignore_case": config.ignore_case, "lowercase": config.lowercase,
         **({"decode": config.decode, "mbr_scale": config.mbr_scale, "frame_shift": config.frame_shift}
            if config.decode != "viterbi" else {}),
+        **({} if config.ngram_lm is None else {"ngram_lm": str(config.ngram_lm),
+                                               "ngram_source": config.ngram_source}),
     }
 
 
@@ -93,7 +96,10 @@ def build_summary(options: Dict[str, Any], report: RescoreReport, run: Dict[str,
                   "histories": totals["histories"], "queries": totals["queries"],
                   "tightened_utterances": sum(1 for s in report.results.values() if s.tightened)},
         "oov": {"words": totals["words"], "oov_words": totals["oov_words"],
-                "rate": report.oov_rate, "warn_above": OOV_WARN_RATE},
+                "rate": report.oov_rate, "warn_above": OOV_WARN_RATE,
+                **({} if options.get("ngram_lm") is None else {
+                    "arpa_oov_words": totals["arpa_oov_words"],
+                    "arpa_rate": totals["arpa_oov_words"] / totals["words"] if totals["words"] else 0.0})},
         "wer": [{"system": label, **_wer(stats)} for label, stats in report.wer_rows],
         "grid": [{"point": dict(zip(report.grid_names, point)), **_wer(stats)}
                  for point, stats in report.grid],
