@@ -74,13 +74,30 @@ def read_text(path: PathLike) -> str:
         data = handle.read()
     if data[:2] == b"\x1f\x8b":
         limit = max(MAX_GZIP_RATIO * len(data), 2**20)
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
-            data = unzipped.read(limit + 1)
+        data = _gunzip(data, limit + 1)
         if len(data) > limit:
             raise InputFormatError(f"gzip data expands more than {MAX_GZIP_RATIO} times "
                                    f"(beyond {limit:,} bytes); refused as corrupt", path=path)
     text = data.decode("utf-8")
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def _gunzip(data: bytes, size: int) -> bytes:
+    """At most ``size`` bytes of the gzip data ``data``, as ``gzip.GzipFile.read(size)`` gives.
+
+    One zlib call (it checks the CRC and length too) when ``data`` is exactly one
+    whole member; anything else (damage, several members, trailing bytes, output
+    beyond ``size``) goes through the ``gzip`` module, so its errors are the same.
+    """
+    unzip = zlib.decompressobj(wbits=31)  # 16 + 15: a gzip header and trailer
+    try:
+        out = unzip.decompress(data, size)
+    except zlib.error:
+        out = None
+    if out is not None and unzip.eof and not unzip.unused_data:
+        return out
+    with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
+        return unzipped.read(size)
 
 
 def open_text(path: PathLike) -> IO[str]:
