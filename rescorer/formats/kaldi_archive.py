@@ -352,7 +352,7 @@ def is_binary_archive(path: PathLike) -> bool:
 
 
 def starts_binary_archive(head: bytes) -> bool:
-    """True when ``head`` (a file's first bytes, gunzipped) starts a binary Kaldi lattice archive."""
+    """True when ``head`` (a file's first bytes, gunzipped) starts a binary Kaldi archive."""
     return _BINARY_ARCHIVE.match(head) is not None
 
 

@@ -150,7 +150,7 @@ def parse_slf_file(path: PathLike, symbols: SymbolTable) -> Lattice:
 
 
 def slf_lattice(text: str, path: PathLike, symbols: SymbolTable) -> Lattice:
-    """The lattice of the SLF ``text`` of file ``path``, not yet validated (as ``parse_slf_file``)."""
+    """The lattice of the SLF ``text`` of file ``path``, not yet validated."""
     return graph_to_lattice(parse_slf_text(text, path), symbols, is_filler, path)
 
 

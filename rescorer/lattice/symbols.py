@@ -134,7 +134,7 @@ class SymbolTable:
 
     def lookup_all(self, words: Sequence[str], *, path: Optional[Union[str, Path]] = None,
                    utt_id: Optional[str] = None) -> List[int]:
-        """``lookup`` of each word in order (new words are added, or the first unknown raises, in that order)."""
+        """``lookup`` of each word, in order: new words are added, or the first unknown raises."""
         ids = list(map(self._ids.get, words))
         if None in ids:
             ids = [self.lookup(word, path=path, utt_id=utt_id) if word_id is None else word_id

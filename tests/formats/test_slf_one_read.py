@@ -1,4 +1,4 @@
-"""SLF files read once: the one-call gunzip and the one-read detection give what the two-pass route gives."""
+"""SLF files read once: the one-call gunzip and one-read detection equal the two-pass route."""
 import gzip
 import io
 
