@@ -14,10 +14,10 @@ from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 from rescorer.errors import Failure, InputFormatError, RescorerError, SymbolError
 from rescorer.formats.k2_pt import read_k2_batch
-from rescorer.formats.kaldi_archive import is_binary_archive
+from rescorer.formats.kaldi_archive import is_binary_archive, starts_binary_archive
 from rescorer.formats.kaldi_specifier import is_specifier
 from rescorer.formats.kaldi_text import iter_kaldi_text
-from rescorer.formats.slf import open_text, parse_slf_file
+from rescorer.formats.slf import clean_slf_text, open_text, parse_slf_file, slf_lattice
 from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.checks import lattice_failure
 from rescorer.lattice.fsavec import Lattice
@@ -93,6 +93,9 @@ def read_file(path: Path, symbols: SymbolTable) -> FileContent:
     """
     lattices: List[Lattice] = []
     try:
+        text = None if is_specifier(str(path)) else clean_slf_text(path, starts_binary_archive)
+        if text is not None:  # most SLF files: read once, not once to detect and once to parse
+            return None, [slf_lattice(text, path, symbols)], []
         kind = KALDI if is_specifier(str(path)) else detect_format(path)
         if kind == SLF:
             return None, [parse_slf_file(path, symbols)], []

@@ -348,6 +348,11 @@ def is_binary_archive(path: PathLike) -> bool:
             handle.close()
     except (RescorerError, OSError, EOFError, zlib.error):
         return False
+    return starts_binary_archive(head)
+
+
+def starts_binary_archive(head: bytes) -> bool:
+    """True when ``head`` (a file's first bytes, gunzipped) starts a binary Kaldi archive."""
     return _BINARY_ARCHIVE.match(head) is not None
 
 

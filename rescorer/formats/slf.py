@@ -26,12 +26,13 @@ Writing puts words on links (``W=!NULL`` for none) with ``a`` = am, ``l`` = ngra
 ``lmscale=1.0`` and ``wdpenalty=0.0``, so reading back is exact (floats printed
 with repr); an arc with several words becomes a chain through extra nodes.
 """
+import functools
 import gzip
 import io
 import re
 import zlib
 from pathlib import Path
-from typing import IO, Dict, List, Optional, Tuple
+from typing import IO, Callable, Dict, List, Optional, Tuple
 
 from rescorer.errors import InputFormatError
 from rescorer.formats.slf_columns import fast_links, fast_nodes
@@ -51,6 +52,7 @@ _ALIASES = {"NODE": "I", "LINK": "J", "WORD": "W", "START": "S", "END": "E",
             "acoustic": "a", "language": "l", "NODES": "N", "LINKS": "L"}
 
 
+@functools.lru_cache(maxsize=2**16)  # asked once per distinct word of each lattice
 def is_filler(word: str) -> bool:
     """True for words that never reach the LM (``FILLER_WORDS``, ``++x++``, ``[x]``)."""
     return (word in FILLER_WORDS or (len(word) > 4 and word.startswith("++") and word.endswith("++"))
@@ -74,13 +76,30 @@ def read_text(path: PathLike) -> str:
         data = handle.read()
     if data[:2] == b"\x1f\x8b":
         limit = max(MAX_GZIP_RATIO * len(data), 2**20)
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
-            data = unzipped.read(limit + 1)
+        data = _gunzip(data, limit + 1)
         if len(data) > limit:
             raise InputFormatError(f"gzip data expands more than {MAX_GZIP_RATIO} times "
                                    f"(beyond {limit:,} bytes); refused as corrupt", path=path)
     text = data.decode("utf-8")
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def _gunzip(data: bytes, size: int) -> bytes:
+    """At most ``size`` bytes of the gzip data ``data``, as ``gzip.GzipFile.read(size)`` gives.
+
+    One zlib call (it checks the CRC and length too) when ``data`` is exactly one
+    whole member; anything else (damage, several members, trailing bytes, output
+    beyond ``size``) goes through the ``gzip`` module, so its errors are the same.
+    """
+    unzip = zlib.decompressobj(wbits=31)  # 16 + 15: a gzip header and trailer
+    try:
+        out = unzip.decompress(data, size)
+    except zlib.error:
+        out = None
+    if out is not None and unzip.eof and not unzip.unused_data:
+        return out
+    with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
+        return unzipped.read(size)
 
 
 def open_text(path: PathLike) -> IO[str]:
@@ -127,7 +146,58 @@ def parse_slf_file(path: PathLike, symbols: SymbolTable) -> Lattice:
     except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile, zlib.error) as error:
         raise InputFormatError(f"cannot read ({type(error).__name__}: {error}; truncated or "
                                "corrupt?)", path=path) from error
+    return slf_lattice(text, path, symbols)
+
+
+def slf_lattice(text: str, path: PathLike, symbols: SymbolTable) -> Lattice:
+    """The lattice of the SLF ``text`` of file ``path``, not yet validated."""
     return graph_to_lattice(parse_slf_text(text, path), symbols, is_filler, path)
+
+
+def clean_slf_text(path: PathLike, binary_archive: Callable[[bytes], bool]) -> Optional[str]:
+    """The text of ``path`` if it is an SLF file that reads cleanly, else None; never raises.
+
+    One read and one gunzip for what ``detect.detect_format`` and ``read_text``
+    would each read: None whenever the file is not SLF by ``detect_format``'s rules
+    or reading it would raise anything, so that the caller takes their route and
+    its errors.
+
+    Args:
+      binary_archive:
+        True for the first 8,192 bytes of a binary Kaldi archive.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        if data.startswith(b"PK\x03\x04") or data[:1] == b"\x80":
+            return None
+        if data[:2] == b"\x1f\x8b":
+            unzip = zlib.decompressobj(wbits=31)
+            data = unzip.decompress(data, max(MAX_GZIP_RATIO * len(data), 2**20) + 1)
+            if not unzip.eof or unzip.unused_data:
+                return None  # damaged, several members or too large: the gzip module decides
+        if binary_archive(data[:8192]):
+            return None
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError, zlib.error):
+        return None
+    text = text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+    head = _first_field(text)
+    return text if head is not None and "=" in head and not head.startswith("=") else None
+
+
+def _first_field(text: str) -> Optional[str]:
+    """The first white-space token of the first line that is not blank or a ``#`` comment."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        line = text[start:end if end >= 0 else len(text)].strip()
+        if line and not line.startswith("#"):
+            return line.split()[0]
+        if end < 0:
+            break
+        start = end + 1
+    return None
 
 
 def _fields(line: str, path: PathLike, line_number: int) -> Dict[str, str]:

@@ -7,7 +7,7 @@ documented in ``slf.py`` with tensor operations.
 import array
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -258,6 +258,17 @@ def _word_id(word: Optional[str], symbols: SymbolTable, is_filler: Callable[[str
     return symbols.lookup(word, path=path, utt_id=utt_id)
 
 
+def _distinct_word_ids(words: Sequence[Optional[str]], symbols: SymbolTable,
+                       is_filler: Callable[[str], bool], path: PathLike, utt_id: str
+                       ) -> Dict[Optional[str], int]:
+    """``{word: _word_id(word)}`` for each distinct word, looked up in order of first appearance."""
+    distinct = list(dict.fromkeys(words))
+    real = [word for word in distinct if word is not None and not is_filler(word)]
+    ids: Dict[Optional[str], int] = dict.fromkeys(distinct, 0)
+    ids.update(zip(real, symbols.lookup_all(real, path=path, utt_id=utt_id)))
+    return ids
+
+
 def _link_word_ids(graph: SlfGraph, dst: Tensor, num_nodes: int, symbols: SymbolTable,
                    is_filler: Callable[[str], bool], path: PathLike) -> Tensor:
     """1-D int64 tensor of shape (L,): each link's word id, its own word else its end node's.
@@ -273,8 +284,7 @@ def _link_word_ids(graph: SlfGraph, dst: Tensor, num_nodes: int, symbols: Symbol
                  for word, end_node in zip(graph.link_words, dst.tolist())]
     else:
         words = graph.link_words
-    ids = {word: _word_id(word, symbols, is_filler, path, graph.utt_id)
-           for word in dict.fromkeys(words)}
+    ids = _distinct_word_ids(words, symbols, is_filler, path, graph.utt_id)
     return torch.frombuffer(array.array("q", map(ids.__getitem__, words)), dtype=torch.int64)
 
 
@@ -290,8 +300,7 @@ def _node_word_ids(graph: SlfGraph, dst: Tensor, num_nodes: int, symbols: Symbol
     entered = (first < num_links).nonzero().flatten()
     order = entered[torch.argsort(first[entered])]  # entered nodes by first entering link
     words = list(map(graph.node_words.get, order.tolist()))
-    ids = {word: _word_id(word, symbols, is_filler, path, graph.utt_id)
-           for word in dict.fromkeys(words)}
+    ids = _distinct_word_ids(words, symbols, is_filler, path, graph.utt_id)
     node_ids = torch.zeros(num_nodes, dtype=torch.int64)
     node_ids[order] = torch.tensor(list(map(ids.__getitem__, words)), dtype=torch.int64)
     return node_ids

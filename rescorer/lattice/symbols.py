@@ -4,7 +4,7 @@ Parsed from the open file so every error names the file and line (k2's
 ``SymbolTable.from_file`` goes through a string and loses both).
 """
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -131,6 +131,15 @@ class SymbolTable:
         if self.frozen:
             return self.id(word, path=path, utt_id=utt_id)
         return self.add(word)
+
+    def lookup_all(self, words: Sequence[str], *, path: Optional[Union[str, Path]] = None,
+                   utt_id: Optional[str] = None) -> List[int]:
+        """``lookup`` of each word, in order: new words are added, or the first unknown raises."""
+        ids = list(map(self._ids.get, words))
+        if None in ids:
+            ids = [self.lookup(word, path=path, utt_id=utt_id) if word_id is None else word_id
+                   for word, word_id in zip(words, ids)]
+        return ids
 
     def known(self, word_ids: Tensor) -> Tensor:
         """Which ids are in the table.

@@ -70,3 +70,15 @@ def test_check_ids_finds_gaps_beyond_and_negative_ids(tmp_path):
                        (torch.tensor([1, -5]), -5)):
         with pytest.raises(SymbolError, match=f"utterance u: word id {first} is not in"):
             table.check_ids(bad, path="l.pt", utt_id="u")
+
+
+def test_lookup_all_is_lookup_of_each_word_in_order(tmp_path):
+    table = SymbolTable()
+    table.add("b")
+    assert table.lookup_all(["a", "b", "c", "a", "<eps>"]) == [2, 1, 3, 2, 0]
+    words = tmp_path / "words.txt"
+    words.write_text("<eps> 0\nx 1\ny 2\n")
+    frozen = SymbolTable.from_file(words)
+    assert frozen.lookup_all(["y", "x"]) == [2, 1]
+    with pytest.raises(SymbolError, match="'zz' is not in"):
+        frozen.lookup_all(["x", "zz", "qq"], path="p.slf", utt_id="u")
