@@ -2,7 +2,9 @@
 
 "Kaldi's best path" is computed here independently of fprescore's algorithms: a plain
 Python dynamic program over the Kaldi FST (states, per-state final weights), minimising
-``graph + acoustic_scale * acoustic`` as ``lattice-best-path --acoustic-scale`` does.
+``graph + acoustic_scale * acoustic`` as ``lattice-best-path --acoustic-scale`` does. The
+same path checks the MBR CTM: with a huge posterior scale the consensus is that path with
+confidence 1, so the CTM holds its words at exactly their frames (times 0.01 s).
 """
 import json
 from collections import defaultdict
@@ -23,9 +25,11 @@ ACOUSTIC_SCALE = 0.1
 
 
 def kaldi_best_path(fst, acoustic_scale):
-    """(cost, word ids, frames) of the cheapest path: Kahn's order, then relaxation, in float64.
+    """(cost, word ids, frames, word spans) of the cheapest path: Kahn's order, then relaxation,
+    in float64.
 
-    Frames are the transition ids along the path (one per frame in a CompactLattice).
+    Frames are the transition ids along the path (one per frame in a CompactLattice); each
+    span is (word id, first frame, end frame).
     """
     arcs = defaultdict(list)
     indegree = [0] * fst.num_states
@@ -49,15 +53,17 @@ def kaldi_best_path(fst, acoustic_scale):
     for state in order:
         if state not in best:
             continue
-        cost, words, count = best[state]
+        cost, spans, count = best[state]
         if bool(fst.is_final[state]):
             final = float(fst.final_graph[state]) + acoustic_scale * float(fst.final_acoustic[state])
-            finished.append((cost + final, words, count + final_frames[state]))
+            finished.append((cost + final, spans, count + final_frames[state]))
         for dst, word, arc_cost, arc_frames in arcs[state]:
-            candidate = (cost + arc_cost, words + ([word] if word else []), count + arc_frames)
+            span = [(word, count, count + arc_frames)] if word else []
+            candidate = (cost + arc_cost, spans + span, count + arc_frames)
             if dst not in best or candidate[0] < best[dst][0]:
                 best[dst] = candidate
-    return min(finished)
+    cost, spans, frames = min(finished)
+    return cost, [word for word, _, _ in spans], frames, spans
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +88,7 @@ def test_lm_weight_zero_gives_kaldis_own_best_path(words, tmp_path):
     lattices = list(iter_kaldi_archive(SAMPLES))
     assert sorted(onebest) == sorted(lattice.utt_id for lattice in lattices)
     for lattice in lattices:
-        _, ids, _ = kaldi_best_path(lattice_to_fst(lattice), ACOUSTIC_SCALE)
+        _, ids, _, _ = kaldi_best_path(lattice_to_fst(lattice), ACOUSTIC_SCALE)
         assert onebest[lattice.utt_id] == [f"w{i}" for i in ids], lattice.utt_id
     # the scale matters: at acoustic scale 1, 9 of the 10 best paths are other ones
     unscaled = [kaldi_best_path(lattice_to_fst(lattice), 1.0)[1] for lattice in lattices]
@@ -102,7 +108,7 @@ def test_rescored_kaldi_outputs_follow_kaldis_conventions(words, tmp_path):
     first_pass = {utt: [f"w{i}" for i in found[1]] for utt, found in first.items()}
     assert sum(onebest[utt] != words for utt, words in first_pass.items()) == 1  # rescoring moved one
     for lattice in written:
-        _, ids, frames = kaldi_best_path(lattice_to_fst(lattice), ACOUSTIC_SCALE)
+        _, ids, frames, _ = kaldi_best_path(lattice_to_fst(lattice), ACOUSTIC_SCALE)
         assert onebest[lattice.utt_id] == [f"w{i}" for i in ids], lattice.utt_id
         # transition ids came through expansion: one per frame on every path, as read
         assert frames == first[lattice.utt_id][2] > 100
@@ -131,3 +137,19 @@ def test_bad_kaldi_output_options_fail_before_any_work(words, tmp_path, extra, m
                                       str(MODEL), "--out", str(out), *extra])
     assert result.exit_code == 1 and message in " ".join(result.output.split())
     assert not out.exists()
+
+
+def test_ctm_times_are_the_transition_counts_along_the_path(words, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [
+        "rescore", str(SAMPLES), "--words", str(words), "--model", str(MODEL), "--out", str(out),
+        "--am-scale", str(ACOUSTIC_SCALE), "--lm-scale", "0", "--decode", "mbr", "--mbr-scale", "1000"])
+    assert result.exit_code == 0, result.output
+    lines = (out / "onebest.ctm").read_text().splitlines()
+    lattices = list(iter_kaldi_archive(SAMPLES))
+    expected = []
+    for lattice in sorted(lattices, key=lambda lattice: lattice.utt_id):
+        for word, start, end in kaldi_best_path(lattice_to_fst(lattice), ACOUSTIC_SCALE)[3]:
+            expected.append(f"{lattice.utt_id} 1 {start * 0.01:.3f} {(end - start) * 0.01:.3f} w{word} 1.0000")
+    assert len(expected) > 50
+    assert lines == expected
