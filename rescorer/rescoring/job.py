@@ -22,7 +22,6 @@ from rescorer.algorithms.oracle import oracle_errors
 from rescorer.algorithms.topsort import LevelSchedule
 from rescorer.errors import RescorerError
 from rescorer.lattice.batch import LatticeBatch
-from rescorer.lattice.fsavec import splits_from_counts
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.rescoring.combine import ArcComponents, first_pass_scores
 from rescorer.rescoring.config import RescoreConfig
@@ -35,23 +34,11 @@ from rescorer.rescoring.search import (ScoredBatch, ScoredLattice, first_pass_wo
                                       reference_word_ids)
 from rescorer.rescoring.times import expanded_state_times, lattice_state_times
 from rescorer.rescoring.timing import stage
-from rescorer.rescoring.tokens import ArcTokens
+from rescorer.rescoring.tokens import ArcTokens, concat_tokens
 
 if TYPE_CHECKING:
     from rescorer.rescoring.collect import ResultCollector
     from rescorer.rescoring.context import RescoreContext
-
-
-def _concat_tokens(parts: Sequence[ArcTokens], device: torch.device) -> ArcTokens:
-    """One ``ArcTokens`` for lattices whose arcs follow each other."""
-    if not parts:
-        empty = torch.zeros(0, dtype=torch.int64)
-        return ArcTokens(torch.zeros(1, dtype=torch.int64, device=device), empty.to(device),
-                         empty.to(device))
-    counts = torch.cat([part.splits[1:] - part.splits[:-1] for part in parts])
-    return ArcTokens(splits=splits_from_counts(counts).to(device),
-                     tokens=torch.cat([part.tokens for part in parts]).to(device),
-                     oov_counts=torch.cat([part.oov_counts for part in parts]).to(device))
 
 
 def _tokens(batch: LatticeBatch, paths: Sequence[Optional[Path]], symbols: Sequence[SymbolTable],
@@ -106,7 +93,7 @@ def _start(batch: LatticeBatch, paths: Sequence[Optional[Path]], symbols: Sequen
             return None
         batch = batch.select(keep)
         schedule = LevelSchedule.of(batch)
-    return LiveBatch(batch, schedule, _concat_tokens(tokens, batch.device), good,
+    return LiveBatch(batch, schedule, concat_tokens(tokens, batch.device), good,
                  [paths[index] for index in good], [symbols[index] for index in good])
 
 

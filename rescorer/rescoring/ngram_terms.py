@@ -16,7 +16,7 @@ from rescorer.algorithms.history import ExpandedBatch
 from rescorer.ngram.model import NgramLM
 from rescorer.rescoring.job_state import LiveBatch
 from rescorer.rescoring.timing import stage
-from rescorer.rescoring.tokens import ArcTokens
+from rescorer.rescoring.tokens import ArcTokens, concat_tokens
 
 if TYPE_CHECKING:
     from rescorer.rescoring.context import RescoreContext
@@ -34,12 +34,8 @@ def ngram_tokens(live: LiveBatch, context: "RescoreContext") -> ArcTokens:
     if all(table is live.symbols[0] for table in live.symbols):
         whole = context.ngram_tokenizer(live.symbols[0]).encode_words(cpu.word_splits, cpu.word_ids)
         return ArcTokens(whole.splits.to(device), whole.tokens.to(device), whole.oov_counts.to(device))
-    parts = [context.ngram_tokenizer(table).encode(cpu.lattice(index), live.paths[index])
-             for index, table in enumerate(live.symbols)]
-    counts = torch.cat([part.splits[1:] - part.splits[:-1] for part in parts])
-    splits = torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum(counts, 0)])
-    return ArcTokens(splits.to(device), torch.cat([part.tokens for part in parts]).to(device),
-                     torch.cat([part.oov_counts for part in parts]).to(device))
+    return concat_tokens([context.ngram_tokenizer(table).encode(cpu.lattice(index), live.paths[index])
+                          for index, table in enumerate(live.symbols)], device)
 
 
 def arc_log_probs(query_arc: Tensor, scores: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:

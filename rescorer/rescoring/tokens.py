@@ -11,7 +11,7 @@ mapped with tensor gathers.
 """
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -38,6 +38,17 @@ class ArcTokens:
     splits: Tensor
     tokens: Tensor
     oov_counts: Tensor
+
+
+def concat_tokens(parts: Sequence[ArcTokens], device: torch.device) -> ArcTokens:
+    """One ``ArcTokens`` for lattices whose arcs follow each other, on ``device``."""
+    if not parts:
+        empty = torch.zeros(0, dtype=torch.int64, device=device)
+        return ArcTokens(torch.zeros(1, dtype=torch.int64, device=device), empty, empty)
+    counts = torch.cat([part.splits[1:] - part.splits[:-1] for part in parts])
+    return ArcTokens(splits=splits_from_counts(counts.cpu()).to(device),
+                     tokens=torch.cat([part.tokens for part in parts]).to(device),
+                     oov_counts=torch.cat([part.oov_counts for part in parts]).to(device))
 
 
 class ArcTokenizer:
