@@ -11,7 +11,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 stamp="$VENV/.fprescore-installed"
-want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1) $TORCH_PIN ${FPRESCORE_EXTRAS:-test}"
+# pyproject.toml, setup.py and the C source: a change to any of them reinstalls (and rebuilds).
+want="$(cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT"/rescorer/formats/*.c | sha256sum | cut -d' ' -f1) $TORCH_PIN ${FPRESCORE_EXTRAS:-test}"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[setup] installing $TORCH_PIN and fprescore[${FPRESCORE_EXTRAS:-test}]" >&2
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$TORCH_PIN" 2>&1 \

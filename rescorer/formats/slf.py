@@ -59,6 +59,11 @@ def is_filler(word: str) -> bool:
             or (len(word) > 1 and word.startswith("[") and word.endswith("]")))
 
 
+try:  # python-isal: the same bytes and checks as zlib, inflated 3x faster (asr-dev: 0.13 s vs 0.39 s)
+    from isal import isal_zlib as _INFLATE
+except ImportError:
+    _INFLATE = zlib
+
 # A gzipped lattice expanding beyond this ratio (and 1 MiB) is refused: no real
 # lattice text compresses that well (asr-dev: 3.5x), a gzip bomb does.
 MAX_GZIP_RATIO = 100
@@ -87,19 +92,28 @@ def read_text(path: PathLike) -> str:
 def _gunzip(data: bytes, size: int) -> bytes:
     """At most ``size`` bytes of the gzip data ``data``, as ``gzip.GzipFile.read(size)`` gives.
 
-    One zlib call (it checks the CRC and length too) when ``data`` is exactly one
-    whole member; anything else (damage, several members, trailing bytes, output
-    beyond ``size``) goes through the ``gzip`` module, so its errors are the same.
+    One inflate call when ``data`` is exactly one whole member; anything else
+    (damage, several members, trailing bytes, output beyond ``size``) goes
+    through the ``gzip`` module, so its errors are the same.
     """
-    unzip = zlib.decompressobj(wbits=31)  # 16 + 15: a gzip header and trailer
-    try:
-        out = unzip.decompress(data, size)
-    except zlib.error:
-        out = None
-    if out is not None and unzip.eof and not unzip.unused_data:
+    out = _inflate_member(data, size)
+    if out is not None:
         return out
     with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
         return unzipped.read(size)
+
+
+def _inflate_member(data: bytes, size: int) -> Optional[bytes]:
+    """The content of ``data`` if it is exactly one whole gzip member of at most ``size`` bytes.
+
+    None for anything else; never raises. The CRC and length of the trailer are checked.
+    """
+    unzip = _INFLATE.decompressobj(wbits=31)  # 16 + 15: a gzip header and trailer
+    try:
+        out = unzip.decompress(data, size)
+    except _INFLATE.error:
+        return None
+    return out if unzip.eof and not unzip.unused_data else None
 
 
 def open_text(path: PathLike) -> IO[str]:
@@ -172,14 +186,13 @@ def clean_slf_text(path: PathLike, binary_archive: Callable[[bytes], bool]) -> O
         if data.startswith(b"PK\x03\x04") or data[:1] == b"\x80":
             return None
         if data[:2] == b"\x1f\x8b":
-            unzip = zlib.decompressobj(wbits=31)
-            data = unzip.decompress(data, max(MAX_GZIP_RATIO * len(data), 2**20) + 1)
-            if not unzip.eof or unzip.unused_data:
+            data = _inflate_member(data, max(MAX_GZIP_RATIO * len(data), 2**20) + 1)
+            if data is None:
                 return None  # damaged, several members or too large: the gzip module decides
         if binary_archive(data[:8192]):
             return None
         text = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError, zlib.error):
+    except (OSError, UnicodeDecodeError):
         return None
     text = text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
     head = _first_field(text)

@@ -16,6 +16,12 @@ line parser raise (bad numbers, node ids out of range or repeated) is refused:
 and ``slf.py`` parses that block line by line, which gives the same result or
 the exact error with its line number. So both paths agree on every input by
 construction.
+
+The same columns come from one of two routes: the compiled ``_slf_block`` (one
+pass of C over the block, when the package was built with a C compiler) and,
+where it refuses or is missing, the numpy route of ``text_fields.py``. Where the
+C route accepts a block, both give the same values bit for bit
+(``tests/formats/test_slf_block_native.py``).
 """
 import re
 from dataclasses import dataclass
@@ -34,6 +40,11 @@ _LEADS = frozenset(["I", "J"])
 # White space other than space/tab/newline: str.split splits on it, lines don't.
 _OTHER_SPACE = re.compile(r"[^\S \t\n]")
 MAX_WORD_BYTES = 256  # blocks with longer words go to the line parser
+
+try:
+    from rescorer.formats import _slf_block
+except ImportError:  # installed without a C compiler: the numpy route reads the same values
+    _slf_block = None
 
 
 @dataclass(frozen=True)
@@ -87,8 +98,7 @@ def block_columns(block: str, lead: str, wanted: Sequence[str]) -> Optional[Bloc
         return None  # with as many tokens as width x lines: every line has `width` of them
     keys = [data[starts[column]:ends[column]].partition(b"=") for column in range(width)]
     names = [key.decode() for key, equals, _ in keys if equals]
-    if (len(names) != width or names[0] != lead or len(set(names)) != width
-            or _ALIAS_KEYS.intersection(names) or _LEADS.intersection(names) != {lead}):
+    if len(names) != width or not _layout_ok(names, lead):
         return None
     values = {}
     for column, name in enumerate(names):
@@ -106,11 +116,18 @@ def block_columns(block: str, lead: str, wanted: Sequence[str]) -> Optional[Bloc
     return BlockColumns(chars, num_lines, values)
 
 
-def column_words(columns: BlockColumns, key: str) -> Optional[List[str]]:
+def _layout_ok(names: Sequence[str], lead: str) -> bool:
+    """True for a layout the fast path takes: ``lead`` first, short keys, each once."""
+    return (names[0] == lead and len(set(names)) == len(names)
+            and not _ALIAS_KEYS.intersection(names) and _LEADS.intersection(names) == {lead})
+
+
+def column_words(columns: BlockColumns, key: str) -> Optional[Tuple[List[str], np.ndarray]]:
     """The values of column ``key`` as strings, decoding each distinct value once.
 
     Returns:
-      One string per line, or None when a value is longer than ``MAX_WORD_BYTES``.
+      ``(distinct, codes)`` as ``BlockValues.words``, or None when a value is
+      longer than ``MAX_WORD_BYTES``.
     """
     starts, ends = columns.values[key]
     lengths = ends - starts
@@ -120,8 +137,84 @@ def column_words(columns: BlockColumns, key: str) -> Optional[List[str]]:
     matrix = token_matrix(columns.chars, starts, width).T.copy()  # (lines, W)
     matrix[np.arange(width)[None, :] >= lengths[:, None]] = 0  # no NUL in the block
     unique, inverse = np.unique(matrix.view(f"S{width}").ravel(), return_inverse=True)
-    decoded = np.array([value.decode("utf-8") for value in unique.tolist()], dtype=object)
-    return decoded[inverse.ravel()].tolist()
+    return [value.decode("utf-8") for value in unique.tolist()], inverse.ravel().astype(np.int64)
+
+
+@dataclass(frozen=True)
+class BlockValues:
+    """The parsed columns of a uniform block.
+
+    Attributes:
+      num_lines:
+        The number of lines.
+      numbers:
+        ``{key: (values, ok)}`` for the block's int and float keys: 1-D int64 or
+        float64 arrays of shape (lines,) and 1-D bool arrays of shape (lines,),
+        False where the value does not parse (the value is 0 there).
+      words:
+        ``(distinct, codes)``: the distinct values of the word key and, 1-D int64
+        array of shape (lines,), each line's index into them; None when the
+        layout lacks the key.
+    """
+
+    num_lines: int
+    numbers: Dict[str, Tuple[np.ndarray, np.ndarray]]
+    words: Optional[Tuple[List[str], np.ndarray]]
+
+    def word_list(self) -> List[Optional[str]]:
+        """The word of each line (None for all without the word key)."""
+        if self.words is None:
+            return [None] * self.num_lines
+        distinct, codes = self.words
+        return np.array(distinct, dtype=object)[codes].tolist()
+
+
+def block_values(block: str, lead: str, int_keys: Tuple[str, ...], float_keys: Tuple[str, ...],
+                 word_key: str) -> Optional[BlockValues]:
+    """The int, float and word columns of a uniform block (those in its layout), or None.
+
+    The compiled route first; where it refuses (or was not built), the numpy
+    route, which takes more number forms and decides the rest (see the module
+    docstring).
+    """
+    if _slf_block is not None:
+        values = _native_values(block, lead, int_keys, float_keys, word_key)
+        if values is not None:
+            return values
+    columns = block_columns(block, lead, (*int_keys, *float_keys, word_key))
+    if columns is None:
+        return None
+    numbers = {}
+    for keys, parse in ((int_keys, parse_ints), (float_keys, parse_floats)):
+        present = [key for key in keys if key in columns.values]
+        if present:  # one parse call for all columns of a kind
+            values, ok = parse(columns.chars, *_joined(columns, present))
+            numbers.update(zip(present, zip(np.split(values, len(present)),
+                                            np.split(ok, len(present)))))
+    words = None
+    if word_key in columns.values:
+        words = column_words(columns, word_key)
+        if words is None:
+            return None
+    return BlockValues(columns.num_lines, numbers, words)
+
+
+def _native_values(block: str, lead: str, int_keys: Tuple[str, ...],
+                   float_keys: Tuple[str, ...], word_key: str) -> Optional[BlockValues]:
+    """``block_values`` by the compiled ``_slf_block``, or None where it refuses."""
+    parsed = _slf_block.block_values(block.encode("utf-8"), lead, int_keys, float_keys, word_key)
+    if parsed is None:
+        return None
+    names, num_lines, columns, word_index, distinct = parsed
+    if not _layout_ok(names, lead) or any(_OTHER_SPACE.search(word) for word in distinct
+                                           if not word.isascii()):
+        return None
+    numbers = {}
+    for key, raw in columns.items():
+        values = np.frombuffer(raw, dtype=np.int64 if key in int_keys else np.float64)
+        numbers[key] = (values, np.ones(num_lines, dtype=bool))
+    words = None if word_index is None else (distinct, np.frombuffer(word_index, dtype=np.int64))
+    return BlockValues(num_lines, numbers, words)
 
 
 def fast_nodes(graph: SlfGraph, block: str, first_line: int) -> bool:
@@ -130,21 +223,23 @@ def fast_nodes(graph: SlfGraph, block: str, first_line: int) -> bool:
     Returns:
       True when added; False (graph untouched) when the line parser must do it.
     """
-    columns = block_columns(block, "I", ("I", "W", "t"))
-    if columns is None:
+    values = block_values(block, "I", ("I",), ("t",), "W")
+    if values is None:
         return False
-    nodes, ok = parse_ints(columns.chars, *columns.values["I"])
-    times, times_ok = parse_floats(columns.chars, *columns.values["t"]) if "t" in columns.values \
-        else (np.zeros(0), np.zeros(0, dtype=bool))
-    words = column_words(columns, "W") if "W" in columns.values else [None] * nodes.size
-    if not bool(ok.all()) or words is None or int(nodes.min()) < 0:
+    nodes, ok = values.numbers["I"]
+    times, times_ok = values.numbers.get("t", (np.zeros(0), np.zeros(0, dtype=bool)))
+    if not bool(ok.all()) or int(nodes.min()) < 0:
         return False
     top = graph.num_nodes
-    if (np.unique(nodes).size != nodes.size or (top is not None and int(nodes.max()) >= top)
+    increasing = bool((nodes[1:] > nodes[:-1]).all())  # the usual order; unique without sorting
+    if ((not increasing and np.unique(nodes).size != nodes.size)
+            or (top is not None and int(nodes.max()) >= top)
             or not graph.node_lines.keys().isdisjoint(nodes.tolist())):
         return False
     node_list = nodes.tolist()
-    graph.node_words.update(zip(node_list, words))
+    if values.words is not None and not graph.node_lines:
+        graph.node_codes = (nodes, values.words[1], values.words[0])
+    graph.node_words.update(zip(node_list, values.word_list()))
     graph.node_lines.update(zip(node_list, range(first_line, first_line + len(node_list))))
     graph.node_times.update(zip(nodes[:times.size][times_ok].tolist(), times[times_ok].tolist()))
     return True
@@ -152,33 +247,27 @@ def fast_nodes(graph: SlfGraph, block: str, first_line: int) -> bool:
 
 def fast_links(graph: SlfGraph, block: str) -> bool:
     """Add the link lines of ``block`` if uniform (see ``fast_nodes``)."""
-    columns = block_columns(block, "J", ("S", "E", "W", "a", "l"))
-    if columns is None or "S" not in columns.values or "E" not in columns.values:
+    values = block_values(block, "J", ("S", "E"), ("a", "l"), "W")
+    if values is None or "S" not in values.numbers or "E" not in values.numbers:
         return False
-    num_links = columns.num_lines
-    ends, ends_ok = parse_ints(columns.chars, *_joined(columns, ("S", "E")))  # (2L,)
-    scores = [key for key in ("a", "l") if key in columns.values]
-    values, values_ok = parse_floats(columns.chars, *_joined(columns, scores))
-    words = column_words(columns, "W") if "W" in columns.values else [None] * num_links
-    if not (bool(ends_ok.all()) and bool(values_ok.all())) or words is None:
+    if not all(bool(ok.all()) for _, ok in values.numbers.values()):
         return False
+    num_links = values.num_lines
+    src, dst = values.numbers["S"][0], values.numbers["E"][0]
     top = graph.num_nodes if graph.num_nodes is not None else MAX_NODE_ID
-    if int(ends.min()) < 0 or int(ends.max()) >= top:
+    if min(int(src.min()), int(dst.min())) < 0 or max(int(src.max()), int(dst.max())) >= top:
         return False
     zeros = np.zeros(num_links)
-    graph.link_src.frombytes(ends[:num_links].tobytes())
-    graph.link_dst.frombytes(ends[num_links:].tobytes())
-    columns_of = dict(zip(scores, np.split(values, len(scores)) if scores else []))
-    graph.link_am.frombytes(columns_of.get("a", zeros).tobytes())
-    graph.link_lm.frombytes(columns_of.get("l", zeros).tobytes())
-    graph.link_words.extend(words)
+    graph.link_src.frombytes(src.tobytes())
+    graph.link_dst.frombytes(dst.tobytes())
+    graph.link_am.frombytes(values.numbers.get("a", (zeros,))[0].tobytes())
+    graph.link_lm.frombytes(values.numbers.get("l", (zeros,))[0].tobytes())
+    graph.link_words.extend(values.word_list())
     graph.links_word = True
     return True
 
 
 def _joined(columns: BlockColumns, keys: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
     """The value ranges of several columns, one after the other (one parse call for all)."""
-    if not keys:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return (np.concatenate([columns.values[key][0] for key in keys]),
             np.concatenate([columns.values[key][1] for key in keys]))

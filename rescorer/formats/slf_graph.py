@@ -35,6 +35,9 @@ class SlfGraph:
     node_words: Dict[int, Optional[str]] = field(default_factory=dict)
     node_lines: Dict[int, int] = field(default_factory=dict)
     node_times: Dict[int, float] = field(default_factory=dict)  # t= (seconds), where it parses
+    # The node words as the fast path read them, kept while no other node line is added:
+    # node ids (V,) int64, each node's index into the distinct words (V,) int64, the distinct words.
+    node_codes: Optional[Tuple[np.ndarray, np.ndarray, List[str]]] = None
     # Link columns: S= and E= (int64), raw a= and l= (float64), W= (None if absent).
     link_src: array.array = field(default_factory=lambda: array.array("q"))
     link_dst: array.array = field(default_factory=lambda: array.array("q"))
@@ -55,6 +58,7 @@ class SlfGraph:
                                    path=path, utt_id=self.utt_id, where=f"line {line_number}")
         self.node_words[node] = word
         self.node_lines[node] = line_number
+        self.node_codes = None
         if time is not None:
             self.node_times[node] = time
 
@@ -299,10 +303,23 @@ def _node_word_ids(graph: SlfGraph, dst: Tensor, num_nodes: int, symbols: Symbol
         0, dst, torch.arange(num_links), reduce="amin", include_self=True)  # (num_nodes,)
     entered = (first < num_links).nonzero().flatten()
     order = entered[torch.argsort(first[entered])]  # entered nodes by first entering link
-    words = list(map(graph.node_words.get, order.tolist()))
-    ids = _distinct_word_ids(words, symbols, is_filler, path, graph.utt_id)
     node_ids = torch.zeros(num_nodes, dtype=torch.int64)
-    node_ids[order] = torch.tensor(list(map(ids.__getitem__, words)), dtype=torch.int64)
+    if graph.node_codes is None:
+        words = list(map(graph.node_words.get, order.tolist()))
+        ids = _distinct_word_ids(words, symbols, is_filler, path, graph.utt_id)
+        node_ids[order] = torch.tensor(list(map(ids.__getitem__, words)), dtype=torch.int64)
+        return node_ids
+    nodes, codes, distinct = graph.node_codes
+    code_of_node = np.full(num_nodes, len(distinct), dtype=np.int64)  # len(distinct): no word
+    code_of_node[nodes] = codes
+    entered_codes = code_of_node[order.numpy()]  # (E,)
+    firsts = np.unique(entered_codes, return_index=True)[1]
+    in_order = entered_codes[np.sort(firsts)].tolist()  # distinct codes by first appearance
+    words = [distinct[code] if code < len(distinct) else None for code in in_order]
+    ids = _distinct_word_ids(words, symbols, is_filler, path, graph.utt_id)
+    id_of_code = np.zeros(len(distinct) + 1, dtype=np.int64)
+    id_of_code[in_order] = [ids[word] for word in words]
+    node_ids[order] = torch.from_numpy(id_of_code[entered_codes])
     return node_ids
 
 

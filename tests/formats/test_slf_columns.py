@@ -28,15 +28,21 @@ def column_texts(block, lead, wanted):
             for key, (starts, ends) in columns.values.items()}
 
 
+def word_list(block, lead):
+    """The W= value of each line, through ``column_words``' distinct words and codes."""
+    distinct, codes = column_words(block_columns(block, lead, ("W",)), "W")
+    return [distinct[code] for code in codes.tolist()]
+
+
 def test_uniform_block_gives_columns():
     assert column_texts(LINKS, "J", ("S", "E", "W", "a", "l")) == {
         "S": ["0", "1"], "E": ["1", "2"], "a": ["-1.5", "3"], "l": ["-2", "0.25"]}
     assert column_texts("J=0 S=0 W=J=x\nJ=1 S=1 W=y", "J", ("W",)) == {"W": ["J=x", "y"]}
     nodes = "I=0 t=0.0 W=a=b\nI=1 t=0.1 W=!NULL"
     assert column_texts(nodes, "I", ("I", "W")) == {"I": ["0", "1"], "W": ["a=b", "!NULL"]}
-    assert column_words(block_columns(nodes, "I", ("W",)), "W") == ["a=b", "!NULL"]
+    assert word_list(nodes, "I") == ["a=b", "!NULL"]
     words = "I=0 W=\u00e9t\u00e9\nI=1 W=ab\nI=2 W=\u00e9t\u00e9\nI=3 W=a"
-    assert column_words(block_columns(words, "I", ("W",)), "W") == ["\u00e9t\u00e9", "ab", "\u00e9t\u00e9", "a"]
+    assert word_list(words, "I") == ["\u00e9t\u00e9", "ab", "\u00e9t\u00e9", "a"]
 
 
 @pytest.mark.parametrize("block", [
