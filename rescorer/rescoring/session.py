@@ -183,8 +183,7 @@ def word_counts(batch: LatticeBatch, tokenizer: ArcTokenizer) -> Tuple[Tensor, T
     present = torch.bincount(word_ids)  # (max id + 1,) linear time, where unique() sorts
     types = present.nonzero().squeeze(1)  # (T,) each word type once
     is_oov = torch.zeros_like(present)  # (max id + 1,) 1 for the LM's OOV word ids
-    is_oov[types] = torch.tensor([tokenizer.word_tokens(word_id)[1] for word_id in types.tolist()],
-                                 dtype=torch.int64)  # one lookup per word type
+    is_oov[types] = tokenizer.oov_flags(types)
     word_utt = torch.repeat_interleave(batch.arc_utt.cpu(), batch.words_per_arc.cpu())  # (W,)
     words = torch.bincount(word_utt, minlength=batch.num_utts)  # (U,)
     oov = torch.zeros(batch.num_utts, dtype=torch.int64).index_add_(0, word_utt, is_oov[word_ids])

@@ -6,8 +6,8 @@ sentencepiece LM (``Vocabulary.encode_word``). An arc carrying several words
 gets the concatenation of their tokens, so arcs have any number of tokens,
 ragged ``[arc][token]``.
 
-Each word id is encoded once per ``ArcTokenizer`` (cache), then arcs are
-mapped with tensor gathers.
+Each word id is encoded once per ``ArcTokenizer`` (a table by id), then arcs
+are mapped with tensor gathers.
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +52,10 @@ def concat_tokens(parts: Sequence[ArcTokens], device: torch.device) -> ArcTokens
 
 
 class ArcTokenizer:
-    """Encodes lattice words with an LM vocabulary, caching per word id.
+    """Encodes lattice words with an LM vocabulary, once per word id.
+
+    Each word id's tokens are computed the first time the id is seen and kept in
+    a table indexed by id, so encoding a batch is tensor gathers only.
 
     Args:
       vocabulary:
@@ -69,6 +72,11 @@ class ArcTokenizer:
         self.symbols = symbols
         self.lowercase = lowercase
         self._cache: Dict[int, Tuple[List[int], bool]] = {}
+        # Per word id: its number of tokens (0: not encoded yet; a word has at least one),
+        # 1 if it is OOV, and its tokens padded to the widest word seen.
+        self._counts = torch.zeros(0, dtype=torch.int64)  # (V,)
+        self._oov = torch.zeros(0, dtype=torch.int64)  # (V,)
+        self._table = torch.zeros((0, 1), dtype=torch.int64)  # (V, width)
 
     def word_tokens(
         self, word_id: int, path: Optional[Union[str, Path]] = None, utt_id: Optional[str] = None
@@ -86,6 +94,40 @@ class ArcTokenizer:
             cached = (list(self.vocabulary.encode_word(word)), bool(self.vocabulary.is_oov(word)))
             self._cache[word_id] = cached
         return cached
+
+    def oov_flags(self, word_ids: Tensor) -> Tensor:
+        """1-D int64 tensor of the shape of ``word_ids`` (1-D int64, CPU): 1 for OOV words.
+
+        Raises:
+          SymbolError: a word id is not in the symbol table.
+        """
+        self._cover(word_ids, None, None)
+        return self._oov[word_ids]
+
+    def _cover(self, word_ids: Tensor, path: Optional[Union[str, Path]], utt_id: Optional[str]) -> None:
+        """Add the ids of ``word_ids`` (1-D int64, CPU) that are not in the table yet."""
+        if word_ids.numel() == 0:
+            return
+        top = int(word_ids.max()) + 1
+        if top > self._counts.numel():
+            grow = top - self._counts.numel()
+            self._counts = torch.cat([self._counts, torch.zeros(grow, dtype=torch.int64)])
+            self._oov = torch.cat([self._oov, torch.zeros(grow, dtype=torch.int64)])
+            self._table = torch.cat([self._table, self._table.new_zeros((grow, self._table.shape[1]))])
+        new = torch.unique(word_ids[self._counts.index_select(0, word_ids) == 0])  # (N,) sorted
+        if new.numel() == 0:
+            return
+        encoded = [self.word_tokens(word_id, path, utt_id) for word_id in new.tolist()]
+        width = max(len(tokens) for tokens, _ in encoded)
+        if width > self._table.shape[1]:
+            self._table = torch.cat([self._table, self._table.new_zeros(
+                (self._table.shape[0], width - self._table.shape[1]))], dim=1)
+        counts = torch.tensor([len(tokens) for tokens, _ in encoded], dtype=torch.int64)  # (N,)
+        flat = torch.tensor([token for tokens, _ in encoded for token in tokens], dtype=torch.int64)
+        row = torch.repeat_interleave(torch.arange(new.numel()), counts)  # (sum of counts,)
+        self._table[new[row], torch.arange(flat.numel()) - splits_from_counts(counts)[row]] = flat
+        self._counts[new] = counts
+        self._oov[new] = torch.tensor([oov for _, oov in encoded], dtype=torch.int64)
 
     def encode(self, lattice: Lattice, path: Optional[Union[str, Path]] = None) -> ArcTokens:
         """The tokens of every arc of ``lattice``.
@@ -112,26 +154,19 @@ class ArcTokenizer:
         Raises:
           SymbolError: a word id is not in the symbol table.
         """
-        unique_ids, inverse = torch.unique(word_ids, return_inverse=True)  # (W,), (occ,)
-        encoded = [self.word_tokens(int(word_id), path, utt_id) for word_id in unique_ids.tolist()]
-        unique_counts = torch.tensor([len(tokens) for tokens, _ in encoded], dtype=torch.int64)  # (W,)
-        unique_oov = torch.tensor([oov for _, oov in encoded], dtype=torch.int64)  # (W,)
-        unique_tokens = torch.tensor(
-            [token for tokens, _ in encoded for token in tokens], dtype=torch.int64
-        )  # (sum of unique_counts,)
-        unique_splits = splits_from_counts(unique_counts)  # (W+1,)
-
-        occurrence_counts = unique_counts[inverse]  # (occ,) tokens of each word occurrence
+        self._cover(word_ids, path, utt_id)
+        occurrence_counts = self._counts.index_select(0, word_ids)  # (occ,) tokens of each word
         occurrence_splits = splits_from_counts(occurrence_counts)  # (occ+1,)
         total = int(occurrence_splits[-1])
-        # Token j of the flat output comes from occurrence o = owner[j], at offset
-        # j - occurrence_splits[o] inside that word's unique token list.
-        owner = torch.repeat_interleave(torch.arange(occurrence_counts.numel()), occurrence_counts)
-        offset = torch.arange(total) - occurrence_splits[owner]
-        tokens = unique_tokens[unique_splits[inverse[owner]] + offset]  # (total,)
-
+        if total == word_ids.numel():  # one token per word: no ragged gather
+            tokens = self._table[:, 0].contiguous().index_select(0, word_ids)
+        else:
+            # Token j of the flat output is token j - occurrence_splits[o] of occurrence o = owner[j].
+            owner = torch.repeat_interleave(torch.arange(word_ids.numel()), occurrence_counts,
+                                            output_size=total)
+            tokens = self._table[word_ids[owner], torch.arange(total) - occurrence_splits[owner]]
         # Arcs own consecutive word occurrences: sum counts per arc via cumulative sums.
         arc_splits = occurrence_splits[word_splits]  # (A+1,)
-        oov_cumulative = splits_from_counts(unique_oov[inverse])  # (occ+1,)
+        oov_cumulative = splits_from_counts(self._oov.index_select(0, word_ids))  # (occ+1,)
         oov_counts = oov_cumulative[word_splits[1:]] - oov_cumulative[word_splits[:-1]]
         return ArcTokens(splits=arc_splits, tokens=tokens, oov_counts=oov_counts)
