@@ -6,7 +6,9 @@ For each input set (asr-dev's SLF files, slf-samples' SLF files, asr-dev as one 
 file) every round reads the whole set once with the baseline's code (``git archive
 REV rescorer``, so the old reader stays importable only here) and once with the
 working tree's, each in a fresh process with one torch thread, alternating, and
-reports the minimum over the rounds of the CPU and wall seconds, and arcs/s.
+reports the minimum over the rounds of the CPU and wall seconds, and arcs/s. A third
+read per round uses the working tree without its compiled SLF block parser (the
+numpy route that a build without a C compiler uses).
 Both call ``rescorer.read_lattices`` (the baseline must have it: 5100d1f is the
 last revision before the vectorised text readers). The load average (``uptime``)
 is printed before and after. Results: docs/results/readers.md.
@@ -32,6 +34,9 @@ from rescorer.lattice.symbols import SymbolTable
 kind, paths, words = sys.argv[2], sys.argv[3].split("\n"), sys.argv[4] or None
 table = SymbolTable.from_file(words) if words else SymbolTable()
 import rescorer
+if kind == "numpy route":
+    import rescorer.formats.slf_columns as columns
+    columns._slf_block = None
 wall, cpu = time.perf_counter(), time.process_time()
 batch = rescorer.read_lattices(paths, table)
 print(json.dumps({"cpu": time.process_time() - cpu, "wall": time.perf_counter() - wall,
@@ -73,25 +78,30 @@ def main() -> None:
                 ("asr-dev as one k2 file", [k2_file], words)]
         rows = []
         for name, paths, table in sets:
-            runs = {"baseline": [], "current": []}
+            runs = {"baseline": [], "current": [], "numpy route": []}
             for _ in range(args.rounds):
                 runs["baseline"].append(measure(old, "baseline", paths, table))
                 runs["current"].append(measure(ROOT, "current", paths, table))
+                runs["numpy route"].append(measure(ROOT, "numpy route", paths, table))
             rows.append((name, len(paths), runs))
     print("load after:", os.getloadavg())
     print(f"baseline {args.baseline}, {args.rounds} rounds, minimum of each, 1 torch thread")
     print("| input | files | arcs | baseline CPU s | current CPU s | baseline arcs/s (CPU) "
-          "| current arcs/s (CPU) | CPU speed-up | baseline wall s | current wall s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| current arcs/s (CPU) | CPU speed-up | baseline wall s | current wall s "
+          "| current, numpy route CPU s | compiled / numpy route |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, files, runs in rows:
         best = {kind: {key: min(run[key] for run in values) for key in ("cpu", "wall")}
                for kind, values in runs.items()}
         arcs = runs["current"][0]["arcs"]
-        assert arcs == runs["baseline"][0]["arcs"], "the two readers read different arcs"
+        assert arcs == runs["baseline"][0]["arcs"] == runs["numpy route"][0]["arcs"], \
+            "the readers read different arcs"
         old_cpu, new_cpu = best["baseline"]["cpu"], best["current"]["cpu"]
+        numpy_cpu = best["numpy route"]["cpu"]
         print(f"| {name} | {files} | {arcs:,} | {old_cpu:.2f} | {new_cpu:.2f} | "
               f"{arcs / old_cpu:,.0f} | {arcs / new_cpu:,.0f} | {old_cpu / new_cpu:.2f}x | "
-              f"{best['baseline']['wall']:.2f} | {best['current']['wall']:.2f} |")
+              f"{best['baseline']['wall']:.2f} | {best['current']['wall']:.2f} | "
+              f"{numpy_cpu:.2f} | {numpy_cpu / new_cpu:.2f}x |")
 
 
 if __name__ == "__main__":
