@@ -1,12 +1,14 @@
 """SLF files read once: the one-call gunzip and one-read detection equal the two-pass route."""
 import gzip
 import io
+import zlib
 
 import pytest
 
 from rescorer.errors import InputFormatError
 from rescorer.formats.detect import READ_ERRORS, SLF, detect_format
 from rescorer.formats.kaldi_archive import starts_binary_archive
+from rescorer.formats import slf
 from rescorer.formats.slf import _gunzip, clean_slf_text, parse_slf_file, read_text
 from rescorer.lattice.symbols import SymbolTable
 
@@ -45,7 +47,13 @@ MIDDLE[len(PACKED) // 2] ^= 0x55
 ], ids=["whole", "two members", "zero padding", "trailing junk", "half", "no length",
         "bad crc", "bad length", "flipped middle", "header only", "magic only", "empty"])
 @pytest.mark.parametrize("size", [len(TEXT) + 1, len(TEXT), 100])
-def test_gunzip_equals_the_gzip_module(data, size):
+@pytest.mark.parametrize("inflate", ["isal", "zlib"])
+def test_gunzip_equals_the_gzip_module(data, size, inflate, monkeypatch):
+    if inflate == "isal":
+        isal_zlib = pytest.importorskip("isal.isal_zlib")
+        monkeypatch.setattr(slf, "_INFLATE", isal_zlib)
+    else:  # the route without python-isal
+        monkeypatch.setattr(slf, "_INFLATE", zlib)
     assert _ours(data, size) == _module(data, size)
 
 
