@@ -96,9 +96,10 @@ def renumber_words(items: FileItems, local: SymbolTable, table: SymbolTable) -> 
     file groups in workers and renumbering them in file order gives the table
     and ids of one reader going through every file.
     """
+    words = list(local)  # in id order
     remap = torch.full((local.max_id + 1,), -1, dtype=torch.int64)  # (local ids,)
-    for word in local:
-        remap[local.id(word)] = table.lookup(word)
+    remap[torch.tensor([local.id(word) for word in words], dtype=torch.int64)] = \
+        torch.tensor(table.lookup_all(words), dtype=torch.int64)
     moved: FileItems = []
     for path, item in items:
         if isinstance(item, Lattice):
