@@ -150,8 +150,9 @@ def _weights(entry: _Lines, rows: Sequence[int], column: int, compact: bool) -> 
         costs = ids = counts = None
     if costs is None or (ids.size and (ids.min() < 0 or ids.max() > INT32_MAX)):
         _first_bad_weight(entry, rows, column)
-    return (torch.from_numpy(costs[:, 0].astype(np.float32)),
-            torch.from_numpy(costs[:, 1].astype(np.float32)),
+    with np.errstate(over="ignore"):  # beyond float32: inf, refused as a non-finite score
+        graph, acoustic = costs[:, 0].astype(np.float32), costs[:, 1].astype(np.float32)
+    return (torch.from_numpy(graph), torch.from_numpy(acoustic),
             splits_from_counts(torch.from_numpy(counts)), torch.from_numpy(ids))
 
 

@@ -6,6 +6,7 @@ OverflowError, a lattice of 10^11 states, a corrupt k2 file with exit 0).
 """
 import gzip
 import time
+import warnings
 
 import pytest
 from typer.testing import CliRunner
@@ -106,3 +107,15 @@ def test_bad_final_weight_after_a_bare_final_line_is_one_failure(tmp_path):
     first, second = failure_then_good(read_all(tmp_path, path))
     assert first.utt_id == "u1" and second.utt_id == "u2"
     assert "bad weight 'x,y'" in str(first.error)
+
+
+def test_a_cost_beyond_float32_is_one_clean_failure(tmp_path):
+    path = tmp_path / "lat.txt"
+    path.write_text("u0\n0 1 4 1e300,0\n1\n\n" + GOOD)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy RuntimeWarning on the user's terminal
+        items = read_all(tmp_path, path)
+    failures = [item for item in items if isinstance(item, Failure)]
+    assert [item.utt_id for item in items if not isinstance(item, Failure)] == ["u1", "u2"]
+    assert len(failures) == 1 and failures[0].utt_id == "u0"
+    assert "non-finite score" in str(failures[0].error)
