@@ -14,6 +14,7 @@ runs, CPU process time and wall time, and the load average before and after.
 Results are in docs/results/kaldi.md.
 """
 import argparse
+from dataclasses import replace
 import json
 import os
 import subprocess
@@ -31,7 +32,6 @@ SAMPLES = ROOT / ".." / "shared" / "data" / "kaldi-samples"
 
 def build_inputs(folder: Path, copies: int) -> dict:
     from rescorer.formats.kaldi_archive import iter_kaldi_archive
-    from rescorer.formats.kaldi_lattice import KaldiLattice
     from rescorer.formats.kaldi_outputs import write_kaldi_archive
 
     originals = list(iter_kaldi_archive(SAMPLES / "lat.1.ark")) + list(
@@ -39,10 +39,7 @@ def build_inputs(folder: Path, copies: int) -> dict:
     lattices = []
     for copy in range(copies):
         for lattice in originals:
-            renamed = KaldiLattice.with_transitions(
-                lattice, lattice.transition_splits, lattice.transition_ids)
-            object.__setattr__(renamed, "utt_id", f"{lattice.utt_id}-{copy}")
-            lattices.append(renamed)
+            lattices.append(replace(lattice, utt_id=f"{lattice.utt_id}-{copy}"))
     paths = {"binary": folder / "lat.ark", "text": folder / "lat.txt", "binary.gz": folder / "lat.gz"}
     write_kaldi_archive(f"ark:{paths['binary']}", lattices)
     write_kaldi_archive(f"ark,t:{paths['text']}", lattices)

@@ -13,6 +13,7 @@ tensor with ``torch.equal`` and equal dtypes (so floats bit for bit).
 SLF reader). Exit code 1 on a difference.
 """
 import argparse
+from dataclasses import replace
 import subprocess
 import sys
 import tarfile
@@ -59,17 +60,13 @@ def kaldi_inputs(folder: Path):
     """The sample archives, and a text archive of 20 copies of every sample, and words.txt."""
     sys.path.insert(0, str(ROOT))
     from rescorer.formats.kaldi_archive import iter_kaldi_archive
-    from rescorer.formats.kaldi_lattice import KaldiLattice
     from rescorer.formats.kaldi_outputs import write_kaldi_archive
 
     originals = list(iter_kaldi_archive(KALDI / "lat.1.ark")) + list(iter_kaldi_archive(KALDI / "lat.txt.ark"))
     copies = []
     for copy in range(20):
         for lattice in originals:
-            renamed = KaldiLattice.with_transitions(lattice, lattice.transition_splits,
-                                                    lattice.transition_ids)
-            object.__setattr__(renamed, "utt_id", f"{lattice.utt_id}-{copy}")
-            copies.append(renamed)
+            copies.append(replace(lattice, utt_id=f"{lattice.utt_id}-{copy}"))
     write_kaldi_archive(f"ark,t:{folder / 'copies.txt'}", copies)
     top = max(int(lattice.word_ids.max()) for lattice in originals if lattice.word_ids.numel())
     words = folder / "words.txt"

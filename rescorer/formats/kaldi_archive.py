@@ -132,7 +132,7 @@ def iter_kaldi_archive(source: PathLike, symbols: Optional[SymbolTable] = None
         If given, every word id must be in it.
 
     Yields:
-      ``KaldiLattice`` (a ``Lattice`` with transition ids) or ``Failure``.
+      ``Lattice`` (with transition ids) or ``Failure``.
     """
     text = str(source)
     try:

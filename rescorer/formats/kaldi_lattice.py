@@ -18,9 +18,10 @@ arcs; the mapping is exact both ways:
   states (weight and transition ids on the first piece), as Kaldi's own
   conversions do. Paths, word sequences and path costs are unchanged.
 
-``KaldiLattice`` is a ``Lattice`` that also carries the per-arc transition ids.
+Read lattices carry the per-arc transition ids (``Lattice.transition_splits`` and
+``transition_ids``).
 """
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -101,40 +102,9 @@ class KaldiFst:
                  & torch.isinf(self.final_acoustic) & (self.final_acoustic > 0))
 
 
-@dataclass(frozen=True)
-class KaldiLattice(Lattice):
-    """A ``Lattice`` read from Kaldi, with the transition ids of each arc.
-
-    Attributes:
-      transition_splits:
-        1-D int64 tensor of shape (A+1,), row splits of ``[arc][transition id]``
-        (the -1 arcs carry their final weight's ids).
-      transition_ids:
-        1-D int64 tensor of shape (transition_splits[-1],), Kaldi transition ids.
-
-    Caution:
-      Both fields are ``init=False``: ``dataclasses.replace`` (which pruning and
-      expansion use to derive lattices with other arcs) gives them None, so a
-      derived lattice never carries ids that belong to other arcs. Build one with
-      ``KaldiLattice.with_transitions``.
-    """
-
-    transition_splits: Optional[Tensor] = field(default=None, init=False)
-    transition_ids: Optional[Tensor] = field(default=None, init=False)
-
-    @classmethod
-    def with_transitions(cls, lattice: Lattice, splits: Tensor, ids: Tensor) -> "KaldiLattice":
-        """``lattice`` plus transition ids (``splits`` (A+1,) int64, ``ids`` int64)."""
-        made = cls(**{item.name: getattr(lattice, item.name) for item in fields(Lattice)})
-        object.__setattr__(made, "transition_splits", splits)
-        object.__setattr__(made, "transition_ids", ids)
-        return made
-
-
 def transitions_of(lattice: Lattice) -> Optional[tuple]:
     """``(splits, ids)`` when ``lattice`` carries transition ids for its own arcs, else None."""
-    splits = getattr(lattice, "transition_splits", None)
-    ids = getattr(lattice, "transition_ids", None)
+    splits, ids = lattice.transition_splits, lattice.transition_ids
     if splits is None or ids is None or splits.numel() != lattice.num_arcs + 1:
         return None
     return splits, ids
@@ -155,10 +125,11 @@ def carry_transitions(derived: Lattice, source: Lattice, source_arcs: Tensor) ->
     carried = transitions_of(source)
     if carried is None:
         return derived
-    return KaldiLattice.with_transitions(derived, *ragged_rows(carried[0], carried[1], source_arcs))
+    splits, ids = ragged_rows(carried[0], carried[1], source_arcs)
+    return replace(derived, transition_splits=splits, transition_ids=ids)
 
 
-def fst_to_lattice(fst: KaldiFst, utt_id: str, path: Optional[PathLike] = None) -> KaldiLattice:
+def fst_to_lattice(fst: KaldiFst, utt_id: str, path: Optional[PathLike] = None) -> Lattice:
     """The ``Lattice`` of a Kaldi lattice (see the module docstring).
 
     Raises:
@@ -189,7 +160,8 @@ def fst_to_lattice(fst: KaldiFst, utt_id: str, path: Optional[PathLike] = None) 
         has_tid = fst.ilabel > 0
         arc_tid_splits, arc_tids = splits_from_counts(has_tid.to(torch.int64)), fst.ilabel[has_tid]
     final_tid_splits, final_tids = ragged_rows(fst.final_tid_splits, fst.final_tids, finals)
-    lattice = Lattice(
+    splits = torch.cat([arc_tid_splits[:-1], final_tid_splits + arc_tid_splits[-1]])
+    return Lattice(
         utt_id=utt_id,
         num_states=final_state + 1,
         src=torch.cat([renumber[fst.src], renumber[finals]]),
@@ -200,9 +172,9 @@ def fst_to_lattice(fst: KaldiFst, utt_id: str, path: Optional[PathLike] = None) 
         word_ids=word_ids,
         am_scores=-torch.cat([fst.acoustic, fst.final_acoustic[finals]]),
         ngram_scores=-torch.cat([fst.graph, fst.final_graph[finals]]),
+        transition_splits=splits,
+        transition_ids=torch.cat([arc_tids, final_tids]),
     )
-    splits = torch.cat([arc_tid_splits[:-1], final_tid_splits + arc_tid_splits[-1]])
-    return KaldiLattice.with_transitions(lattice, splits, torch.cat([arc_tids, final_tids]))
 
 
 def lattice_to_fst(lattice: Lattice, graph_costs: Optional[Tensor] = None,

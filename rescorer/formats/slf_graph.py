@@ -204,7 +204,7 @@ def graph_to_lattice(graph: SlfGraph, symbols: SymbolTable,
         parts = _prepend_arc(parts, 0, offset, start_word, graph.wdpenalty)
     if not collapse:
         parts = _append_arc(parts, offset + num_nodes - 1, num_states - 1)
-    lattice = Lattice(
+    return Lattice(
         utt_id=graph.utt_id,
         num_states=num_states,
         src=parts["src"],
@@ -214,11 +214,8 @@ def graph_to_lattice(graph: SlfGraph, symbols: SymbolTable,
         word_ids=parts["words"][parts["words"] > 0],
         am_scores=parts["am"].to(torch.float32),
         ngram_scores=parts["ngram"].to(torch.float32),
+        state_times=_state_times(graph, state_of_node, num_states, start, end),
     )
-    times = _state_times(graph, state_of_node, num_states, start, end)
-    if times is not None:  # rides along as LatticeBatch.from_lattices reads it
-        object.__setattr__(lattice, "state_times", times)
-    return lattice
 
 
 def _state_times(graph: SlfGraph, state_of_node: Tensor, num_states: int, start: int, end: int

@@ -171,7 +171,7 @@ class LatticeBatch:
         extras = {name: torch.cat(list(values)) for name, values in (arc_extras or {}).items()}
         transitions = _concat_transitions(lattices)
         if state_times is None:
-            own = [getattr(lat, "state_times", None) for lat in lattices]
+            own = [lat.state_times for lat in lattices]
             state_times = own if own and all(times is not None for times in own) else None
         return cls(
             utt_ids=[lat.utt_id for lat in lattices],
@@ -194,17 +194,23 @@ class LatticeBatch:
     def lattice(self, index: int) -> Lattice:
         """Lattice ``index`` alone, with local state ids (for tests and writers).
 
-        Transition ids and state times, when the batch has them, ride along as the
-        lattice's ``transition_splits``/``transition_ids`` attributes (read by the
-        Kaldi writer) and ``state_times`` attribute.
+        Transition ids and state times come along when the batch has them.
         """
         first_arc, last_arc = int(self.arc_splits[index]), int(self.arc_splits[index + 1])
         first_state = int(self.state_splits[index])
         first_word = int(self.word_splits[first_arc])
         last_word = int(self.word_splits[last_arc])
-        lattice = Lattice(
+        transition_splits = transition_ids = state_times = None
+        if self.transition_splits is not None:
+            splits = self.transition_splits[first_arc:last_arc + 1]
+            transition_splits = splits - splits[0]
+            transition_ids = self.transition_ids[int(splits[0]):int(splits[-1])]
+        num_states = int(self.state_splits[index + 1]) - first_state
+        if self.state_times is not None:
+            state_times = self.state_times[first_state:first_state + num_states]
+        return Lattice(
             utt_id=self.utt_ids[index],
-            num_states=int(self.state_splits[index + 1]) - first_state,
+            num_states=num_states,
             src=self.src[first_arc:last_arc] - first_state,
             dst=self.dst[first_arc:last_arc] - first_state,
             labels=self.labels[first_arc:last_arc],
@@ -212,16 +218,10 @@ class LatticeBatch:
             word_ids=self.word_ids[first_word:last_word],
             am_scores=self.am_scores[first_arc:last_arc],
             ngram_scores=self.ngram_scores[first_arc:last_arc],
+            transition_splits=transition_splits,
+            transition_ids=transition_ids,
+            state_times=state_times,
         )
-        if self.transition_splits is not None:
-            splits = self.transition_splits[first_arc:last_arc + 1]
-            object.__setattr__(lattice, "transition_splits", splits - splits[0])
-            object.__setattr__(lattice, "transition_ids",
-                               self.transition_ids[int(splits[0]):int(splits[-1])])
-        if self.state_times is not None:
-            object.__setattr__(lattice, "state_times",
-                               self.state_times[first_state:first_state + lattice.num_states])
-        return lattice
 
     def to_lattices(self) -> List[Lattice]:
         """Every lattice alone, in batch order."""
@@ -322,8 +322,7 @@ _TENSOR_FIELDS = ("state_splits", "arc_splits", "src", "dst", "labels", "word_sp
 
 def _concat_transitions(lattices: Sequence[Lattice]) -> Optional[Tuple[Tensor, Tensor]]:
     """``(splits (A+1,), ids)`` of all lattices' transition ids, or None unless all have them."""
-    parts = [(getattr(lat, "transition_splits", None), getattr(lat, "transition_ids", None))
-             for lat in lattices]
+    parts = [(lat.transition_splits, lat.transition_ids) for lat in lattices]
     if not parts or any(splits is None or ids is None or splits.numel() != lat.num_arcs + 1
                         for (splits, ids), lat in zip(parts, lattices)):
         return None

@@ -48,6 +48,16 @@ class Lattice:
         1-D float32 tensor of shape (A,), the acoustic log-score of each arc.
       ngram_scores:
         1-D float32 tensor of shape (A,), the old n-gram LM log-score (0 if none).
+      transition_splits:
+        Optional 1-D int64 tensor of shape (A+1,), row splits of ``[arc][transition
+        id]`` of a lattice read from Kaldi (the -1 arcs carry their final weight's ids).
+      transition_ids:
+        Optional 1-D int64 tensor of shape (transition_splits[-1],), Kaldi transition ids.
+      state_times:
+        Optional 1-D float64 tensor of shape (S,), each state's time in seconds (SLF ``t=``).
+
+    The three optional fields belong to these very arcs and states: a lattice made
+    with other arcs or states must not copy them.
     """
 
     utt_id: str
@@ -59,6 +69,9 @@ class Lattice:
     word_ids: Tensor
     am_scores: Tensor
     ngram_scores: Tensor
+    transition_splits: Optional[Tensor] = None
+    transition_ids: Optional[Tensor] = None
+    state_times: Optional[Tensor] = None
 
     @property
     def num_arcs(self) -> int:

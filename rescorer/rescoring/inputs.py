@@ -104,11 +104,8 @@ def renumber_words(items: FileItems, local: SymbolTable, table: SymbolTable) -> 
     for path, item in items:
         if isinstance(item, Lattice):
             labels = item.labels
-            times = getattr(item, "state_times", None)  # an SLF reader's; replace drops it
             item = replace(item, word_ids=remap[item.word_ids],
                            labels=torch.where(labels > 0, remap[labels.clamp(min=0)], labels))
-            if times is not None:
-                object.__setattr__(item, "state_times", times)
         moved.append((path, item))
     return moved
 

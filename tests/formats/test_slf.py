@@ -218,9 +218,9 @@ def test_no_times_unless_every_node_has_one(tmp_path):
     import rescorer
 
     (lattice,), _ = read_slf(write(tmp_path, LINK_WORDS))
-    assert getattr(lattice, "state_times", None) is None
+    assert lattice.state_times is None
     partial = TIMED.replace("I=2 t=0.40", "I=2 t=x")
     (lattice,), _ = read_slf(write(tmp_path, partial))
-    assert getattr(lattice, "state_times", None) is None
+    assert lattice.state_times is None
     batch = rescorer.read_lattices([write(tmp_path, TIMED, "a.slf"), write(tmp_path, partial, "b.slf")])
     assert batch.state_times is None  # only when every lattice has them

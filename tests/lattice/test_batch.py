@@ -1,6 +1,7 @@
 """LatticeBatch: concatenation, selection and the k2 dict layout are lossless."""
 import random
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -73,9 +74,7 @@ def _with_transitions(lattice, seed):
     splits = torch.zeros(lattice.num_arcs + 1, dtype=torch.int64)
     splits[1:] = torch.cumsum(counts, 0)
     ids = torch.randint(1, 500, (int(splits[-1]),), generator=generator)
-    object.__setattr__(lattice, "transition_splits", splits)
-    object.__setattr__(lattice, "transition_ids", ids)
-    return lattice
+    return replace(lattice, transition_splits=splits, transition_ids=ids)
 
 
 def test_transition_ids_follow_their_arcs_through_select_and_lattice():

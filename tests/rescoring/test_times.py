@@ -1,5 +1,6 @@
 """State times for the CTM: Kaldi transition counts, frame-synchronous k2 lattices, expansions."""
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -21,9 +22,8 @@ def _kaldi_batch(frames_per_lattice):
         lattice, _ = make_lattice([(0, 1, [1], 0.0), (0, 1, [2], 0.0), (1, 2, [], 0.0)], utt_id=f"k{index}")
         counts = torch.tensor(frames, dtype=torch.int64)
         splits = torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum(counts, 0)])
-        object.__setattr__(lattice, "transition_splits", splits)
-        object.__setattr__(lattice, "transition_ids", torch.arange(1, int(splits[-1]) + 1))
-        lattices.append(lattice)
+        lattices.append(replace(lattice, transition_splits=splits,
+                                transition_ids=torch.arange(1, int(splits[-1]) + 1)))
     return LatticeBatch.from_lattices(lattices)
 
 
