@@ -15,6 +15,7 @@ from rescorer.algorithms.ragged import segment_logsumexp
 from rescorer.algorithms.topsort import LevelSchedule
 from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.fsavec import splits_from_counts
+from rescorer.threads import single_threaded
 
 _NONE = torch.iinfo(torch.int64).max  # "no arc" while taking the smallest arc id
 
@@ -214,6 +215,7 @@ def trace_back(batch: LatticeBatch, best_in: Tensor, num_levels: int) -> Tuple[T
     return splits, table[valid]
 
 
+@single_threaded
 def shortest_paths(
     batch: LatticeBatch, arc_scores: Tensor, schedule: Optional[LevelSchedule] = None,
 ) -> Tuple[Tensor, Tensor, Tensor]:
@@ -249,6 +251,7 @@ def shortest_paths(
     return alpha[batch.final_states], splits, arc_ids
 
 
+@single_threaded
 def total_scores(
     batch: LatticeBatch, arc_scores: Tensor, log_semiring: bool = True,
     schedule: Optional[LevelSchedule] = None,

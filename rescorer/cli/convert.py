@@ -22,6 +22,7 @@ import typer
 
 from rescorer.cli.common import console, err_console, guarded
 from rescorer.errors import EXIT_PARTIAL, ConfigError, InputFormatError
+from rescorer.threads import single_threaded
 
 if TYPE_CHECKING:
     from rescorer.lattice.batch import LatticeBatch
@@ -37,6 +38,7 @@ class TargetFormat(str, Enum):
 
 
 @guarded
+@single_threaded
 def convert_command(
     inputs: Annotated[List[Path], typer.Argument(
         help="Lattice files or folders (k2 .pt, HTK SLF, Kaldi archives; detected from content), "

@@ -19,6 +19,7 @@ from rescorer.lattice.checks import split_invalid
 from rescorer.lattice.fsavec import Lattice
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.paths import PathLike
+from rescorer.threads import single_threaded
 
 Words = Union[None, PathLike, SymbolTable]
 
@@ -58,6 +59,7 @@ def symbol_table(words: Words) -> SymbolTable:
     return SymbolTable.from_file(words)
 
 
+@single_threaded
 def read_batch(paths: Sequence[PathLike], words: Words = None) -> ReadResult:
     """Read every lattice of ``paths``; bad files and utterances become failures.
 

@@ -21,8 +21,10 @@ from rescorer.rescoring.config import RescoreConfig
 from rescorer.rescoring.context import RescoreContext
 from rescorer.rescoring.report import RescoreReport
 from rescorer.rescoring.session import history_window, run_unit
+from rescorer.threads import single_threaded
 
 
+@single_threaded
 def rescore_batch(
     batch: LatticeBatch,
     model: torch.nn.Module,

@@ -27,9 +27,10 @@ from rescorer.rescoring.report import RescoreReport
 from rescorer.rescoring.sentences import history_mismatch
 from rescorer.rescoring.context import RescoreContext
 from rescorer.rescoring.session import (ProgressHook, frozen_heap, load_context, record_failure,
-                                        run_unit, torch_threads)
+                                        run_unit)
 from rescorer.rescoring.summary import options_of, run_details, write_summary
 from rescorer.rescoring.timing import stage
+from rescorer.threads import torch_threads
 
 
 def run_rescore(config: RescoreConfig, progress: Optional[ProgressHook] = None) -> RescoreReport:

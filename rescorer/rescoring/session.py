@@ -86,17 +86,6 @@ def load_context(config: RescoreConfig,
 
 
 @contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Run the block with ``count`` torch CPU threads, then restore the old number."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-@contextlib.contextmanager
 def frozen_heap() -> Iterator[Callable[[], None]]:
     """Keep the objects alive at entry out of Python's cyclic GC for the block.
 
