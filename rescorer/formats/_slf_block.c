@@ -1,7 +1,9 @@
 /* One pass over a uniform SLF node or link block: the compiled fast path of slf_columns.py.
  *
- * block_values(data, lead, int_keys, float_keys, word_key) reads a block whose
- * lines all have the layout of the first line (the same key=value fields in the
+ * block_values(data, start, end, lead, int_keys, float_keys, word_key) reads the
+ * block data[start:end] (data: bytes-like, or an ASCII str read in place, so a
+ * block of a file's text needs no copy). The block's lines must all have the
+ * layout of the first line (the same key=value fields in the
  * same order, separated by runs of spaces or tabs). It returns
  *   (names, num_lines, columns, word_index, distinct_words)
  * names: the layout's keys (tuple of str); columns: {key: bytes}, the int64
@@ -164,13 +166,32 @@ static int read_layout(const char *p, const char *end, const char *lead, layout 
 }
 
 static PyObject *block_values(PyObject *self, PyObject *args) {
-    Py_buffer buffer;
+    PyObject *source, *int_keys, *float_keys, *word_key;
+    Py_ssize_t start, stop;
     const char *lead;
-    PyObject *int_keys, *float_keys, *word_key;
-    if (!PyArg_ParseTuple(args, "y*sO!O!O", &buffer, &lead, &PyTuple_Type, &int_keys,
-                          &PyTuple_Type, &float_keys, &word_key))
+    if (!PyArg_ParseTuple(args, "OnnsO!O!O", &source, &start, &stop, &lead, &PyTuple_Type,
+                          &int_keys, &PyTuple_Type, &float_keys, &word_key))
         return NULL;
-    const char *data = buffer.buf, *end = data + buffer.len;
+    Py_buffer buffer = {0};
+    const char *base;
+    Py_ssize_t size;
+    if (PyUnicode_Check(source)) {
+        if (!PyUnicode_IS_ASCII(source)) {
+            PyErr_SetString(PyExc_TypeError, "block_values: a str must be ASCII (pass UTF-8 bytes)");
+            return NULL;
+        }
+        if (!(base = PyUnicode_AsUTF8AndSize(source, &size))) return NULL; /* ASCII: no copy */
+    } else {
+        if (PyObject_GetBuffer(source, &buffer, PyBUF_SIMPLE) < 0) return NULL;
+        base = buffer.buf;
+        size = buffer.len;
+    }
+    if (start < 0 || start > stop || stop > size) {
+        PyBuffer_Release(&buffer);
+        PyErr_SetString(PyExc_ValueError, "block_values: bad start/end");
+        return NULL;
+    }
+    const char *data = base + start, *end = base + stop;
     PyObject *result = NULL, *columns = NULL, *names = NULL, *index_bytes = NULL,
              *distinct = NULL;
     char *outputs[MAX_KEYS] = {0};
@@ -272,14 +293,14 @@ done:
     Py_XDECREF(distinct);
     PyMem_Free(table.words);
     PyMem_Free(table.slots);
-    PyBuffer_Release(&buffer);
+    if (buffer.obj) PyBuffer_Release(&buffer);
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"block_values", block_values, METH_VARARGS,
-     "block_values(data, lead, int_keys, float_keys, word_key): the columns of a uniform "
-     "SLF block, or None (see slf_columns.py)."},
+     "block_values(data, start, end, lead, int_keys, float_keys, word_key): the columns of "
+     "the uniform SLF block data[start:end], or None (see slf_columns.py)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_slf_block",

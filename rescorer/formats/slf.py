@@ -266,14 +266,22 @@ def parse_slf_text(text: str, path: PathLike) -> SlfGraph:
     links_start = body_start if text.startswith("J=", body_start) else \
         text.find("\nJ=", body_start) + 1 or len(text)
     nodes_line = text.count("\n", 0, body_start) + 1
-    nodes = text[body_start:links_start].rstrip()
-    if not fast_nodes(graph, nodes, nodes_line):
-        _parse_lines(graph, nodes, nodes_line, path)
-    links = text[links_start:].rstrip()
-    if not fast_links(graph, links):
-        _parse_lines(graph, links, nodes_line + text.count("\n", body_start, links_start), path)
+    nodes = (body_start, _stripped_end(text, body_start, links_start))
+    if not fast_nodes(graph, text, nodes, nodes_line):
+        _parse_lines(graph, text[nodes[0]:nodes[1]], nodes_line, path)
+    links = (links_start, _stripped_end(text, links_start, len(text)))
+    if not fast_links(graph, text, links):
+        _parse_lines(graph, text[links[0]:links[1]],
+                     nodes_line + text.count("\n", body_start, links_start), path)
     graph.check_counts(path, counts_line)
     return graph
+
+
+def _stripped_end(text: str, start: int, end: int) -> int:
+    """Where ``text[start:end].rstrip()`` ends, without copying the block."""
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return end
 
 
 def _parse_lines(graph: SlfGraph, text: str, first_line: int, path: PathLike) -> int:

@@ -169,18 +169,26 @@ class BlockValues:
         return np.array(distinct, dtype=object)[codes].tolist()
 
 
-def block_values(block: str, lead: str, int_keys: Tuple[str, ...], float_keys: Tuple[str, ...],
-                 word_key: str) -> Optional[BlockValues]:
+def block_values(text: str, lead: str, int_keys: Tuple[str, ...], float_keys: Tuple[str, ...],
+                 word_key: str, bounds: Optional[Tuple[int, int]] = None) -> Optional[BlockValues]:
     """The int, float and word columns of a uniform block (those in its layout), or None.
 
     The compiled route first; where it refuses (or was not built), the numpy
     route, which takes more number forms and decides the rest (see the module
     docstring).
+
+    Args:
+      text:
+        The block, or the text holding it at ``bounds``.
+      bounds:
+        ``(start, end)``: the block is ``text[start:end]`` (default: all of ``text``).
     """
+    start, end = (0, len(text)) if bounds is None else bounds
     if _slf_block is not None:
-        values = _native_values(block, lead, int_keys, float_keys, word_key)
+        values = _native_values(text, start, end, lead, int_keys, float_keys, word_key)
         if values is not None:
             return values
+    block = text if bounds is None else text[start:end]
     columns = block_columns(block, lead, (*int_keys, *float_keys, word_key))
     if columns is None:
         return None
@@ -199,10 +207,17 @@ def block_values(block: str, lead: str, int_keys: Tuple[str, ...], float_keys: T
     return BlockValues(columns.num_lines, numbers, words)
 
 
-def _native_values(block: str, lead: str, int_keys: Tuple[str, ...],
+def _native_values(text: str, start: int, end: int, lead: str, int_keys: Tuple[str, ...],
                    float_keys: Tuple[str, ...], word_key: str) -> Optional[BlockValues]:
-    """``block_values`` by the compiled ``_slf_block``, or None where it refuses."""
-    parsed = _slf_block.block_values(block.encode("utf-8"), lead, int_keys, float_keys, word_key)
+    """``block_values`` of ``text[start:end]`` by the compiled ``_slf_block``, or None where it refuses.
+
+    An ASCII text is read in place; any other is encoded first (the block only).
+    """
+    if text.isascii():
+        parsed = _slf_block.block_values(text, start, end, lead, int_keys, float_keys, word_key)
+    else:
+        data = text[start:end].encode("utf-8")
+        parsed = _slf_block.block_values(data, 0, len(data), lead, int_keys, float_keys, word_key)
     if parsed is None:
         return None
     names, num_lines, columns, word_index, distinct = parsed
@@ -217,13 +232,13 @@ def _native_values(block: str, lead: str, int_keys: Tuple[str, ...],
     return BlockValues(num_lines, numbers, words)
 
 
-def fast_nodes(graph: SlfGraph, block: str, first_line: int) -> bool:
-    """Add the node lines of ``block`` (its first line is ``first_line``) if uniform.
+def fast_nodes(graph: SlfGraph, text: str, bounds: Tuple[int, int], first_line: int) -> bool:
+    """Add the node lines of the block ``text[start:end]`` (line ``first_line`` first) if uniform.
 
     Returns:
       True when added; False (graph untouched) when the line parser must do it.
     """
-    values = block_values(block, "I", ("I",), ("t",), "W")
+    values = block_values(text, "I", ("I",), ("t",), "W", bounds)
     if values is None:
         return False
     nodes, ok = values.numbers["I"]
@@ -245,9 +260,9 @@ def fast_nodes(graph: SlfGraph, block: str, first_line: int) -> bool:
     return True
 
 
-def fast_links(graph: SlfGraph, block: str) -> bool:
-    """Add the link lines of ``block`` if uniform (see ``fast_nodes``)."""
-    values = block_values(block, "J", ("S", "E"), ("a", "l"), "W")
+def fast_links(graph: SlfGraph, text: str, bounds: Tuple[int, int]) -> bool:
+    """Add the link lines of the block ``text[start:end]`` if uniform (see ``fast_nodes``)."""
+    values = block_values(text, "J", ("S", "E"), ("a", "l"), "W", bounds)
     if values is None or "S" not in values.numbers or "E" not in values.numbers:
         return False
     if not all(bool(ok.all()) for _, ok in values.numbers.values()):

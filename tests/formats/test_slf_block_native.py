@@ -32,7 +32,7 @@ def numpy_values(block, lead, ints, floats, word, monkeypatch):
 
 
 def native_values(block, lead, ints, floats, word):
-    return slf_columns._native_values(block, lead, ints, floats, word)
+    return slf_columns._native_values(block, 0, len(block), lead, ints, floats, word)
 
 
 def same_values(native, reference):
@@ -150,3 +150,18 @@ def test_real_lattices_take_the_compiled_route(monkeypatch):
                 same_values(native, numpy_values(block, *keys, monkeypatch))
                 accepted += 1
     assert accepted >= 2 * 18  # every asr-dev* block; the samples as their layouts allow
+
+
+@needs_extension
+@pytest.mark.parametrize("block", [BLOCK, NODES])
+def test_a_block_inside_a_text_reads_as_its_slice(block, monkeypatch):
+    keys = LINK_KEYS if block is BLOCK else NODE_KEYS
+    text = "VERSION=1.0\nN=3 L=3\n" + block + "\n\n"
+    start = text.index(block)
+    inside = block_values(text, *keys, (start, start + len(block)))
+    same_values(inside, numpy_values(block, *keys, monkeypatch))
+    with pytest.raises(ValueError):  # bounds beyond the text
+        slf_columns._slf_block.block_values(text.encode(), 5, len(text.encode()) + 1, *keys)
+    if not text.isascii():
+        with pytest.raises(TypeError):  # only an ASCII str is read in place
+            slf_columns._slf_block.block_values(text, 0, len(text), *keys)
