@@ -132,7 +132,11 @@ static int key_in(PyObject *keys, const char *s, Py_ssize_t n) {
     for (Py_ssize_t i = 0; i < count; i++) {
         Py_ssize_t size;
         const char *key = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(keys, i), &size);
-        if (key && size == n && memcmp(key, s, n) == 0) return 1;
+        if (!key) {
+            PyErr_Clear(); /* not a str: matches no key */
+            continue;
+        }
+        if (size == n && memcmp(key, s, n) == 0) return 1;
     }
     return 0;
 }
