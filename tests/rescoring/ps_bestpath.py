@@ -195,14 +195,13 @@ def _trace(batch: LatticeBatch, symbols: SymbolTable, score: Tensor, previous: T
     winners = score[final] == best[utt]
     current = torch.full((batch.num_utts,), num_arcs, dtype=torch.int64).scatter_reduce(
         0, utt[winners], final[winners], reduce="amin", include_self=True)
-    steps = []
+    steps, done = [], torch.full_like(current, num_arcs)  # num_arcs: no (more) links
     while bool((current < num_arcs).any()):
         steps.append(current)
-        live = current < num_arcs
-        current = torch.where(live, previous[current.clamp(max=num_arcs - 1)],
-                              torch.full_like(current, num_arcs))
-        current = torch.where(current >= num_arcs, torch.full_like(current, num_arcs), current)
-    stacked = torch.stack(steps[::-1], dim=1) if steps else torch.zeros(batch.num_utts, 0)
+        before = previous[current.clamp(max=num_arcs - 1)]  # virtual start links are >= num_arcs
+        current = torch.where((current < num_arcs) & (before < num_arcs), before, done)
+    stacked = torch.stack(steps[::-1], dim=1) if steps else \
+        torch.zeros(batch.num_utts, 0, dtype=torch.int64)  # (U, longest path), padded with num_arcs
     arcs, out_words = [], []
     for u in range(batch.num_utts):
         path = stacked[u][stacked[u] < num_arcs]
