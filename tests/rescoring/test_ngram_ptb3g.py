@@ -34,6 +34,7 @@ from rescorer.outputs.text import read_transcripts
 from rescorer.rescoring.combine import Scales
 from rescorer.rescoring.config import RescoreConfig
 from rescorer.rescoring.pipeline import run_rescore
+from rescorer.threads import torch_threads
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ps_bestpath import ps_bestpath  # noqa: E402
@@ -124,12 +125,8 @@ def test_pocketsphinx_recursion_reproduces_the_decoder_and_exact_search_is_not_w
     for path in files:
         (lattice,), symbols = read_slf(path, symbols)
         lattices.append(lattice)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # many small ops: 2 threads on a loaded 2-core machine took 18x longer
-    try:
+    with torch_threads(1):  # many small ops: 2 threads on a loaded 2-core machine took 18x longer
         found = ps_bestpath(LatticeBatch.from_lattices(lattices), symbols, ngram, LMSCALE, WDPENALTY)
-    finally:
-        torch.set_num_threads(threads)
     decoder = read_transcripts(DATA / "onebest")
     agree, checked = 0, 0
     for index, lattice in enumerate(lattices):
