@@ -48,7 +48,8 @@ TOLERANCE = 1e-6
 
 
 def exact_nbest(files, beam: float) -> dict:
-    """(b): the pipeline's 1-best per utterance (nbest.jsonl rows by uttid)."""
+    """(b): the pipeline's 1-best per utterance (nbest.jsonl rows by uttid, with ``beam``:
+    the beam each one was pruned with, halved once per retry over ``--max-arcs``)."""
     out = Path(tempfile.mkdtemp(prefix="agreement-"))
     config = RescoreConfig(
         lattices=files, model=ROOT / "lattices" / "demo-lm.pt", out=str(out), nbest=1,
@@ -58,7 +59,22 @@ def exact_nbest(files, beam: float) -> dict:
     report = run_rescore(config)
     print(f"(b) run_rescore: {len(report.results)} results, {len(report.failures)} failures, "
           f"{time.process_time() - started:.1f} s CPU; nbest {out / 'nbest.jsonl'}")
-    return read_nbest(out / "nbest.jsonl")
+    hypotheses = read_nbest(out / "nbest.jsonl")
+    for utt, stats in report.results.items():
+        hypotheses[utt]["beam"] = beam / 2 ** stats.tightened
+    tightened = sum(stats.tightened > 0 for stats in report.results.values())
+    print(f"(b) {tightened} utterances pruned with a tighter beam (their expansion exceeded --max-arcs)")
+    return hypotheses
+
+
+def reused_nbest(path: Path, beam: float) -> dict:
+    """(b) from an earlier run's ``nbest.jsonl``; each utterance's beam from its ``summary.json``."""
+    hypotheses = read_nbest(path)
+    summary = path.parent / "summary.json"
+    if summary.is_file():
+        for row in json.loads(summary.read_text())["utterances"]:
+            hypotheses[row["utt"]]["beam"] = beam / 2 ** row["tightened"]
+    return hypotheses
 
 
 def read_nbest(path: Path) -> dict:
@@ -88,7 +104,7 @@ def main() -> None:
             recursion[lattice.utt_id] = (float(found.scores[index]), found.arcs[index],
                                          found.words[index], lattice)
     print(f"(a) recursion: {len(lattices)} lattices, {time.process_time() - started:.1f} s CPU")
-    ours = read_nbest(args.exact_nbest) if args.exact_nbest else exact_nbest(files, args.beam)
+    ours = reused_nbest(args.exact_nbest, args.beam) if args.exact_nbest else exact_nbest(files, args.beam)
     compare(recursion, ours, ngram, args.beam)
 
 
@@ -129,7 +145,7 @@ def compare(recursion: dict, ours: dict, ngram, beam: float) -> None:
         margin = ours[utt]["total"] - mine
         if margin >= -TOLERANCE:
             counts["b >= a"] += 1
-        elif in_beam(lattice, arcs, beam):
+        elif in_beam(lattice, arcs, ours[utt].get("beam", beam)):
             counts["b < a, a inside beam (BUG)"] += 1
         else:
             counts["b < a, a outside beam"] += 1
