@@ -55,11 +55,11 @@ def exact_total(ngram, am, words):
     return am + LMSCALE * float(ngram.sentence_log_probs([ids])[0]) + WDPENALTY * len(words)
 
 
-def in_beam(lattice, arcs):
-    """Whether the path ``arcs`` survives the exact pass's first-pass pruning (beam BEAM)."""
+def in_beam(lattice, arcs, beam):
+    """Whether the path ``arcs`` survives the exact pass's first-pass pruning at ``beam``."""
     batch = LatticeBatch.from_lattices([lattice])
     _, kept = prune_by_beam(LevelSchedule.of(batch), batch.am_scores.double() +
-                            batch.ngram_scores.double(), BEAM)
+                            batch.ngram_scores.double(), beam)
     return bool(torch.isin(arcs, kept).all())
 
 
@@ -76,7 +76,10 @@ def exact_run(tmp_path_factory):
         ngram_lm=ARPA, ngram_source="arpa")
     report = run_rescore(config)
     assert not report.failures and len(report.results) == len(files)
-    return files, {h["uttid"]: h for h in map(json.loads, (out / "nbest.jsonl").read_text().splitlines())}
+    ours = {h["uttid"]: h for h in map(json.loads, (out / "nbest.jsonl").read_text().splitlines())}
+    for utt, stats in report.results.items():  # the beam each was pruned with (halved per retry)
+        ours[utt]["beam"] = BEAM / 2 ** stats.tightened
+    return files, ours
 
 
 @pytest.mark.slow
@@ -105,7 +108,7 @@ def test_exact_arpa_first_pass_has_no_search_error(exact_run):
         assert abs(hyp["arpa"] - ps_total) <= PS_TOLERANCE * (len(hyp["words"]) + 1), utt
         agree += hyp["words"] == decoder[utt]
         arcs = torch.tensor(paths[utt], dtype=torch.int64)
-        if in_beam(lattice, arcs):  # the decoder's path is in the pruned lattice
+        if in_beam(lattice, arcs, hyp["beam"]):  # the decoder's path is in the pruned lattice
             checked += 1
             theirs = exact(float(lattice.am_scores.double()[arcs].sum()), decoder[utt])
             assert mine >= theirs - 1e-6, (utt, mine, theirs)
@@ -135,7 +138,7 @@ def test_pocketsphinx_recursion_reproduces_the_decoder_and_exact_search_is_not_w
         theirs = exact_total(ngram, float(lattice.am_scores.double()[arcs].sum()), words)
         # the recursion's own score is its path's exact score (the end link's penalty aside)
         assert float(found.scores[index]) - WDPENALTY == pytest.approx(theirs, abs=1e-6), utt
-        if in_beam(lattice, arcs):
+        if in_beam(lattice, arcs, ours[utt]["beam"]):
             checked += 1
             assert ours[utt]["total"] >= theirs - 1e-6, (utt, ours[utt]["total"], theirs)
     assert agree >= RECURSION_AGREEMENT
