@@ -35,7 +35,8 @@ class SlfGraph:
     node_words: Dict[int, Optional[str]] = field(default_factory=dict)
     node_lines: Dict[int, int] = field(default_factory=dict)
     node_times: Dict[int, float] = field(default_factory=dict)  # t= (seconds), where it parses
-    # The node words as the fast path read them, kept while no other node line is added:
+    # The node words as the fast path read them (see node_word_codes), kept while no other
+    # node line is added:
     # node ids (V,) int64, each node's index into the distinct words (V,) int64, the distinct words.
     node_codes: Optional[Tuple[np.ndarray, np.ndarray, List[str]]] = None
     # Link columns: S= and E= (int64), raw a= and l= (float64), W= (None if absent).
@@ -77,6 +78,16 @@ class SlfGraph:
         self.link_words.append(word)
         self.link_am.append(am)
         self.link_lm.append(lm)
+
+    def node_word_codes(self) -> Tuple[np.ndarray, np.ndarray, List[Optional[str]]]:
+        """``(nodes, codes, distinct)``: the nodes with an ``I=`` line (V,) int64, each one's
+        index (V,) int64 into the distinct words (None: no ``W=``), as ``node_codes``."""
+        if self.node_codes is not None:
+            return self.node_codes
+        index: Dict[Optional[str], int] = {}
+        codes = [index.setdefault(word, len(index)) for word in self.node_words.values()]
+        nodes = np.fromiter(self.node_words.keys(), dtype=np.int64, count=len(self.node_words))
+        return nodes, np.array(codes, dtype=np.int64), list(index)
 
     def link_columns(self) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """(src, dst) 1-D int64 and (a, l) 1-D float64 tensors of shape (L,), views of the columns."""
@@ -301,12 +312,7 @@ def _node_word_ids(graph: SlfGraph, dst: Tensor, num_nodes: int, symbols: Symbol
     entered = (first < num_links).nonzero().flatten()
     order = entered[torch.argsort(first[entered])]  # entered nodes by first entering link
     node_ids = torch.zeros(num_nodes, dtype=torch.int64)
-    if graph.node_codes is None:
-        words = list(map(graph.node_words.get, order.tolist()))
-        ids = _distinct_word_ids(words, symbols, is_filler, path, graph.utt_id)
-        node_ids[order] = torch.tensor(list(map(ids.__getitem__, words)), dtype=torch.int64)
-        return node_ids
-    nodes, codes, distinct = graph.node_codes
+    nodes, codes, distinct = graph.node_word_codes()
     code_of_node = np.full(num_nodes, len(distinct), dtype=np.int64)  # len(distinct): no word
     code_of_node[nodes] = codes
     entered_codes = code_of_node[order.numpy()]  # (E,)

@@ -11,7 +11,7 @@ are mapped with tensor gathers.
 """
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -71,7 +71,6 @@ class ArcTokenizer:
         self.vocabulary = vocabulary
         self.symbols = symbols
         self.lowercase = lowercase
-        self._cache: Dict[int, Tuple[List[int], bool]] = {}
         # Per word id: its number of tokens (0: not encoded yet; a word has at least one),
         # 1 if it is OOV, and its tokens padded to the widest word seen.
         self._counts = torch.zeros(0, dtype=torch.int64)  # (V,)
@@ -83,17 +82,15 @@ class ArcTokenizer:
     ) -> Tuple[List[int], bool]:
         """The LM tokens of one word id and whether the word is out of vocabulary.
 
+        Computed each time: the table of ``encode_words`` keeps them per id.
+
         Raises:
           SymbolError: ``word_id`` is not in the symbol table (names path/utterance).
         """
-        cached = self._cache.get(word_id)
-        if cached is None:
-            word = self.symbols.word(word_id, path=path, utt_id=utt_id)
-            if self.lowercase:
-                word = word.lower()
-            cached = (list(self.vocabulary.encode_word(word)), bool(self.vocabulary.is_oov(word)))
-            self._cache[word_id] = cached
-        return cached
+        word = self.symbols.word(word_id, path=path, utt_id=utt_id)
+        if self.lowercase:
+            word = word.lower()
+        return list(self.vocabulary.encode_word(word)), bool(self.vocabulary.is_oov(word))
 
     def oov_flags(self, word_ids: Tensor) -> Tensor:
         """1-D int64 tensor of the shape of ``word_ids`` (1-D int64, CPU): 1 for OOV words.
@@ -101,33 +98,41 @@ class ArcTokenizer:
         Raises:
           SymbolError: a word id is not in the symbol table.
         """
-        self._cover(word_ids, None, None)
-        return self._oov[word_ids]
+        self._token_counts(word_ids, None, None)
+        return self._oov.index_select(0, word_ids)
 
-    def _cover(self, word_ids: Tensor, path: Optional[Union[str, Path]], utt_id: Optional[str]) -> None:
-        """Add the ids of ``word_ids`` (1-D int64, CPU) that are not in the table yet."""
+    def _token_counts(self, word_ids: Tensor, path: Optional[Union[str, Path]],
+                      utt_id: Optional[str]) -> Tensor:
+        """1-D int64 tensor, the token count of each of ``word_ids`` (1-D int64, CPU).
+
+        Ids not in the table yet are encoded and added first.
+        """
         if word_ids.numel() == 0:
-            return
+            return torch.zeros(0, dtype=torch.int64)
         top = int(word_ids.max()) + 1
         if top > self._counts.numel():
             grow = top - self._counts.numel()
             self._counts = torch.cat([self._counts, torch.zeros(grow, dtype=torch.int64)])
             self._oov = torch.cat([self._oov, torch.zeros(grow, dtype=torch.int64)])
-            self._table = torch.cat([self._table, self._table.new_zeros((grow, self._table.shape[1]))])
-        new = torch.unique(word_ids[self._counts.index_select(0, word_ids) == 0])  # (N,) sorted
-        if new.numel() == 0:
-            return
+            self._table = torch.cat([self._table,
+                                     self._table.new_zeros((grow, self._table.shape[1]))])
+        counts = self._counts.index_select(0, word_ids)  # (occ,)
+        if bool((counts > 0).all()):
+            return counts
+        new = torch.unique(word_ids[counts == 0])  # (N,) sorted
         encoded = [self.word_tokens(word_id, path, utt_id) for word_id in new.tolist()]
         width = max(len(tokens) for tokens, _ in encoded)
         if width > self._table.shape[1]:
             self._table = torch.cat([self._table, self._table.new_zeros(
                 (self._table.shape[0], width - self._table.shape[1]))], dim=1)
-        counts = torch.tensor([len(tokens) for tokens, _ in encoded], dtype=torch.int64)  # (N,)
+        new_counts = torch.tensor([len(tokens) for tokens, _ in encoded], dtype=torch.int64)  # (N,)
         flat = torch.tensor([token for tokens, _ in encoded for token in tokens], dtype=torch.int64)
-        row = torch.repeat_interleave(torch.arange(new.numel()), counts)  # (sum of counts,)
-        self._table[new[row], torch.arange(flat.numel()) - splits_from_counts(counts)[row]] = flat
-        self._counts[new] = counts
+        row = torch.repeat_interleave(torch.arange(new.numel()), new_counts)  # (sum of counts,)
+        column = torch.arange(flat.numel()) - splits_from_counts(new_counts)[row]
+        self._table[new[row], column] = flat
+        self._counts[new] = new_counts
         self._oov[new] = torch.tensor([oov for _, oov in encoded], dtype=torch.int64)
+        return self._counts.index_select(0, word_ids)
 
     def encode(self, lattice: Lattice, path: Optional[Union[str, Path]] = None) -> ArcTokens:
         """The tokens of every arc of ``lattice``.
@@ -154,14 +159,13 @@ class ArcTokenizer:
         Raises:
           SymbolError: a word id is not in the symbol table.
         """
-        self._cover(word_ids, path, utt_id)
-        occurrence_counts = self._counts.index_select(0, word_ids)  # (occ,) tokens of each word
+        occurrence_counts = self._token_counts(word_ids, path, utt_id)  # (occ,) tokens of each word
         occurrence_splits = splits_from_counts(occurrence_counts)  # (occ+1,)
         total = int(occurrence_splits[-1])
         if total == word_ids.numel():  # one token per word: no ragged gather
             tokens = self._table[:, 0].contiguous().index_select(0, word_ids)
         else:
-            # Token j of the flat output is token j - occurrence_splits[o] of occurrence o = owner[j].
+            # Flat token j is token j - occurrence_splits[o] of occurrence o = owner[j].
             owner = torch.repeat_interleave(torch.arange(word_ids.numel()), occurrence_counts,
                                             output_size=total)
             tokens = self._table[word_ids[owner], torch.arange(total) - occurrence_splits[owner]]
