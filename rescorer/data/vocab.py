@@ -15,7 +15,7 @@ Examples:
 import io
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -89,9 +89,12 @@ class Vocabulary:
         WikiText) is a vocabulary entry, not an OOV; a sentencepiece vocabulary
         maps it to its unknown piece, which is an OOV (see ``SentencePieceVocabulary``).
         """
-        if word == UNK:
-            return False
-        return self.unk_id in self.encode_word(word)
+        return self.encode_with_oov(word)[1]
+
+    def encode_with_oov(self, word: str) -> Tuple[List[int], bool]:
+        """``(encode_word(word), is_oov(word))``, encoding the word once."""
+        tokens = self.encode_word(word)
+        return tokens, word != UNK and self.unk_id in tokens
 
     def to_state(self) -> dict:
         """Plain-typed description (str/int/list/uint8 tensor) for checkpoints."""
@@ -252,9 +255,10 @@ class SentencePieceVocabulary(Vocabulary):
             self._cache[word] = ids
         return list(ids)
 
-    def is_oov(self, word: str) -> bool:
-        """True if ``word`` needs the unknown piece; the literal ``<unk>`` is one such word."""
-        return self.unk_id in self.encode_word(word)
+    def encode_with_oov(self, word: str) -> Tuple[List[int], bool]:
+        """The pieces and whether one is the unknown piece (the literal ``<unk>`` is)."""
+        tokens = self.encode_word(word)
+        return tokens, self.unk_id in tokens
 
     def to_state(self) -> dict:
         proto = torch.frombuffer(bytearray(self.model_proto), dtype=torch.uint8)  # (bytes,) uint8
