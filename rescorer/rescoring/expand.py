@@ -22,12 +22,12 @@ from torch import Tensor
 
 from rescorer.algorithms.history import ExpandedBatch, expand_histories
 from rescorer.algorithms.prune import prune_by_beam
-from rescorer.algorithms.ragged import expand_ranges, select_rows
+from rescorer.algorithms.ragged import expand_ranges
 from rescorer.algorithms.topsort import LevelSchedule
 from rescorer.errors import ExpansionLimitError
 from rescorer.lattice.batch import LatticeBatch
 from rescorer.rescoring.timing import stage
-from rescorer.rescoring.tokens import ArcTokens
+from rescorer.rescoring.tokens import ArcTokens, TokenSource
 
 RETRY_BEAM = 16.0  # first beam tried when an unpruned expansion is too big
 
@@ -66,14 +66,14 @@ class NgramPass:
 
     Attributes:
       tokens:
-        ARPA word ids of the input batch's arcs (``ArpaVocabulary``).
+        ARPA word ids of the input batch's arcs (``ArpaVocabulary``), by arc id.
       window:
         n-1 of the n-gram.
       bos_id / eos_id:
         The ARPA's ``<s>`` and ``</s>``.
     """
 
-    tokens: ArcTokens
+    tokens: TokenSource
     window: int
     bos_id: int
     eos_id: int
@@ -129,14 +129,8 @@ class PreparedPart:
         return self.ngram.orig_arc, self.ngram.source_utts
 
 
-def select_tokens(tokens: ArcTokens, arcs: Tensor) -> ArcTokens:
-    """The ``ArcTokens`` of the arcs ``arcs`` (1-D int64), in that order."""
-    splits, values = select_rows(tokens.splits, tokens.tokens, arcs)
-    return ArcTokens(splits=splits, tokens=values, oov_counts=tokens.oov_counts[arcs])
-
-
 def prepare_batch(
-    schedule: LevelSchedule, tokens: ArcTokens, first_pass: Tensor, plan: ExpansionPlan,
+    schedule: LevelSchedule, tokens: TokenSource, first_pass: Tensor, plan: ExpansionPlan,
 ) -> "tuple[List[PreparedPart], Dict[int, ExpansionLimitError]]":
     """Prune every lattice of the batch (if a beam applies) and expand it to ``plan.window``.
 
@@ -144,7 +138,7 @@ def prepare_batch(
       schedule:
         The batch's ``LevelSchedule`` (no bad lattices).
       tokens:
-        LM tokens of the batch's arcs.
+        LM tokens of the batch's arcs, by arc id (only the pruned arcs' are asked for).
       first_pass:
         1-D float64 tensor of shape (A,), the first-pass arc scores the beam applies to.
       plan:
@@ -171,7 +165,7 @@ def prepare_batch(
             with stage("prune"):
                 pruned, local = prune_by_beam(sub, first_pass[sub_arcs], beams[pending])
             kept = sub_arcs[local]
-        pruned_tokens = select_tokens(tokens, kept)
+        pruned_tokens = tokens.of(kept)
         expanded = expand_histories(pruned, pruned_tokens.splits, pruned_tokens.tokens,
                                     plan.window, plan.bos_id, plan.eos_id, plan.max_arcs)
         second, over_limit = _ngram_pass(expanded, kept, plan)
@@ -216,7 +210,7 @@ def _ngram_pass(expanded: ExpandedBatch, kept: Tensor, plan: ExpansionPlan,
     if plan.ngram is None:
         return None, over_limit
     arcs = kept[expanded.orig_arc]  # (A1,) input batch arc of each expanded arc
-    tokens = select_tokens(plan.ngram.tokens, arcs)
+    tokens = plan.ngram.tokens.of(arcs)
     second = expand_histories(expanded.schedule, tokens.splits, tokens.tokens, plan.ngram.window,
                               plan.ngram.bos_id, plan.ngram.eos_id, plan.max_arcs)
     for local_utt, error in second.over_limit.items():

@@ -34,52 +34,59 @@ from rescorer.rescoring.search import (ScoredBatch, ScoredLattice, first_pass_wo
                                       reference_word_ids)
 from rescorer.rescoring.times import expanded_state_times, lattice_state_times
 from rescorer.rescoring.timing import stage
-from rescorer.rescoring.tokens import ArcTokens, concat_tokens
+from rescorer.rescoring.tokens import BatchTokens, TokenSource, concat_tokens
 
 if TYPE_CHECKING:
     from rescorer.rescoring.collect import ResultCollector
     from rescorer.rescoring.context import RescoreContext
 
 
-def _tokens(batch: LatticeBatch, paths: Sequence[Optional[Path]], symbols: Sequence[SymbolTable],
-            context: "RescoreContext", outcome: BatchOutcome) -> Tuple[List[ArcTokens], List[int]]:
-    """LM tokens per lattice, and the lattices whose words are all known.
+def _known_words(batch: LatticeBatch, paths: Sequence[Optional[Path]],
+                 symbols: Sequence[SymbolTable], context: "RescoreContext",
+                 outcome: BatchOutcome) -> List[int]:
+    """The lattices whose word ids are all in their table; the others fail.
 
-    One tokenizer call for the whole batch when its lattices share a word table
-    (the usual case); lattice by lattice otherwise, or to find the lattice with
-    an unknown word id.
+    One check of the batch's distinct ids when its lattices share a table (the
+    usual case); lattice by lattice otherwise, or to find the lattice with an
+    unknown id.
     """
-    cpu = batch.to(torch.device("cpu"))
-    if all(table is symbols[0] for table in symbols):
+    cpu_ids = batch.word_ids.cpu()
+    table = symbols[0]
+    if all(other is table for other in symbols) and (
+            cpu_ids.numel() == 0 or int(cpu_ids.max()) <= table.max_id):
+        types = torch.bincount(cpu_ids).nonzero().squeeze(1)  # (T,) ids <= the table's largest
         try:
-            whole = context.tokenizer(symbols[0]).encode_words(cpu.word_splits, cpu.word_ids)
+            context.tokenizer(table).prepare(types)
+            return list(range(batch.num_utts))
         except RescorerError:
             pass  # some lattice has an unknown word: find it below
-        else:
-            bounds = cpu.arc_splits.tolist()
-            return ([ArcTokens(*_token_rows(whole, bounds[index], bounds[index + 1]))
-                     for index in range(batch.num_utts)], list(range(batch.num_utts)))
-    tokens, good = [], []
+    good = []
+    bounds = batch.word_splits.cpu()[batch.arc_splits.cpu()].tolist()  # (U+1,) word rows
     for index in range(batch.num_utts):
         try:
-            tokens.append(context.tokenizer(symbols[index]).encode(cpu.lattice(index), paths[index]))
+            context.tokenizer(symbols[index]).prepare(cpu_ids[bounds[index]:bounds[index + 1]],
+                                                      paths[index], batch.utt_ids[index])
             good.append(index)
         except RescorerError as error:
             outcome.failures.append((index, error))
-    return tokens, good
+    return good
 
 
-def _token_rows(tokens: ArcTokens, first: int, last: int) -> Tuple[Tensor, Tensor, Tensor]:
-    """(splits, tokens, oov counts) of the arcs ``first .. last-1`` of ``tokens``."""
-    splits = tokens.splits[first:last + 1]
-    start, end = int(splits[0]), int(splits[-1])
-    return splits - start, tokens.tokens[start:end], tokens.oov_counts[first:last]
+def _token_source(batch: LatticeBatch, symbols: Sequence[SymbolTable],
+                  context: "RescoreContext") -> TokenSource:
+    """The LM tokens of ``batch``'s arcs: encoded on demand when its lattices share a table."""
+    if all(table is symbols[0] for table in symbols):
+        return BatchTokens(context.tokenizer(symbols[0]), batch.word_splits, batch.word_ids,
+                           batch.device)
+    cpu = batch.to(torch.device("cpu"))
+    return concat_tokens([context.tokenizer(table).encode(cpu.lattice(index))
+                          for index, table in enumerate(symbols)], batch.device)
 
 
 def _start(batch: LatticeBatch, paths: Sequence[Optional[Path]], symbols: Sequence[SymbolTable],
            context: "RescoreContext", outcome: BatchOutcome) -> Optional[LiveBatch]:
-    """Tokens and levels; lattices with unknown words or graph problems fail here."""
-    tokens, good = _tokens(batch, paths, symbols, context, outcome)
+    """Word check and levels; lattices with unknown words or graph problems fail here."""
+    good = _known_words(batch, paths, symbols, context, outcome)
     if not good:
         return None
     if len(good) < batch.num_utts:
@@ -88,13 +95,14 @@ def _start(batch: LatticeBatch, paths: Sequence[Optional[Path]], symbols: Sequen
     if problems:
         outcome.failures.extend((good[index], error) for index, error in problems.items())
         keep = [index for index in range(len(good)) if index not in problems]
-        tokens, good = [tokens[index] for index in keep], [good[index] for index in keep]
+        good = [good[index] for index in keep]
         if not good:
             return None
         batch = batch.select(keep)
         schedule = LevelSchedule.of(batch)
-    return LiveBatch(batch, schedule, concat_tokens(tokens, batch.device), good,
-                 [paths[index] for index in good], [symbols[index] for index in good])
+    live_symbols = [symbols[index] for index in good]
+    return LiveBatch(batch, schedule, _token_source(batch, live_symbols, context), good,
+                     [paths[index] for index in good], live_symbols)
 
 
 def rescore_lattices(

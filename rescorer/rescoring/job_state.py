@@ -8,7 +8,7 @@ from rescorer.errors import RescorerError
 from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.rescoring.report import UtteranceStats
-from rescorer.rescoring.tokens import ArcTokens
+from rescorer.rescoring.tokens import TokenSource
 
 
 @dataclass
@@ -35,7 +35,7 @@ class LiveBatch:
 
     batch: LatticeBatch
     schedule: LevelSchedule
-    tokens: ArcTokens
+    tokens: TokenSource  # LM tokens by arc id (``of(arcs)``)
     origin: List[int]  # input index of each lattice
     paths: List[Optional[Path]]
     symbols: List[SymbolTable]

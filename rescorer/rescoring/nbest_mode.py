@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from rescorer.algorithms.nbest import nbest_distinct
-from rescorer.algorithms.ragged import select_rows
+from rescorer.lattice.fsavec import splits_from_counts
 from rescorer.rescoring.combine import ArcComponents
 from rescorer.rescoring.config import RescoreConfig
 from rescorer.rescoring.job_state import BatchOutcome, LiveBatch, ReferenceExtras
@@ -34,8 +34,17 @@ def rescore_nbest(
     ranked, failures = nbest_distinct(live.schedule, first_pass, config.nbest)
     outcome.failures.extend((live.origin[index], error) for index, error in failures.items())
     paths = [[found.arc_ids.to(batch.device) for found in hyps] for hyps in ranked]
-    sentences = [select_rows(live.tokens.splits, live.tokens.tokens, arc_ids)[1]
-                 for hyps in paths for arc_ids in hyps]
+    flat = [arc_ids for hyps in paths for arc_ids in hyps]
+    path_tokens = live.tokens.of(torch.cat(flat) if flat else
+                                 torch.zeros(0, dtype=torch.int64, device=batch.device))
+    arc_bounds = splits_from_counts(torch.tensor([arc_ids.numel() for arc_ids in flat],
+                                                 dtype=torch.int64))  # (N+1,) path arc rows
+    token_bounds = path_tokens.splits.cpu()[arc_bounds].tolist()
+    sentences = [path_tokens.tokens[token_bounds[index]:token_bounds[index + 1]]
+                 for index in range(len(flat))]
+    path_oov = torch.zeros(len(flat), dtype=torch.float64).index_add_(
+        0, torch.repeat_interleave(torch.arange(len(flat)), arc_bounds[1:] - arc_bounds[:-1]),
+        path_tokens.oov_counts.cpu().to(torch.float64)).tolist()  # (N,) OOV words per path
     sentence_utt = torch.tensor([utt for utt, hyps in enumerate(paths) for _ in hyps],
                                 dtype=torch.int64)
     vocabulary = context.vocabulary
@@ -56,15 +65,14 @@ def rescore_nbest(
         arcs = torch.bincount(batch.arc_utt, minlength=batch.num_utts).tolist()
         position = 0
         for utt, hyps in enumerate(paths):
-            utt_scores: List[float] = sentence_scores[position:position + len(hyps)]
-            position += len(hyps)
+            first, position = position, position + len(hyps)  # this utterance's sentences
+            utt_scores: List[float] = sentence_scores[first:position]
             if utt in broken or utt in failures:
                 continue
             words, sums = [], []
-            for arc_ids, sentence_score in zip(hyps, utt_scores):
+            for rank, (arc_ids, sentence_score) in enumerate(zip(hyps, utt_scores)):
                 path_sums = parts.path_sums(arc_ids)
-                oov = float(live.tokens.oov_counts[arc_ids].sum())
-                path_sums["nnlm"] = sentence_score + config.oov_penalty * oov
+                path_sums["nnlm"] = sentence_score + config.oov_penalty * path_oov[first + rank]
                 sums.append(path_sums)
                 words.append(path_words(batch, arc_ids, live.symbols[utt], batch.utt_ids[utt],
                                         live.paths[utt]))

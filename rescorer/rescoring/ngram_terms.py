@@ -16,26 +16,25 @@ from rescorer.algorithms.history import ExpandedBatch
 from rescorer.ngram.model import NgramLM
 from rescorer.rescoring.job_state import LiveBatch
 from rescorer.rescoring.timing import stage
-from rescorer.rescoring.tokens import ArcTokens, concat_tokens
+from rescorer.rescoring.tokens import BatchTokens, TokenSource, concat_tokens
 
 if TYPE_CHECKING:
     from rescorer.rescoring.context import RescoreContext
 
 
-def ngram_tokens(live: LiveBatch, context: "RescoreContext") -> ArcTokens:
-    """ARPA word ids of every arc of the live batch (one tokenizer call per word table).
+def ngram_tokens(live: LiveBatch, context: "RescoreContext") -> TokenSource:
+    """ARPA word ids of the live batch's arcs, by arc id (``of(arcs)``, on the batch's device).
 
-    Returns:
-      ``ArcTokens`` on the batch's device; ``oov_counts`` counts the words the
-      ARPA only knows as ``<unk>``.
+    Encoded on demand when the lattices share a word table; ``oov_counts``
+    counts the words the ARPA only knows as ``<unk>``.
     """
-    cpu = live.batch.to(torch.device("cpu"))
-    device = live.batch.device
+    batch = live.batch
     if all(table is live.symbols[0] for table in live.symbols):
-        whole = context.ngram_tokenizer(live.symbols[0]).encode_words(cpu.word_splits, cpu.word_ids)
-        return ArcTokens(whole.splits.to(device), whole.tokens.to(device), whole.oov_counts.to(device))
+        return BatchTokens(context.ngram_tokenizer(live.symbols[0]), batch.word_splits,
+                           batch.word_ids, batch.device)
+    cpu = batch.to(torch.device("cpu"))
     return concat_tokens([context.ngram_tokenizer(table).encode(cpu.lattice(index), live.paths[index])
-                          for index, table in enumerate(live.symbols)], device)
+                          for index, table in enumerate(live.symbols)], batch.device)
 
 
 def arc_log_probs(query_arc: Tensor, scores: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:

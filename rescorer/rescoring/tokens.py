@@ -7,7 +7,8 @@ gets the concatenation of their tokens, so arcs have any number of tokens,
 ragged ``[arc][token]``.
 
 Each word id is encoded once per ``ArcTokenizer`` (a table by id), then arcs
-are mapped with tensor gathers.
+are mapped with tensor gathers. A batch job encodes only the arcs it keeps
+(``BatchTokens``): beam pruning drops most of a first-pass lattice's arcs.
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from rescorer.algorithms.ragged import select_rows
 from rescorer.data.vocab import Vocabulary
 from rescorer.lattice.fsavec import Lattice, splits_from_counts
 from rescorer.lattice.symbols import SymbolTable
@@ -38,6 +40,15 @@ class ArcTokens:
     splits: Tensor
     tokens: Tensor
     oov_counts: Tensor
+
+    def of(self, arcs: Tensor) -> "ArcTokens":
+        """The tokens of the arcs ``arcs`` (1-D int64), in that order."""
+        splits, values = select_rows(self.splits, self.tokens, arcs)
+        return ArcTokens(splits=splits, tokens=values, oov_counts=self.oov_counts[arcs])
+
+    def to(self, device: torch.device) -> "ArcTokens":
+        """The same tokens on ``device``."""
+        return ArcTokens(self.splits.to(device), self.tokens.to(device), self.oov_counts.to(device))
 
 
 def concat_tokens(parts: Sequence[ArcTokens], device: torch.device) -> ArcTokens:
@@ -90,7 +101,8 @@ class ArcTokenizer:
         word = self.symbols.word(word_id, path=path, utt_id=utt_id)
         if self.lowercase:
             word = word.lower()
-        return list(self.vocabulary.encode_word(word)), bool(self.vocabulary.is_oov(word))
+        tokens, oov = self.vocabulary.encode_with_oov(word)
+        return list(tokens), oov
 
     def oov_flags(self, word_ids: Tensor) -> Tensor:
         """1-D int64 tensor of the shape of ``word_ids`` (1-D int64, CPU): 1 for OOV words.
@@ -98,8 +110,17 @@ class ArcTokenizer:
         Raises:
           SymbolError: a word id is not in the symbol table.
         """
-        self._token_counts(word_ids, None, None)
+        self.prepare(word_ids)
         return self._oov.index_select(0, word_ids)
+
+    def prepare(self, word_ids: Tensor, path: Optional[Union[str, Path]] = None,
+                utt_id: Optional[str] = None) -> None:
+        """Encode the ids of ``word_ids`` (1-D int64, CPU) not in the table yet.
+
+        Raises:
+          SymbolError: a word id is not in the symbol table (names path/utterance).
+        """
+        self._token_counts(word_ids, path, utt_id)
 
     def _token_counts(self, word_ids: Tensor, path: Optional[Union[str, Path]],
                       utt_id: Optional[str]) -> Tensor:
@@ -174,3 +195,31 @@ class ArcTokenizer:
         oov_cumulative = splits_from_counts(self._oov.index_select(0, word_ids))  # (occ+1,)
         oov_counts = oov_cumulative[word_splits[1:]] - oov_cumulative[word_splits[:-1]]
         return ArcTokens(splits=arc_splits, tokens=tokens, oov_counts=oov_counts)
+
+
+class BatchTokens:
+    """The LM tokens of a batch's arcs, encoded for the arcs asked for only.
+
+    Args:
+      tokenizer:
+        The batch's (shared) tokenizer; every word id of the batch is in its table.
+      word_splits / word_ids:
+        The batch's ragged ``[arc][word]`` words: (A+1,) and (W,) int64.
+      device:
+        Where ``of`` puts its tokens.
+    """
+
+    def __init__(self, tokenizer: ArcTokenizer, word_splits: Tensor, word_ids: Tensor,
+                 device: torch.device) -> None:
+        self.tokenizer = tokenizer
+        self.word_splits = word_splits.cpu()
+        self.word_ids = word_ids.cpu()
+        self.device = device
+
+    def of(self, arcs: Tensor) -> ArcTokens:
+        """The tokens of the arcs ``arcs`` (1-D int64), in that order."""
+        splits, word_ids = select_rows(self.word_splits, self.word_ids, arcs.cpu())
+        return self.tokenizer.encode_words(splits, word_ids).to(self.device)
+
+
+TokenSource = Union[ArcTokens, BatchTokens]  # both answer ``of(arcs)``

@@ -1,6 +1,7 @@
 """The batch job: float64 ranking, one first-pass formula, batch invariance end to end."""
 import random
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from rescorer.algorithms.topsort import LevelSchedule
 from rescorer.data.vocab import WordVocabulary
 from rescorer.errors import CheckpointError
 from rescorer.lattice.batch import LatticeBatch
+from rescorer.lattice.symbols import SymbolTable
 from rescorer.rescoring.combine import ArcComponents, Scales, first_pass_scores
 from rescorer.rescoring.search import ScoredBatch, ScoredLattice, first_pass_words
 from rescorer.rescoring.pipeline import run_rescore
@@ -125,6 +127,27 @@ def test_non_finite_lm_outputs_fail_only_their_utterance(mode):
     assert isinstance(error, CheckpointError) and error.utt_id == "with-d"
     assert "non-finite log-probability (nan)" in str(error) and "utterance with-d" in str(error)
     assert [h.words for h in hypotheses["plain"]] == [["a", "b"]]
+
+
+@pytest.mark.parametrize("mode", ["lattice", "nbest"])
+@pytest.mark.parametrize("unknown", [20, 99])  # a hole below the table's largest id, and above it
+def test_a_word_id_missing_from_the_table_fails_only_its_lattice(tmp_path, mode, unknown):
+    """Tokens are encoded for the pruned arcs only; an unknown id still fails its lattice
+    (even on an arc the beam removes), with the tokenizer's message, and only that one."""
+    vocabulary = WordVocabulary(LM_WORDS)
+    model = tiny_model(vocabulary.size)
+    words = tmp_path / "words.txt"
+    words.write_text(symbol_table().to_text() + "far 30\n")
+    symbols = SymbolTable.from_file(words)
+    arcs = [(0, 1, "a", -1.0, 0.0), (0, 1, "b", -50.0, 0.0), (1, 2, -1, 0.0, 0.0)]
+    plain = tiny_lattice("plain", arcs=arcs)
+    bad = tiny_lattice("bad", arcs=arcs)
+    bad = replace(bad, word_ids=torch.tensor([bad.word_ids[0], unknown]))  # the -50 arc's word
+    batch = LatticeBatch.from_lattices([plain, bad, tiny_lattice("last", arcs=arcs)])
+    hypotheses, failures = rescore_batch(batch, model, vocabulary, symbols, beam=5.0, mode=mode)
+    assert list(failures) == ["bad"] and list(hypotheses) == ["plain", "last"]
+    assert f"utterance bad: word id {unknown} is not in {words}" in str(failures["bad"])
+    assert [h.words for h in hypotheses["last"]] == [["a"]]
 
 
 def test_only_lattices_over_the_arc_limit_are_retried_with_a_tighter_beam():
