@@ -233,8 +233,11 @@ class LatticeBatch:
         return {name: value[first:last] for name, value in self.arc_extras.items()}
 
     def select(self, indices: Sequence[int]) -> "LatticeBatch":
-        """The lattices ``indices`` (in that order, no repeats) as a new batch."""
-        index = torch.as_tensor(list(indices), dtype=torch.int64, device=self.device)
+        """The lattices ``indices`` (in that order, no repeats) as a batch (``self`` for all, in order)."""
+        indices = list(indices)
+        if indices == list(range(self.num_utts)):
+            return self  # frozen: sharing is safe
+        index = torch.as_tensor(indices, dtype=torch.int64, device=self.device)
         state_counts = (self.state_splits[1:] - self.state_splits[:-1])[index]  # (U',)
         arc_counts = (self.arc_splits[1:] - self.arc_splits[:-1])[index]  # (U',)
         arcs = _ranges(self.arc_splits[:-1][index], arc_counts)  # (A',)
