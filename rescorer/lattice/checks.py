@@ -56,20 +56,19 @@ def invalid_utterances(batch: LatticeBatch, symbols: Optional[SymbolTable] = Non
     num_arcs = batch.arc_splits[1:] - batch.arc_splits[:-1]  # (U,)
     bad = (num_states < 2) | (num_arcs == 0)  # (U,)
     arc_utt = batch.arc_utt  # (A,)
-    first, final = splits[arc_utt], splits[arc_utt + 1] - 1  # (A,) each
+    first, final = splits[:-1][arc_utt], (splits[1:] - 1)[arc_utt]  # (A,) each
     src, dst, labels = batch.src, batch.dst, batch.labels
     into_final = dst == final  # (A,)
     arc_bad = ((src < first) | (src > final) | (dst < first) | (dst > final) | (src == final)
                | (into_final != (labels == -1)) | (labels < -1)
                | ~torch.isfinite(batch.am_scores) | ~torch.isfinite(batch.ngram_scores))
-    word_arc = torch.repeat_interleave(torch.arange(batch.num_arcs), batch.words_per_arc)  # (W,)
     word_bad = batch.word_ids <= 0  # (W,)
     if symbols is not None and batch.word_ids.numel():
         word_bad |= ~symbols.known(batch.word_ids)
-    arc_bad[word_arc[word_bad]] = True
     bad[arc_utt[arc_bad]] = True
-    entered = torch.zeros(batch.num_utts, dtype=torch.int64).index_add_(
-        0, arc_utt, into_final.to(torch.int64))  # (U,) arcs into each final state
+    utt_words = batch.word_splits[batch.arc_splits]  # (U+1,) word rows of each lattice
+    bad[torch.bucketize(word_bad.nonzero().squeeze(1), utt_words[1:], right=True)] = True
+    entered = torch.bincount(arc_utt[into_final], minlength=batch.num_utts)  # (U,) arcs into finals
     return bad | (entered == 0)
 
 

@@ -38,7 +38,7 @@ class SymbolTable:
         self._ids: Dict[str, int] = {EPSILON: 0}
         self._words: Dict[int, str] = {0: EPSILON}
         self._max_id = 0  # max(self._words), kept up to date (add is on the SLF reading path)
-        self._known: Optional[Tuple[int, Tensor]] = None  # (len(_words), sorted ids) for known()
+        self._known: Optional[Tuple[int, Tensor]] = None  # (len(_words), id mask or sorted ids)
 
     @classmethod
     def from_file(cls, path: Union[str, Path]) -> "SymbolTable":
@@ -152,9 +152,19 @@ class SymbolTable:
           1-D bool tensor of the same shape.
         """
         if self._known is None or self._known[0] != len(self._words):  # words are never removed
-            self._known = (len(self._words), torch.tensor(sorted(self._words), dtype=torch.int64))
-        # isin, not a mask indexed by id: a table may name an id of 1e11 (memory O(size))
-        return torch.isin(word_ids.to(torch.int64), self._known[1])
+            ids = torch.tensor(sorted(self._words), dtype=torch.int64)
+            if self._max_id < 4 * len(self._words) + 1024:  # dense ids: a mask indexed by id
+                mask = torch.zeros(self._max_id + 1, dtype=torch.bool)
+                mask[ids] = True
+                self._known = (len(self._words), mask)
+            else:  # a table may name an id of 1e11: isin on the sorted ids, memory O(size)
+                self._known = (len(self._words), ids)
+        known = self._known[1].to(word_ids.device)
+        word_ids = word_ids.to(torch.int64)
+        if known.dtype != torch.bool:
+            return torch.isin(word_ids, known)
+        inside = (word_ids >= 0) & (word_ids <= self._max_id)
+        return inside & known[word_ids.clamp(0, self._max_id)]
 
     def check_ids(self, word_ids: Tensor, *, path: Optional[Union[str, Path]] = None,
                   utt_id: Optional[str] = None) -> None:

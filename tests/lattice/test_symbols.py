@@ -82,3 +82,14 @@ def test_lookup_all_is_lookup_of_each_word_in_order(tmp_path):
     assert frozen.lookup_all(["y", "x"]) == [2, 1]
     with pytest.raises(SymbolError, match="'zz' is not in"):
         frozen.lookup_all(["x", "zz", "qq"], path="p.slf", utt_id="u")
+
+
+def test_known_ids_of_a_dense_table_with_holes(tmp_path):
+    path = tmp_path / "words.txt"
+    path.write_text("<eps> 0\na 1\nb 2\nd 4\n")
+    table = SymbolTable.from_file(path)
+    ids = torch.tensor([0, 1, 2, 3, 4, 5, -1, 2**40])
+    assert table.known(ids).tolist() == [True, True, True, False, True, False, False, False]
+    table.frozen = False
+    table.add("e")  # id 5; the cached mask follows the table
+    assert table.known(ids).tolist() == [True, True, True, False, True, True, False, False]
