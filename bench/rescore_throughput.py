@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
+from rescorer.rescoring.defaults import DEFAULT_BATCH_SIZE
 from rescorer.rescoring.grid import parse_grid
 from rescorer.rescoring.timing import STAGES
 
@@ -133,7 +134,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--data", default=str(DATA), help="the asr-dev folder")
     parser.add_argument("--limit", type=int, default=240, help="first N lattices only")
     parser.add_argument("--beam", type=float, default=8.0)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="lattices per work unit")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--max-arcs", type=int, default=500_000)

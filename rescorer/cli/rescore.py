@@ -11,6 +11,7 @@ import typer
 from rich.text import Text
 
 from rescorer.cli.common import err_console, guarded, quiet_imports
+from rescorer.rescoring.defaults import DEFAULT_BATCH_SIZE
 
 # Measured on asr-dev (docs/results/rescoring.md): beam 16 gave the WER of beam 24
 # (40.26% vs 40.29%, PTB-mini K=4) with 42% fewer arcs to expand.
@@ -135,8 +136,9 @@ def rescore_command(
                                  "scores are from full-history ones. For Jacobi models it caps K.",
         rich_help_panel=SEARCH)] = None,
     batch_size: Annotated[int, typer.Option(
-        "--batch-size", help="Lattices whose LM queries are scored in one batched pass.",
-        rich_help_panel=COMPUTE)] = 16,
+        "--batch-size", help="Lattices rescored as one batch (pruned, expanded, searched and "
+                             "LM-scored together); memory grows with it.",
+        rich_help_panel=COMPUTE)] = DEFAULT_BATCH_SIZE,
     chunk_rows: Annotated[int, typer.Option(
         "--chunk-rows", help="Unique histories per model call (memory: rows x vocabulary floats). "
                               "Every call gets exactly this many rows (padded), so scores do not "

@@ -7,6 +7,7 @@ from typing import List, Optional, Tuple
 from rescorer.devices import DEVICES
 from rescorer.errors import ConfigError
 from rescorer.rescoring.combine import Scales
+from rescorer.rescoring.defaults import DEFAULT_BATCH_SIZE
 from rescorer.rescoring.grid import BARE, Grid, GridAxis
 
 MODES = ("lattice", "nbest")
@@ -40,7 +41,8 @@ class RescoreConfig:
       beam_tries:
         How many times the beam may be halved before the utterance fails.
       batch_size:
-        Lattices whose LM queries are scored together.
+        Lattices rescored together: pruned, expanded and searched level by
+        level as one batch, their LM queries scored in one pass.
       chunk_rows:
         Unique histories per model call (memory bound: chunk_rows x V floats).
         Every call gets exactly this many rows (padded) so that scores do not
@@ -121,7 +123,7 @@ class RescoreConfig:
     beam: Optional[float] = None
     max_arcs: int = 500_000
     beam_tries: int = 4
-    batch_size: int = 16
+    batch_size: int = DEFAULT_BATCH_SIZE
     chunk_rows: int = 256
     device: str = "auto"
     threads: int = 1
