@@ -96,6 +96,10 @@ class Vocabulary:
         tokens = self.encode_word(word)
         return tokens, word != UNK and self.unk_id in tokens
 
+    def encode_all_with_oov(self, words: Sequence[str]) -> List[Tuple[List[int], bool]]:
+        """``encode_with_oov`` of each word, in order."""
+        return [self.encode_with_oov(word) for word in words]
+
     def to_state(self) -> dict:
         """Plain-typed description (str/int/list/uint8 tensor) for checkpoints."""
         raise NotImplementedError
@@ -115,7 +119,22 @@ class Vocabulary:
         raise ConfigError(f"unknown vocabulary state (expected kind 'word' or 'sentencepiece', got {kind!r})")
 
 
-class WordVocabulary(Vocabulary):
+class IndexedVocabulary(Vocabulary):
+    """A vocabulary of whole words, ``index`` (word -> id); a PTB clitic splits when needed."""
+
+    index: Dict[str, int]
+
+    def encode_word(self, word: str) -> List[int]:
+        """[id] if known; else the PTB clitic split if both parts are known; else [unk_id]."""
+        return encode_with_clitics(self.index, word, self.unk_id)
+
+    def encode_all_with_oov(self, words: Sequence[str]) -> List[Tuple[List[int], bool]]:
+        """``encode_with_oov`` of each word; a known word is one dictionary look-up."""
+        return [([token_id], False) if token_id is not None else self.encode_with_oov(word)
+                for word, token_id in zip(words, map(self.index.get, words))]
+
+
+class WordVocabulary(IndexedVocabulary):
     """Word-level vocabulary; ids 0 and 1 are ``<eos>`` and ``<unk>``.
 
     Args:
@@ -153,10 +172,6 @@ class WordVocabulary(Vocabulary):
     def id(self, word: str) -> int:
         """The id of an in-vocabulary token (KeyError otherwise)."""
         return self.index[word]
-
-    def encode_word(self, word: str) -> List[int]:
-        """[id] if known; else the PTB clitic split if both parts are known; else [unk_id]."""
-        return encode_with_clitics(self.index, word, self.unk_id)
 
     def to_state(self) -> dict:
         return {"kind": "word", "words": list(self.words)}

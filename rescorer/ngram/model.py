@@ -23,7 +23,7 @@ Conventions:
   as ln 10^-100 and, in a history, behaves like any context the model lacks
   (the query backs off past it; pocketsphinx does the same).
 - Lattice words map to ARPA ids with the neural LM's rules
-  (``ArpaVocabulary.encode_word`` = ``WordVocabulary.encode_word``): the word
+  (both are ``IndexedVocabulary``, one ``encode_word``): the word
   itself if it is a unigram, else its PTB clitic split if both parts are
   ("wasn't" -> was n't), else ``<unk>``.
 """
@@ -33,7 +33,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import Tensor
 
-from rescorer.data.vocab import Vocabulary, encode_with_clitics
+from rescorer.data.vocab import IndexedVocabulary
 from rescorer.errors import InputFormatError
 from rescorer.ngram.arpa import LN_10, ArpaFile
 from rescorer.ngram.tables import OrderTable, build_tables, find
@@ -45,7 +45,7 @@ UNK = "<unk>"
 DEFAULT_UNK_LOG10_PROB = -100.0
 
 
-class ArpaVocabulary(Vocabulary):
+class ArpaVocabulary(IndexedVocabulary):
     """The word list of an ARPA file as an LM vocabulary.
 
     Args:
@@ -66,10 +66,6 @@ class ArpaVocabulary(Vocabulary):
         self.bos_id = self.index[BOS]
         self.eos_id = self.index[EOS]
         self.unk_id = self.index[UNK]
-
-    def encode_word(self, word: str) -> List[int]:
-        """[id] if a unigram; else the PTB clitic split if both parts are; else [unk_id]."""
-        return encode_with_clitics(self.index, word, self.unk_id)
 
     def to_state(self) -> dict:
         return {"kind": "arpa", "words": list(self.words)}

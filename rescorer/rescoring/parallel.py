@@ -19,7 +19,7 @@ buffer per dtype) rather than one shared-memory file descriptor per tensor.
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 

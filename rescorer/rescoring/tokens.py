@@ -12,7 +12,7 @@ are mapped with tensor gathers. A batch job encodes only the arcs it keeps
 """
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -88,22 +88,6 @@ class ArcTokenizer:
         self._oov = torch.zeros(0, dtype=torch.int64)  # (V,)
         self._table = torch.zeros((0, 1), dtype=torch.int64)  # (V, width)
 
-    def word_tokens(
-        self, word_id: int, path: Optional[Union[str, Path]] = None, utt_id: Optional[str] = None
-    ) -> Tuple[List[int], bool]:
-        """The LM tokens of one word id and whether the word is out of vocabulary.
-
-        Computed each time: the table of ``encode_words`` keeps them per id.
-
-        Raises:
-          SymbolError: ``word_id`` is not in the symbol table (names path/utterance).
-        """
-        word = self.symbols.word(word_id, path=path, utt_id=utt_id)
-        if self.lowercase:
-            word = word.lower()
-        tokens, oov = self.vocabulary.encode_with_oov(word)
-        return list(tokens), oov
-
     def oov_flags(self, word_ids: Tensor) -> Tensor:
         """1-D int64 tensor of the shape of ``word_ids`` (1-D int64, CPU): 1 for OOV words.
 
@@ -141,7 +125,10 @@ class ArcTokenizer:
         if bool((counts > 0).all()):
             return counts
         new = torch.unique(word_ids[counts == 0])  # (N,) sorted
-        encoded = [self.word_tokens(word_id, path, utt_id) for word_id in new.tolist()]
+        words = [self.symbols.word(word_id, path=path, utt_id=utt_id) for word_id in new.tolist()]
+        if self.lowercase:
+            words = [word.lower() for word in words]
+        encoded = self.vocabulary.encode_all_with_oov(words)  # (tokens, is OOV) per new id
         width = max(len(tokens) for tokens, _ in encoded)
         if width > self._table.shape[1]:
             self._table = torch.cat([self._table, self._table.new_zeros(

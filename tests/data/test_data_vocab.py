@@ -105,7 +105,10 @@ def test_sentencepiece_literal_unk_is_one_oov_symbol():
 
     symbols = SymbolTable()
     word_id = symbols.add("<unk>")
-    assert ArcTokenizer(vocab, symbols).word_tokens(word_id) == ([vocab.unk_id], True)
+    tokenizer = ArcTokenizer(vocab, symbols)
+    one_word = torch.tensor([word_id])
+    assert tokenizer.encode_words(torch.tensor([0, 1]), one_word).tokens.tolist() == [vocab.unk_id]
+    assert tokenizer.oov_flags(one_word).tolist() == [1]
 
 
 def test_sentencepiece_sampling_bounds_the_training_sentences():
