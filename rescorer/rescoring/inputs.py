@@ -16,9 +16,9 @@ same shard. Every shard reads every input (give each the same inputs); a
 file that cannot be read at all is reported by every shard and once by
 ``fprescore merge``.
 
-Work units: consecutive runs of at most ``--batch-size`` lattices, split
-further so that ``--jobs N`` workers all get work, however few files there
-are (one k2 file with 10,000 lattices feeds every worker).
+Work units: consecutive runs of at most ``--batch-size`` lattices, of even
+sizes, as many for each of ``--jobs N`` workers, however few files there are
+(one k2 file with 10,000 lattices feeds every worker).
 """
 import zlib
 from dataclasses import dataclass, field, replace
@@ -143,9 +143,18 @@ def select_inputs(files: List[Path], items: FileItems, shard: Optional[Tuple[int
 
 
 def work_units(count: int, batch_size: int, jobs: int) -> List[Tuple[int, int]]:
-    """[start, stop) ranges over ``count`` lattices: at most ``batch_size`` each, >= ``jobs`` when possible."""
-    size = max(1, min(batch_size, -(-count // jobs)))  # ceil(count / jobs)
-    return [(start, min(start + size, count)) for start in range(0, count, size)]
+    """[start, stop) ranges over ``count`` lattices, at most ``batch_size`` each.
+
+    As few units as that allows, rounded up to a multiple of ``jobs`` (at most
+    ``count``) so that every worker gets as many, and sizes that differ by at
+    most one: 240 lattices at 64 make 4 units of 60, not 64, 64, 64, 48.
+    """
+    units = -(-count // max(1, batch_size))  # ceil
+    units = min(count, -(-units // jobs) * jobs)
+    if units == 0:
+        return []
+    bounds = [count * index // units for index in range(units + 1)]
+    return list(zip(bounds, bounds[1:]))
 
 
 def make_unit(items: List[Tuple[Path, Lattice]]) -> Tuple[LatticeBatch, List[Path]]:

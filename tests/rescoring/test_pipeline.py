@@ -246,6 +246,14 @@ def test_worker_processes_give_the_same_outputs_as_one_process(tmp_path):
 
 def test_work_units_cover_every_lattice_and_feed_every_worker():
     assert work_units(10, 16, 2) == [(0, 5), (5, 10)]
-    assert work_units(10, 3, 2) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    assert work_units(10, 3, 2) == [(0, 2), (2, 5), (5, 7), (7, 10)]  # 4 units, 2 per worker
     assert work_units(1, 16, 4) == [(0, 1)]
-    assert work_units(10_000, 16, 2)[-1] == (9_984, 10_000) and len(work_units(10_000, 16, 2)) == 625
+    assert work_units(0, 16, 2) == []
+    assert work_units(240, 64, 1) == [(0, 60), (60, 120), (120, 180), (180, 240)]
+    for count, batch_size, jobs in ((10_000, 16, 2), (241, 64, 3), (7, 1, 4), (100, 100, 1)):
+        units = work_units(count, batch_size, jobs)
+        sizes = [stop - start for start, stop in units]
+        assert units[0][0] == 0 and units[-1][1] == count
+        assert all(a[1] == b[0] for a, b in zip(units, units[1:]))
+        assert max(sizes) <= batch_size and max(sizes) - min(sizes) <= 1
+        assert len(units) % jobs == 0 or len(units) == count
