@@ -248,6 +248,7 @@ def select_arcs(batch: LatticeBatch, arc_ids: Tensor) -> Tuple[LatticeBatch, Ten
     States keep their relative order, so every lattice's start and final state
     stay first and last as long as some kept arc touches them. A lattice keeps
     its place in the batch even when it loses every arc (then it has no states).
+    Kaldi transition ids and state times, when the batch has them, follow.
 
     Args:
       batch:
@@ -270,6 +271,7 @@ def select_arcs(batch: LatticeBatch, arc_ids: Tensor) -> Tuple[LatticeBatch, Ten
     state_counts = torch.bincount(batch.state_utt[kept_states], minlength=num_utts)
     arc_counts = torch.bincount(batch.arc_utt[arc_ids], minlength=num_utts)
     word_splits, word_ids = select_rows(batch.word_splits, batch.word_ids, arc_ids)
+    transitions = batch.arc_transitions(arc_ids)
     selected = LatticeBatch(
         utt_ids=list(batch.utt_ids),
         state_splits=splits_from_counts(state_counts.cpu()).to(device),
@@ -282,6 +284,9 @@ def select_arcs(batch: LatticeBatch, arc_ids: Tensor) -> Tuple[LatticeBatch, Ten
         am_scores=batch.am_scores[arc_ids],
         ngram_scores=batch.ngram_scores[arc_ids],
         arc_extras={name: value[arc_ids] for name, value in batch.arc_extras.items()},
+        transition_splits=None if transitions is None else transitions[0],
+        transition_ids=None if transitions is None else transitions[1],
+        state_times=None if batch.state_times is None else batch.state_times[kept_states],
     )
     return selected, kept_states
 
