@@ -49,6 +49,9 @@ class ExpansionPlan:
         Beam halvings allowed when the limit is exceeded.
       ngram:
         The second, ARPA expansion, or None.
+      pruned:
+        The lattices arrive pruned with ``beam`` (``read_pruning``): the first
+        round expands them as they are, retries prune them further.
     """
 
     window: int
@@ -58,6 +61,7 @@ class ExpansionPlan:
     max_arcs: int
     beam_tries: int
     ngram: Optional["NgramPass"] = None
+    pruned: bool = False
 
 
 @dataclass(frozen=True)
@@ -159,8 +163,8 @@ def prepare_batch(
     for tightened in range(plan.beam_tries + 1):
         sub = schedule if tightened == 0 else LevelSchedule.of(batch.select(pending.tolist()))
         sub_arcs = _arcs_of(batch, pending) if tightened else torch.arange(batch.num_arcs, device=device)
-        if bool(torch.isinf(beams[pending]).all()):
-            pruned, kept = sub, sub_arcs  # nothing to prune: expand as read
+        if (tightened == 0 and plan.pruned) or bool(torch.isinf(beams[pending]).all()):
+            pruned, kept = sub, sub_arcs  # nothing (more) to prune: expand as given
         else:
             with stage("prune"):
                 pruned, local = prune_by_beam(sub, first_pass[sub_arcs], beams[pending])

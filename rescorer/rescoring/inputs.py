@@ -1,12 +1,13 @@
 """Lattice inputs of a run: read once, deduplicated, sharded, cut into work units.
 
 Every input is read once, in file order (folders recursed, sorted; any
-detected format): by the parent, or under ``--jobs N`` by workers reading
-consecutive groups of files whose words are renumbered onto the run's table
-in file order (``renumber_words``), which gives the same ids as one reader. Without ``--words`` one growing table collects
-the words of all SLF files (k2 and Kaldi text files then fail: they need
-``--words``). A second lattice with an utterance id already seen is a
-failure naming its file.
+detected format) and pruned as read (``read_pruning.read_inputs``): by the
+parent, or under ``--jobs N`` by workers reading consecutive groups of files
+whose words are renumbered onto the run's table in file order
+(``renumber_words``), which gives the same ids as one reader. Without
+``--words`` one growing table collects the words of all SLF files (k2 and
+Kaldi text files then fail: they need ``--words``). A second lattice with an
+utterance id already seen is a failure naming its file.
 
 Sharding (``--shard I/N``): utterance ``u`` belongs to shard
 ``shard_of(u, N) = crc32(utf-8 bytes of u) mod N + 1``. The rule looks only at
@@ -28,11 +29,10 @@ from typing import List, Optional, Set, Tuple, Union
 import torch
 
 from rescorer.errors import Failure, InputFormatError
-from rescorer.formats.detect import iter_lattices, lattice_files
+from rescorer.formats.detect import lattice_files
 from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.fsavec import Lattice
 from rescorer.lattice.symbols import SymbolTable
-from rescorer.rescoring.timing import stage
 
 
 def shard_of(utt_id: str, count: int) -> int:
@@ -78,15 +78,6 @@ def input_files(paths: List[Path]) -> List[Path]:
         raise InputFormatError("no lattice files found (expected files, or folders holding them)",
                                path=", ".join(map(str, paths)))
     return files
-
-
-def read_files(files: List[Path], symbols: SymbolTable) -> FileItems:
-    """Every lattice (or failure) of ``files``, in order, each with its file.
-
-    ``symbols`` is the frozen ``--words`` table or a growing one (SLF words are added).
-    """
-    with stage("read"):
-        return [(path, item) for path in files for item in iter_lattices([path], symbols)]
 
 
 def renumber_words(items: FileItems, local: SymbolTable, table: SymbolTable) -> FileItems:

@@ -28,6 +28,7 @@ from rescorer.rescoring.config import RescoreConfig
 from rescorer.rescoring.job_state import BatchOutcome, LiveBatch, ReferenceExtras
 from rescorer.rescoring.expand import ExpansionPlan, NgramPass, PreparedPart, prepare_batch
 from rescorer.rescoring.ngram_terms import arc_log_probs, arpa_arc_log_probs, ngram_tokens
+from rescorer.rescoring.read_pruning import InputFacts, prunes_as_read
 from rescorer.rescoring.report import UtteranceStats
 from rescorer.rescoring.scoring import ScoreRequest, nonfinite_failures, score_requests
 from rescorer.rescoring.search import (ScoredBatch, ScoredLattice, first_pass_words,
@@ -108,6 +109,7 @@ def _start(batch: LatticeBatch, paths: Sequence[Optional[Path]], symbols: Sequen
 def rescore_lattices(
     batch: LatticeBatch, paths: Sequence[Optional[Path]], symbols: Sequence[SymbolTable],
     context: "RescoreContext", config: RescoreConfig, collector: "ResultCollector",
+    facts: Optional[Dict[str, InputFacts]] = None,
 ) -> BatchOutcome:
     """Rescore every lattice of ``batch`` with one LM pass; hand each result to ``collector``.
 
@@ -122,6 +124,11 @@ def rescore_lattices(
         The run's settings.
       collector:
         Receives one ``ScoredLattice`` / ``ScoredList`` per good utterance.
+      facts:
+        The ``InputFacts`` of the lattices as read, by utterance id, when they
+        come from ``read_pruning`` (then pruned if the run prunes; their
+        oracles are those of the lattices as read); None for lattices handed
+        over as they are (no references).
 
     Returns:
       The ``BatchOutcome``: per-utterance sizes and failures (an error per bad
@@ -134,27 +141,34 @@ def rescore_lattices(
     first_pass = first_pass_scores(live.batch.am_scores, live.batch.ngram_scores,
                                    live.batch.words_per_arc, config.scales,
                                    arpa_source=config.ngram_source == "arpa")
-    extras = _references(live, first_pass, context)
+    extras = _references(live, first_pass, context, facts)
     if config.mode == "nbest":
         from rescorer.rescoring.nbest_mode import rescore_nbest  # n-best mode only
 
         rescore_nbest(live, first_pass, extras, context, config, collector, outcome)
     else:
-        _rescore_lattice_mode(live, first_pass, extras, context, config, collector, outcome)
+        pruned = facts is not None and prunes_as_read(config)
+        _rescore_lattice_mode(live, first_pass, extras, context, config, collector, outcome, pruned)
     return outcome
 
 
-def _references(live: LiveBatch, first_pass: Tensor, context: "RescoreContext") -> ReferenceExtras:
-    """First-pass 1-best and lattice oracle of the lattices with a reference."""
+def _references(live: LiveBatch, first_pass: Tensor, context: "RescoreContext",
+                facts: Optional[Dict[str, InputFacts]]) -> ReferenceExtras:
+    """First-pass 1-best and lattice oracle of the lattices with a reference.
+
+    The first pass's best path survives pruning, so its words are those of the
+    lattice as read; the oracle of the lattice as read is in ``facts``.
+    """
     extras = ReferenceExtras()
     if context.references is None:
         return extras
+    assert facts is not None, "references come with the InputFacts of read_pruning"
     extras.first_pass = first_pass_words(live.schedule, first_pass, live.symbols, live.paths)
     for index, utt_id in enumerate(live.batch.utt_ids):
         words = context.references.get(utt_id)
         if words is not None:
             extras.references[index] = reference_word_ids(words, live.symbols[index])
-    extras.oracle = _oracle(live.schedule, extras.references, list(range(live.batch.num_utts)))
+            extras.oracle[index] = facts[utt_id].oracle
     return extras
 
 
@@ -183,9 +197,10 @@ def _oracle(schedule: LevelSchedule, references: Dict[int, List[int]],
 
 def _rescore_lattice_mode(
     live: LiveBatch, first_pass: Tensor, extras: ReferenceExtras, context: "RescoreContext",
-    config: RescoreConfig, collector: "ResultCollector", outcome: BatchOutcome,
+    config: RescoreConfig, collector: "ResultCollector", outcome: BatchOutcome, pruned: bool,
 ) -> None:
-    """Prune, expand, score once, then hand each lattice to the collector in batch order."""
+    """Prune (unless ``pruned`` already), expand, score once, then hand each lattice to the
+    collector in batch order."""
     vocabulary = context.vocabulary
     ngram = None
     if context.ngram is not None:
@@ -194,7 +209,7 @@ def _rescore_lattice_mode(
                           bos_id=arpa.bos_id, eos_id=arpa.eos_id)
     plan = ExpansionPlan(window=context.window, bos_id=vocabulary.bos_id, eos_id=vocabulary.eos_id,
                          beam=config.beam, max_arcs=config.max_arcs, beam_tries=config.beam_tries,
-                         ngram=ngram)
+                         ngram=ngram, pruned=pruned)
     parts, too_big = prepare_batch(live.schedule, live.tokens, first_pass, plan)
     outcome.failures.extend((live.origin[index], error) for index, error in too_big.items())
     pruned_oracle: Dict[int, Tuple[int, int]] = {}

@@ -4,7 +4,8 @@ The graph algorithms run many small tensor operations, which extra torch
 threads slow down rather than speed up, so several cores are used by running
 several single-threaded workers, forked (CPU only) after the model is loaded.
 
-1. ``read_parallel``: workers read consecutive groups of files; the parent
+1. ``read_parallel``: workers read consecutive groups of files and prune
+   them (``read_pruning``), so only pruned lattices travel; the parent
    renumbers their words onto the run's table in file order.
 2. ``run_parallel``: workers forked after reading start with the model,
    vocabulary and every lattice in memory and receive only unit numbers,
@@ -19,7 +20,7 @@ buffer per dtype) rather than one shared-memory file descriptor per tensor.
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -27,15 +28,16 @@ from rescorer.lattice.fsavec import Lattice
 from rescorer.rescoring.blobs import pack, unpack
 from rescorer.rescoring.collect import ResultCollector
 from rescorer.rescoring.config import RescoreConfig
-from rescorer.lattice.symbols import SymbolTable
-from rescorer.rescoring.inputs import FileItems, make_unit, read_files, renumber_words
+from rescorer.rescoring.inputs import FileItems, make_unit, renumber_words
+from rescorer.rescoring.read_pruning import InputFacts, read_inputs
 from rescorer.rescoring.report import RescoreReport
 from rescorer.rescoring.context import RescoreContext
 from rescorer.rescoring.session import ProgressHook, run_unit
 from rescorer.rescoring.timing import Timings
 
-_WORKER_STATE: Optional[Tuple[RescoreContext, RescoreConfig, List[Tuple[Path, Lattice]]]] = None
-_READ_STATE: Optional[Tuple[List[Path], SymbolTable]] = None
+_WORKER_STATE: Optional[Tuple[RescoreContext, RescoreConfig, List[Tuple[Path, Lattice]],
+                              Dict[str, InputFacts]]] = None
+_READ_STATE: Optional[Tuple[List[Path], RescoreContext, RescoreConfig]] = None
 
 
 def _pool(jobs: int) -> ProcessPoolExecutor:
@@ -45,55 +47,65 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
 
 
 def _read_group(group: Tuple[int, int]) -> bytes:
-    """Read files ``group[0]:group[1]`` in a worker: (items, the worker's table, timings)."""
+    """Read (and prune) files ``group[0]:group[1]`` in a worker.
+
+    Returns the packed (items, the worker's grown table or None, facts, timings).
+    """
     assert _READ_STATE is not None, "worker not initialized"
-    files, symbols = _READ_STATE
+    files, context, config = _READ_STATE
+    symbols = context.symbols  # the worker's copy: a growing table grows here alone
     timings = Timings()
     with timings.activate():
-        items = read_files(files[group[0]:group[1]], symbols)
-    return pack((items, None if symbols.frozen else symbols, timings))
+        items, facts = read_inputs(files[group[0]:group[1]], symbols, context, config)
+    return pack((items, None if symbols.frozen else symbols, facts, timings))
 
 
-def read_parallel(files: List[Path], symbols: SymbolTable, jobs: int, timings: Timings) -> FileItems:
-    """Read ``files`` in ``jobs`` workers, in groups; the result equals ``read_files``'s.
+def read_parallel(files: List[Path], context: RescoreContext, config: RescoreConfig,
+                  timings: Timings) -> Tuple[FileItems, Dict[str, InputFacts]]:
+    """``read_pruning.read_inputs`` of ``files`` in ``config.jobs`` workers, in groups.
+
+    The result equals one process's: every group's words are renumbered onto
+    ``context.symbols`` in file order (a growing table), and the facts of a
+    repeated utterance id are those of its first lattice.
 
     Args:
       files:
         The input files, in order.
-      symbols:
-        The frozen ``--words`` table, or the run's growing table (each worker
-        grows a copy; the parent renumbers every group onto ``symbols``).
-      jobs:
-        Worker processes.
+      context, config:
+        The run's context (its word table, tokenizers, references) and settings.
       timings:
-        Receives the workers' read seconds.
+        Receives the workers' read and prune seconds.
     """
     global _READ_STATE
+    jobs = config.jobs
     count = min(len(files), 4 * jobs)  # a few groups per worker evens out file sizes
     bounds = [len(files) * index // count for index in range(count + 1)]
-    _READ_STATE = (files, symbols)
+    _READ_STATE = (files, context, config)
     try:
         with _pool(min(jobs, count)) as pool:
             parts = [unpack(blob) for blob in pool.map(_read_group, list(zip(bounds, bounds[1:])))]
     finally:
         _READ_STATE = None
     items: FileItems = []
-    for part_items, local, part_timings in parts:
-        items += part_items if local is None else renumber_words(part_items, local, symbols)
+    facts: Dict[str, InputFacts] = {}
+    for part_items, local, part_facts, part_timings in parts:
+        items += part_items if local is None else renumber_words(part_items, local, context.symbols)
+        for utt, utt_facts in part_facts.items():
+            facts.setdefault(utt, utt_facts)
         timings.add(part_timings)
-    return items
+    return items, facts
 
 
 def _rescore_unit(unit: Tuple[int, int]) -> bytes:
     """Rescore lattices ``unit[0]:unit[1]`` in a worker: the partial report and collector."""
     assert _WORKER_STATE is not None, "worker not initialized"
-    context, config, items = _WORKER_STATE
+    context, config, items, facts = _WORKER_STATE
     torch.set_num_threads(config.threads)
     report = RescoreReport()
     collector = ResultCollector(config, None)  # references stay with the parent
     with report.timings.activate():
         batch, paths = make_unit(items[unit[0]:unit[1]])
-        run_unit(batch, paths, context, config, report, collector, None)
+        run_unit(batch, paths, context, config, report, collector, None, facts)
     return pack((report, collector))
 
 
@@ -105,14 +117,17 @@ def run_parallel(
     report: RescoreReport,
     collector: ResultCollector,
     progress: Optional[ProgressHook],
+    facts: Dict[str, InputFacts],
 ) -> None:
     """Rescore ``items`` unit by unit in ``config.jobs`` forked workers, merging in unit order.
+
+    ``facts``: the ``read_pruning.InputFacts`` of the items, by utterance id.
 
     Raises:
       RescorerError: the first failure under ``--strict`` (re-raised from a worker).
     """
     global _WORKER_STATE
-    _WORKER_STATE = (context, config, items)
+    _WORKER_STATE = (context, config, items, facts)
     try:
         with _pool(min(config.jobs, len(units))) as pool:
             futures = {index: pool.submit(_rescore_unit, units[index])

@@ -2,7 +2,7 @@
 
 ::
 
-    inputs (all files, read once; --shard keeps 1/N of the utterances)
+    inputs (all files, read once and pruned as read; --shard keeps 1/N of the utterances)
       -> work units of <= --batch-size lattices (LatticeBatch)
       -> session.run_unit, here or in --jobs forked workers
            lattice -> tokens -> prune + expand | first-pass n-best
@@ -21,7 +21,8 @@ from typing import Callable, Optional
 from rescorer.errors import InputFormatError
 from rescorer.rescoring.collect import ResultCollector
 from rescorer.rescoring.config import RescoreConfig
-from rescorer.rescoring.inputs import input_files, make_unit, read_files, select_inputs, work_units
+from rescorer.rescoring.inputs import input_files, make_unit, select_inputs, work_units
+from rescorer.rescoring.read_pruning import read_inputs
 from rescorer.rescoring.records import write_records
 from rescorer.rescoring.report import RescoreReport
 from rescorer.rescoring.sentences import history_mismatch
@@ -58,9 +59,9 @@ def _run(config: RescoreConfig, report: RescoreReport, progress: Optional[Progre
     if config.jobs > 1 and len(files) > 1:
         from rescorer.rescoring.parallel import read_parallel  # Only for --jobs > 1.
 
-        items = read_parallel(files, context.symbols, config.jobs, report.timings)
+        items, facts = read_parallel(files, context, config, report.timings)
     else:
-        items = read_files(files, context.symbols)
+        items, facts = read_inputs(files, context.symbols, context, config)
     with stage("read"):
         inputs = select_inputs(files, items, config.shard)
     if inputs.lattices_seen == 0 and not inputs.failures:
@@ -75,11 +76,11 @@ def _run(config: RescoreConfig, report: RescoreReport, progress: Optional[Progre
     if config.jobs > 1 and len(units) > 1:
         from rescorer.rescoring.parallel import run_parallel  # Only for --jobs > 1.
 
-        run_parallel(inputs.items, units, context, config, report, collector, progress)
+        run_parallel(inputs.items, units, context, config, report, collector, progress, facts)
     else:
         for start, stop in units:
             batch, paths = make_unit(inputs.items[start:stop])
-            run_unit(batch, paths, context, config, report, collector, progress)
+            run_unit(batch, paths, context, config, report, collector, progress, facts)
     report.check_oov_rate()
     if report.results or config.shard is not None:
         hypotheses = collector.finish(report)

@@ -12,16 +12,14 @@ only know the context module::
                         └──> context.py
 
 The job itself is called in ``_rescore_lattices``, the one place to change
-when the job changes; word and OOV counts are taken apart from the job.
+when the job changes; the sizes and word counts of the lattices as read come
+from ``read_pruning`` (``InputFacts``), apart from the job.
 """
 import contextlib
 import gc
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Protocol, Sequence, Tuple
-
-import torch
-from torch import Tensor
+from typing import Callable, Dict, Iterator, List, Optional, Protocol, Sequence
 
 from rescorer.devices import resolve_device
 from rescorer.errors import ConfigError, Failure, RescorerError
@@ -31,9 +29,9 @@ from rescorer.outputs.wer import load_references
 from rescorer.rescoring.collect import ResultCollector
 from rescorer.rescoring.config import RescoreConfig
 from rescorer.rescoring.context import RescoreContext
+from rescorer.rescoring.read_pruning import InputFacts, input_facts
 from rescorer.rescoring.report import RescoreReport
 from rescorer.rescoring.timing import stage
-from rescorer.rescoring.tokens import ArcTokenizer
 from rescorer.rescoring.job import rescore_lattices
 from rescorer.model.checkpoint import load_model
 from rescorer.ngram.arpa import ProgressCallback
@@ -125,6 +123,7 @@ def record_failure(
 def run_unit(
     batch: LatticeBatch, paths: Sequence[Optional[Path]], context: RescoreContext, config: RescoreConfig,
     report: RescoreReport, collector: ResultCollector, progress: Optional[ProgressHook],
+    facts: Optional[Dict[str, InputFacts]] = None,
 ) -> None:
     """Rescore one work unit: every lattice of ``batch``, LM-scored together.
 
@@ -140,54 +139,33 @@ def run_unit(
         failures of these lattices.
       progress:
         Told about every finished or failed utterance, or None.
+      facts:
+        The ``read_pruning.InputFacts`` of every lattice (the run's inputs), or
+        None for lattices handed over as they are: their facts are taken here.
     """
     done = len(report.results)
-    _rescore_lattices(batch, list(paths), context, config, report, collector, progress)
+    _rescore_lattices(batch, list(paths), context, config, report, collector, progress, facts)
     rescored = list(report.results)[done:]
-    index = {utt: position for position, utt in enumerate(batch.utt_ids)}
-    selected = batch.select([index[utt] for utt in rescored])
-    words, oov = word_counts(selected, context.tokenizer(context.symbols))
-    arpa_oov = torch.zeros_like(oov)
-    if context.ngram is not None:
-        _, arpa_oov = word_counts(selected, context.ngram_tokenizer(context.symbols))
-    for position, utt in enumerate(rescored):
-        report.results[utt] = replace(report.results[utt], words=int(words[position]),
-                                      oov_words=int(oov[position]),
-                                      arpa_oov_words=int(arpa_oov[position]))
-
-
-def word_counts(batch: LatticeBatch, tokenizer: ArcTokenizer) -> Tuple[Tensor, Tensor]:
-    """Word occurrences on each lattice's arcs, and how many of them the LM lacks.
-
-    Args:
-      batch:
-        U lattices whose word ids are all in the tokenizer's table.
-      tokenizer:
-        Maps word ids to LM tokens (cached per word id); tells which are OOV.
-
-    Returns:
-      ``(words, oov_words)``: two 1-D int64 tensors of shape (U,).
-    """
-    word_ids = batch.word_ids.cpu()  # (W,) every word occurrence, arc by arc
-    present = torch.bincount(word_ids)  # (max id + 1,) linear time, where unique() sorts
-    types = present.nonzero().squeeze(1)  # (T,) each word type once
-    is_oov = torch.zeros_like(present)  # (max id + 1,) 1 for the LM's OOV word ids
-    is_oov[types] = tokenizer.oov_flags(types)
-    word_utt = torch.repeat_interleave(batch.arc_utt.cpu(), batch.words_per_arc.cpu())  # (W,)
-    words = torch.bincount(word_utt, minlength=batch.num_utts)  # (U,)
-    oov = torch.zeros(batch.num_utts, dtype=torch.int64).index_add_(0, word_utt, is_oov[word_ids])
-    return words, oov
+    if facts is None:
+        index = {utt: position for position, utt in enumerate(batch.utt_ids)}
+        selected = batch.select([index[utt] for utt in rescored])
+        facts = dict(zip(rescored, input_facts(selected, context, context.symbols)))
+    for utt in rescored:
+        read = facts[utt]
+        report.results[utt] = replace(report.results[utt], arcs=read.arcs, words=read.words,
+                                      oov_words=read.oov_words, arpa_oov_words=read.arpa_oov_words)
 
 
 def _rescore_lattices(
     batch: LatticeBatch, paths: List[Optional[Path]], context: RescoreContext, config: RescoreConfig,
     report: RescoreReport, collector: ResultCollector, progress: Optional[ProgressHook],
+    facts: Optional[Dict[str, InputFacts]],
 ) -> None:
     """THE job call: the batched engine rescores ``batch``; results and failures are recorded."""
     device = next(context.model.parameters()).device
     with stage("expand"):
         outcome = rescore_lattices(batch.to(device), paths, [context.symbols] * batch.num_utts,
-                                   context, config, collector)
+                                   context, config, collector, facts)
     for index, error in sorted(outcome.failures, key=lambda failure: failure[0]):
         record_failure(report, config, progress, paths[index], batch.utt_ids[index], error)
     for utt_id, stats in outcome.results.items():

@@ -147,23 +147,32 @@ def test_shard_rule_depends_only_on_the_utterance_id():
     assert shard_of("dev-0001", 7) == 3  # crc32(b"dev-0001") = 1459567867 = 7 * 208509695 + 2
 
 
-def test_reading_in_workers_gives_the_table_and_ids_of_one_reader(inputs):
+def test_reading_in_workers_gives_the_table_and_ids_of_one_reader(inputs, tmp_path):
+    """Workers read and prune file groups: the same items, table, ids and facts as one reader."""
     import torch
 
-    from rescorer.lattice.symbols import SymbolTable
-    from rescorer.rescoring.inputs import input_files, read_files
+    from rescorer.rescoring.inputs import input_files
     from rescorer.rescoring.parallel import read_parallel
+    from rescorer.rescoring.read_pruning import read_inputs
+    from rescorer.rescoring.session import load_context
     from rescorer.rescoring.timing import Timings
 
+    config = RescoreConfig(lattices=[inputs], model=MODEL, out=str(tmp_path / "out"),
+                           refs=ASR_DEV / "text", beam=8.0, jobs=2, device="cpu")
     files = input_files([inputs])
-    serial_table, parallel_table, timings = SymbolTable(), SymbolTable(), Timings()
-    serial = read_files(files, serial_table)
-    parallel = read_parallel(files, parallel_table, 2, timings)
-    assert serial_table.to_text() == parallel_table.to_text() and len(serial_table) > 100
+    one, two, timings = load_context(config), load_context(config), Timings()
+    serial, serial_facts = read_inputs(files, one.symbols, one, config)
+    parallel, parallel_facts = read_parallel(files, two, config, timings)
+    assert one.symbols.to_text() == two.symbols.to_text() and len(one.symbols) > 100
     assert [(path, item.utt_id) for path, item in parallel] == [(path, item.utt_id) for path, item in serial]
-    for (_, one), (_, other) in zip(serial, parallel):
-        if hasattr(one, "word_ids"):
-            assert torch.equal(one.word_ids, other.word_ids) and torch.equal(one.labels, other.labels)
+    for (_, mine), (_, other) in zip(serial, parallel):
+        if hasattr(mine, "word_ids"):
+            assert torch.equal(mine.word_ids, other.word_ids) and torch.equal(mine.labels, other.labels)
+            assert torch.equal(mine.src, other.src) and torch.equal(mine.am_scores, other.am_scores)
         else:
-            assert str(one.error) == str(other.error)
-    assert timings.cpu("read") > 0  # the workers' reading is counted
+            assert str(mine.error) == str(other.error)
+    assert serial_facts == parallel_facts and len(serial_facts) == COUNT
+    assert all(facts.oracle is not None for facts in serial_facts.values())
+    pruned = sum(item.num_arcs for _, item in serial if hasattr(item, "num_arcs"))
+    assert pruned < sum(facts.arcs for facts in serial_facts.values()) / 10  # really pruned
+    assert timings.cpu("read") > 0 and timings.cpu("prune") > 0  # the workers' work is counted

@@ -1,0 +1,202 @@
+"""Beam pruning as lattices are read, and what a run keeps of each lattice as read.
+
+In lattice mode with a beam, only the arcs within the beam of the first-pass
+best path can reach an output, and on real lattices they are few (asr-dev at
+beam 8: 9,291 of 2,967,977 arcs). So ``read_inputs`` prunes groups of
+lattices as soon as they are read (levels, forward-backward and selection over
+the whole group at once, in the reading worker under ``--jobs``), and only the
+pruned lattices are kept, moved between processes and cut into work units.
+
+Pruning a pruned lattice again with the same or a tighter beam keeps exactly
+the arcs that pruning the lattice as read would: the best path through a
+surviving arc survives, so the forward and backward scores of the surviving
+states are the same maxima, bit for bit. The job's ``--max-arcs`` retries
+(halved beams) therefore start from the pruned lattice.
+
+What the outputs need of the lattice as read is kept beside it, by utterance
+id (``InputFacts``): its arcs, its word and OOV counts (``summary.json``) and,
+with references, its oracle error count. A lattice with a graph problem (a
+cycle, no path) fails here, with the message the job would give.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from rescorer.algorithms.oracle import oracle_errors
+from rescorer.algorithms.prune import prune_by_beam
+from rescorer.algorithms.topsort import LevelSchedule
+from rescorer.errors import Failure
+from rescorer.lattice.batch import LatticeBatch
+from rescorer.lattice.fsavec import Lattice
+from rescorer.lattice.symbols import SymbolTable
+from rescorer.rescoring.combine import first_pass_scores
+from rescorer.rescoring.config import RescoreConfig
+from rescorer.formats.detect import iter_lattices
+from rescorer.rescoring.inputs import FileItems
+from rescorer.rescoring.search import reference_word_ids
+from rescorer.rescoring.timing import stage
+from rescorer.rescoring.tokens import ArcTokenizer
+
+if TYPE_CHECKING:
+    from rescorer.rescoring.context import RescoreContext
+
+# Arcs of the lattices pruned together, at most: the group is held unpruned
+# (with its forward, backward and through-arc float64 scores) while the rest waits.
+GROUP_ARCS = 1_000_000
+
+
+@dataclass(frozen=True)
+class InputFacts:
+    """A lattice as read, as far as the outputs need it once it is pruned.
+
+    Attributes:
+      arcs:
+        Its arcs.
+      words:
+        Word occurrences on its arcs (each arc's words once per arc).
+      oov_words:
+        Those the neural LM only knows as ``<unk>``.
+      arpa_oov_words:
+        Those the ``--ngram-lm`` ARPA only knows as ``<unk>`` (0 without one).
+      oracle:
+        (errors, reference words) of its best path against the reference, or
+        None without a reference.
+    """
+
+    arcs: int
+    words: int
+    oov_words: int
+    arpa_oov_words: int
+    oracle: Optional[Tuple[int, int]] = None
+
+
+def prunes_as_read(config: RescoreConfig) -> bool:
+    """Whether a run prunes its lattices as it reads them (lattice mode with a beam)."""
+    return config.mode == "lattice" and config.beam is not None
+
+
+def word_counts(batch: LatticeBatch, tokenizer: ArcTokenizer) -> Tuple[Tensor, Tensor]:
+    """Word occurrences on each lattice's arcs, and how many of them the LM lacks.
+
+    Args:
+      batch:
+        U lattices whose word ids are all in the tokenizer's table.
+      tokenizer:
+        Maps word ids to LM tokens (cached per word id); tells which are OOV.
+
+    Returns:
+      ``(words, oov_words)``: two 1-D int64 tensors of shape (U,).
+    """
+    word_ids = batch.word_ids.cpu()  # (W,) every word occurrence, arc by arc
+    present = torch.bincount(word_ids)  # (max id + 1,) linear time, where unique() sorts
+    types = present.nonzero().squeeze(1)  # (T,) each word type once
+    is_oov = torch.zeros_like(present)  # (max id + 1,) 1 for the LM's OOV word ids
+    is_oov[types] = tokenizer.oov_flags(types)
+    word_utt = torch.repeat_interleave(batch.arc_utt.cpu(), batch.words_per_arc.cpu())  # (W,)
+    words = torch.bincount(word_utt, minlength=batch.num_utts)  # (U,)
+    oov = torch.zeros(batch.num_utts, dtype=torch.int64).index_add_(0, word_utt, is_oov[word_ids])
+    return words, oov
+
+
+def input_facts(batch: LatticeBatch, context: "RescoreContext", symbols: SymbolTable,
+                schedule: Optional[LevelSchedule] = None) -> List[InputFacts]:
+    """The ``InputFacts`` of every lattice of ``batch`` (word ids in ``symbols``), in order.
+
+    ``schedule``: the batch's ``LevelSchedule``, for the oracle of the lattices
+    with a reference (none without it).
+    """
+    words, oov = word_counts(batch, context.tokenizer(symbols))
+    arpa_oov = torch.zeros_like(oov)
+    if context.ngram is not None:
+        _, arpa_oov = word_counts(batch, context.ngram_tokenizer(symbols))
+    oracles: Dict[int, Tuple[int, int]] = {}
+    if context.references is not None and schedule is not None:
+        chosen = [index for index, utt in enumerate(batch.utt_ids) if utt in context.references]
+        if chosen:
+            references = [reference_word_ids(context.references[batch.utt_ids[index]], symbols)
+                          for index in chosen]
+            sub = schedule if len(chosen) == batch.num_utts else \
+                LevelSchedule.of(batch.select(chosen))
+            errors, _ = oracle_errors(sub, references)
+            oracles = {index: (int(count), len(reference))
+                       for index, count, reference in zip(chosen, errors.tolist(), references)}
+    arcs = (batch.arc_splits[1:] - batch.arc_splits[:-1]).tolist()
+    return [InputFacts(arcs[index], int(words[index]), int(oov[index]), int(arpa_oov[index]),
+                       oracles.get(index)) for index in range(batch.num_utts)]
+
+
+def read_inputs(files: List[Path], symbols: SymbolTable, context: "RescoreContext",
+                config: RescoreConfig) -> Tuple[FileItems, Dict[str, InputFacts]]:
+    """Read ``files`` in order; keep the ``InputFacts`` of each lattice, prune it if the run does.
+
+    Lattices are taken in groups of up to ``GROUP_ARCS`` arcs as they are
+    read; each group is checked for graph problems and, when
+    ``prunes_as_read(config)``, pruned with ``config.beam``, so at most one
+    group is held unpruned.
+
+    Args:
+      files:
+        The input files (any detected format).
+      symbols:
+        The frozen ``--words`` table, or a growing table (SLF words are added).
+      context, config:
+        The run's model context (tokenizers, references) and settings.
+
+    Returns:
+      ``(items, facts)``: (file, lattice or failure) in reading order, each
+      lattice pruned (or replaced by the ``Failure`` of its graph problem), and
+      utterance id -> ``InputFacts`` (of the first lattice of a repeated id).
+    """
+    items: FileItems = []
+    facts: Dict[str, InputFacts] = {}
+    group: List[Tuple[Path, Lattice]] = []
+    group_arcs = 0
+    with stage("read"):
+        for path in files:
+            for item in iter_lattices([path], symbols):
+                if not isinstance(item, Lattice):
+                    items.append((path, item))
+                    continue
+                if group and group_arcs + item.num_arcs > GROUP_ARCS:
+                    items += _prune_group(group, context, config, symbols, facts)
+                    group, group_arcs = [], 0
+                group.append((path, item))
+                group_arcs += item.num_arcs
+        if group:
+            items += _prune_group(group, context, config, symbols, facts)
+    return items, facts
+
+
+def _prune_group(group: List[Tuple[Path, Lattice]], context: "RescoreContext",
+                 config: RescoreConfig, symbols: SymbolTable,
+                 facts: Dict[str, InputFacts]) -> FileItems:
+    """The items of one group of lattices, pruned; adds their facts to ``facts``."""
+    with stage("prune"):
+        batch = LatticeBatch.from_lattices([lattice for _, lattice in group])
+        schedule, problems = LevelSchedule.checked(batch)
+        good = [index for index in range(len(group)) if index not in problems]
+        if problems and good:
+            schedule = LevelSchedule.of(batch.select(good))
+    out: FileItems = [(path, lattice) for path, lattice in group]
+    for index, error in problems.items():
+        path, lattice = group[index]
+        error.path = error.path or str(path)
+        out[index] = (path, Failure(path, lattice.utt_id, error))
+    if not good:
+        return out
+    batch = schedule.batch
+    with stage("read"):
+        for utt, lattice_facts in zip(batch.utt_ids, input_facts(batch, context, symbols, schedule)):
+            facts.setdefault(utt, lattice_facts)
+    if not prunes_as_read(config):
+        return out
+    with stage("prune"):
+        first_pass = first_pass_scores(batch.am_scores, batch.ngram_scores, batch.words_per_arc,
+                                       config.scales, arpa_source=config.ngram_source == "arpa")
+        pruned, _ = prune_by_beam(schedule, first_pass, config.beam)
+    for index, lattice in zip(good, pruned.batch.to_lattices()):
+        out[index] = (out[index][0], lattice)
+    return out
