@@ -15,7 +15,8 @@ from torch import Tensor
 from rescorer.algorithms.topsort import LevelSchedule
 from rescorer.lattice.batch import LatticeBatch
 
-_UNREACHED = 1 << 40  # cost of states no path reaches (stays far above real costs)
+_COST = torch.int32  # edit counts: half the memory traffic of int64
+_UNREACHED = 1 << 29  # cost of states no path reaches (stays far above real costs, no overflow)
 _NO_WORD = -1  # pads reference rows; never a word id on an arc
 
 
@@ -23,18 +24,18 @@ def _after_word(rows: Tensor, words: Tensor, reference: Tensor) -> Tensor:
     """Edit-distance rows after one more hypothesis word.
 
     Args:
-      rows: 2-D int64 (E, R+1), costs before the word (deletion-closed).
+      rows: 2-D int32 (E, R+1), costs before the word (deletion-closed).
       words: 1-D int64 (E,), the hypothesis word of each row.
       reference: 2-D int64 (E, R), the reference of each row's lattice (padded).
 
     Returns:
-      2-D int64 (E, R+1), deletion-closed costs after the word.
+      2-D int32 (E, R+1), deletion-closed costs after the word.
     """
-    mismatch = (words.unsqueeze(1) != reference).to(torch.int64)  # (E, R)
+    mismatch = (words.unsqueeze(1) != reference).to(_COST)  # (E, R)
     new = torch.empty_like(rows)
     new[:, 0] = rows[:, 0] + 1  # insertion
     new[:, 1:] = torch.minimum(rows[:, 1:] + 1, rows[:, :-1] + mismatch)
-    offsets = torch.arange(rows.shape[1], dtype=torch.int64, device=rows.device)  # deletions: r + cummin(new - r)
+    offsets = torch.arange(rows.shape[1], dtype=_COST, device=rows.device)  # deletions: r + cummin(new - r)
     return torch.cummin(new - offsets, dim=1).values + offsets
 
 
@@ -94,9 +95,9 @@ def oracle_errors(
     device = batch.device
     reference, lengths = _padded(references, device)
     width = reference.shape[1] + 1
-    cost = torch.full((batch.num_states, width), _UNREACHED, dtype=torch.int64, device=device)
-    cost[batch.start_states] = torch.arange(width, device=device)
-    best_arc = torch.full_like(cost, -1) if with_paths else None
+    cost = torch.full((batch.num_states, width), _UNREACHED, dtype=_COST, device=device)
+    cost[batch.start_states] = torch.arange(width, dtype=_COST, device=device)
+    best_arc = torch.full(cost.shape, -1, dtype=torch.int64, device=device) if with_paths else None
     arc_utt = batch.arc_utt
     into_arcs, into_dst = schedule.into
     for arcs, targets in zip(into_arcs[1:], into_dst[1:]):
@@ -106,17 +107,17 @@ def oracle_errors(
         rows = _along_arcs(cost[batch.src[arcs]], arcs, batch,
                            reference[arc_utt[arcs]])  # (E, R+1)
         index = segments.unsqueeze(1).expand(-1, width)
-        minima = torch.full((states.numel(), width), _UNREACHED, dtype=torch.int64, device=device)
+        minima = torch.full((states.numel(), width), _UNREACHED, dtype=_COST, device=device)
         minima.scatter_reduce_(0, index, rows, "amin", include_self=True)
         cost[states] = minima
         if best_arc is not None:
             none = torch.iinfo(torch.int64).max
             candidates = torch.where(rows == minima[segments], arcs.unsqueeze(1).expand(-1, width),
-                                     torch.full_like(rows, none))
+                                     torch.full(rows.shape, none, dtype=torch.int64, device=device))
             chosen = torch.full((states.numel(), width), none, dtype=torch.int64, device=device)
             best_arc[states] = chosen.scatter_reduce_(0, index, candidates, "amin",
                                                       include_self=True)
-    errors = cost[batch.final_states, lengths]
+    errors = cost[batch.final_states, lengths].to(torch.int64)
     if best_arc is None:
         return errors, None
     return errors, [_traceback(batch.to(torch.device("cpu")), utt, cost.cpu(), best_arc.cpu(),
