@@ -6,7 +6,9 @@ several single-threaded workers, forked (CPU only) after the model is loaded.
 
 1. ``read_parallel``: workers read consecutive groups of files and prune
    them (``read_pruning``), so only pruned lattices travel; the parent
-   renumbers their words onto the run's table in file order.
+   renumbers their words onto the run's table in file order. One input file
+   (a k2 file or Kaldi archive of many lattices) is read by the parent and
+   pruned by the workers (``prune_parallel``).
 2. ``run_parallel``: workers forked after reading start with the model,
    vocabulary and every lattice in memory and receive only unit numbers,
    the units with the most arcs first (the run ends when the last worker does).
@@ -29,7 +31,7 @@ from rescorer.rescoring.blobs import pack, unpack
 from rescorer.rescoring.collect import ResultCollector
 from rescorer.rescoring.config import RescoreConfig
 from rescorer.rescoring.inputs import FileItems, make_unit, renumber_words
-from rescorer.rescoring.read_pruning import InputFacts, read_inputs
+from rescorer.rescoring.read_pruning import InputFacts, prune_items, read_inputs
 from rescorer.rescoring.report import RescoreReport
 from rescorer.rescoring.context import RescoreContext
 from rescorer.rescoring.session import ProgressHook, run_unit
@@ -38,6 +40,7 @@ from rescorer.rescoring.timing import Timings
 _WORKER_STATE: Optional[Tuple[RescoreContext, RescoreConfig, List[Tuple[Path, Lattice]],
                               Dict[str, InputFacts]]] = None
 _READ_STATE: Optional[Tuple[List[Path], RescoreContext, RescoreConfig]] = None
+_PRUNE_STATE: Optional[Tuple[FileItems, RescoreContext, RescoreConfig]] = None
 
 
 def _pool(jobs: int) -> ProcessPoolExecutor:
@@ -94,6 +97,50 @@ def read_parallel(files: List[Path], context: RescoreContext, config: RescoreCon
             facts.setdefault(utt, utt_facts)
         timings.add(part_timings)
     return items, facts
+
+
+def _prune_share(share: Tuple[int, int]) -> bytes:
+    """Prune items ``share[0]:share[1]`` (read by the parent) in a worker: (items, facts, timings)."""
+    assert _PRUNE_STATE is not None, "worker not initialized"
+    items, context, config = _PRUNE_STATE
+    timings = Timings()
+    with timings.activate():
+        pruned, facts = prune_items(items[share[0]:share[1]], context, config, context.symbols)
+    return pack((pruned, facts, timings))
+
+
+def prune_parallel(items: FileItems, context: RescoreContext, config: RescoreConfig,
+                   timings: Timings) -> Tuple[FileItems, Dict[str, InputFacts]]:
+    """``read_pruning.prune_items`` of lattices the parent read, in ``config.jobs`` workers.
+
+    For few input files (one k2 file or Kaldi archive of many lattices): the
+    items are cut into runs of about equal arcs, a few per worker; the result
+    equals one process's.
+    """
+    global _PRUNE_STATE
+    if not items:
+        return [], {}
+    count = min(len(items), 4 * config.jobs)  # a few shares per worker even out the arcs
+    ends = torch.cumsum(torch.tensor([getattr(item, "num_arcs", 0) for _, item in items],
+                                     dtype=torch.float64), dim=0)  # (N,) arcs up to each item
+    goals = ends[-1] * torch.arange(1, count, dtype=torch.float64) / count  # (count-1,)
+    cuts = sorted(set(torch.searchsorted(ends, goals).add(1).clamp(max=len(items)).tolist()))
+    bounds = [0] + [cut for cut in cuts if 0 < cut < len(items)] + [len(items)]
+    shares = list(zip(bounds, bounds[1:]))
+    _PRUNE_STATE = (items, context, config)
+    try:
+        with _pool(min(config.jobs, len(shares))) as pool:
+            parts = [unpack(blob) for blob in pool.map(_prune_share, shares)]
+    finally:
+        _PRUNE_STATE = None
+    pruned: FileItems = []
+    facts: Dict[str, InputFacts] = {}
+    for part_items, part_facts, part_timings in parts:
+        pruned += part_items
+        for utt, utt_facts in part_facts.items():
+            facts.setdefault(utt, utt_facts)
+        timings.add(part_timings)
+    return pruned, facts
 
 
 def _rescore_unit(unit: Tuple[int, int]) -> bytes:

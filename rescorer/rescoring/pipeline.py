@@ -22,7 +22,7 @@ from rescorer.errors import InputFormatError
 from rescorer.rescoring.collect import ResultCollector
 from rescorer.rescoring.config import RescoreConfig
 from rescorer.rescoring.inputs import input_files, make_unit, select_inputs, work_units
-from rescorer.rescoring.read_pruning import read_inputs
+from rescorer.rescoring.read_pruning import read_inputs, read_items
 from rescorer.rescoring.records import write_records
 from rescorer.rescoring.report import RescoreReport
 from rescorer.rescoring.sentences import history_mismatch
@@ -56,12 +56,18 @@ def _run(config: RescoreConfig, report: RescoreReport, progress: Optional[Progre
     started = time.perf_counter()
     context = load_context(config, getattr(progress, "ngram_progress", None))
     files = input_files(config.lattices)
-    if config.jobs > 1 and len(files) > 1:
+    if config.jobs == 1:
+        items, facts = read_inputs(files, context.symbols, context, config)
+    elif len(files) > 1:
         from rescorer.rescoring.parallel import read_parallel  # Only for --jobs > 1.
 
         items, facts = read_parallel(files, context, config, report.timings)
     else:
-        items, facts = read_inputs(files, context.symbols, context, config)
+        from rescorer.rescoring.parallel import prune_parallel  # Only for --jobs > 1.
+
+        with stage("read"):
+            items = list(read_items(files, context.symbols))
+        items, facts = prune_parallel(items, context, config, report.timings)
     with stage("read"):
         inputs = select_inputs(files, items, config.shard)
     if inputs.lattices_seen == 0 and not inputs.failures:

@@ -20,7 +20,7 @@ cycle, no path) fails here, with the message the job would give.
 """
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -128,46 +128,63 @@ def input_facts(batch: LatticeBatch, context: "RescoreContext", symbols: SymbolT
                        oracles.get(index)) for index in range(batch.num_utts)]
 
 
+def read_items(files: List[Path], symbols: SymbolTable) -> Iterator[Tuple[Path, Union[Lattice, Failure]]]:
+    """(file, lattice or failure) of ``files`` in order, as ``iter_lattices`` reads them."""
+    for path in files:
+        for item in iter_lattices([path], symbols):
+            yield path, item
+
+
 def read_inputs(files: List[Path], symbols: SymbolTable, context: "RescoreContext",
                 config: RescoreConfig) -> Tuple[FileItems, Dict[str, InputFacts]]:
-    """Read ``files`` in order; keep the ``InputFacts`` of each lattice, prune it if the run does.
+    """``prune_items`` of ``files`` as they are read (at most one group held unpruned).
 
-    Lattices are taken in groups of up to ``GROUP_ARCS`` arcs as they are
-    read; each group is checked for graph problems and, when
-    ``prunes_as_read(config)``, pruned with ``config.beam``, so at most one
-    group is held unpruned.
+    ``symbols`` is the frozen ``--words`` table, or a growing table (SLF words are added).
+    """
+    with stage("read"):
+        return prune_items(read_items(files, symbols), context, config, symbols)
+
+
+def prune_items(items: Iterable[Tuple[Path, Union[Lattice, Failure]]], context: "RescoreContext",
+                config: RescoreConfig, symbols: SymbolTable
+                ) -> Tuple[FileItems, Dict[str, InputFacts]]:
+    """Keep the ``InputFacts`` of each lattice of ``items``; prune it if the run does.
+
+    Lattices are taken in groups of up to ``GROUP_ARCS`` arcs, in order; each
+    group is checked for graph problems and, when ``prunes_as_read(config)``,
+    pruned with ``config.beam``.
 
     Args:
-      files:
-        The input files (any detected format).
-      symbols:
-        The frozen ``--words`` table, or a growing table (SLF words are added).
+      items:
+        (file, lattice or failure) in reading order (any iterable: a reader's
+        lattices are pruned while the next ones are read); word ids in ``symbols``.
       context, config:
         The run's model context (tokenizers, references) and settings.
+      symbols:
+        The lattices' word table.
 
     Returns:
-      ``(items, facts)``: (file, lattice or failure) in reading order, each
-      lattice pruned (or replaced by the ``Failure`` of its graph problem), and
-      utterance id -> ``InputFacts`` (of the first lattice of a repeated id).
+      ``(items, facts)``: the items in the same order, each lattice pruned (or
+      replaced by the ``Failure`` of its graph problem), and utterance id ->
+      ``InputFacts`` (of the first lattice of a repeated id).
     """
-    items: FileItems = []
+    out: FileItems = []
     facts: Dict[str, InputFacts] = {}
     group: List[Tuple[Path, Lattice]] = []
     group_arcs = 0
-    with stage("read"):
-        for path in files:
-            for item in iter_lattices([path], symbols):
-                if not isinstance(item, Lattice):
-                    items.append((path, item))
-                    continue
-                if group and group_arcs + item.num_arcs > GROUP_ARCS:
-                    items += _prune_group(group, context, config, symbols, facts)
-                    group, group_arcs = [], 0
-                group.append((path, item))
-                group_arcs += item.num_arcs
-        if group:
-            items += _prune_group(group, context, config, symbols, facts)
-    return items, facts
+    for path, item in items:
+        lattice = isinstance(item, Lattice)
+        if group and (not lattice or group_arcs + item.num_arcs > GROUP_ARCS):
+            out += _prune_group(group, context, config, symbols, facts)
+            group, group_arcs = [], 0
+        if lattice:
+            group.append((path, item))
+            group_arcs += item.num_arcs
+        else:
+            out.append((path, item))
+    if group:
+        out += _prune_group(group, context, config, symbols, facts)
+    return out, facts
 
 
 def _prune_group(group: List[Tuple[Path, Lattice]], context: "RescoreContext",

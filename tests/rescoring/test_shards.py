@@ -96,7 +96,8 @@ def test_jobs_and_batch_size_do_not_change_the_outputs(inputs, tmp_path):
 
 
 def test_one_file_of_many_lattices_feeds_every_worker(tmp_path, monkeypatch):
-    """One k2 file of 4 lattices, --jobs 2: two workers rescore its lattices at the same time."""
+    """One k2 file of 4 lattices, --jobs 2: two workers prune, then rescore, its lattices at
+    the same time, and the outputs equal one process's."""
     import multiprocessing
     import os
 
@@ -119,13 +120,29 @@ def test_one_file_of_many_lattices_feeds_every_worker(tmp_path, monkeypatch):
             handle.write(f"{os.getpid()} {' '.join(batch.utt_ids)}\n")
         original(batch, *args)
 
+    pruners = tmp_path / "prune.log"
+    prune_items = parallel.prune_items
+    prune_barrier = multiprocessing.get_context("fork").Barrier(2)
+
+    def prune_spy(items, *args):
+        if not pruners.exists() or str(os.getpid()) not in pruners.read_text().split():
+            prune_barrier.wait(timeout=60)  # each worker's first share: both prune at once
+        with pruners.open("a") as handle:
+            handle.write(f"{os.getpid()}\n")
+        return prune_items(items, *args)
+
     monkeypatch.setattr(parallel, "run_unit", spy)
+    monkeypatch.setattr(parallel, "prune_items", prune_spy)
     report = run(tmp_path / "all.pt", tmp_path / "out", words=tmp_path / "words.txt", refs=None,
                  jobs=2, batch_size=16)
     units = [line.split() for line in log.read_text().splitlines()]
     assert len({unit[0] for unit in units}) == 2 and os.getpid() not in {int(u[0]) for u in units}
     assert sorted(utt for unit in units for utt in unit[1:]) == [lat.utt_id for lat in lattices]
     assert sorted(report.results) == [lat.utt_id for lat in lattices] and report.files == 1
+    assert len(set(pruners.read_text().split())) == 2
+    monkeypatch.undo()
+    run(tmp_path / "all.pt", tmp_path / "one", words=tmp_path / "words.txt", refs=None, jobs=1)
+    assert outputs(tmp_path / "out") == outputs(tmp_path / "one")
 
 
 def test_merge_refuses_incomplete_or_inconsistent_shards(inputs, tmp_path):
