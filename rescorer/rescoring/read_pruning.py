@@ -30,7 +30,7 @@ from rescorer.algorithms.prune import prune_by_beam
 from rescorer.algorithms.topsort import LevelSchedule
 from rescorer.errors import Failure
 from rescorer.lattice.batch import LatticeBatch
-from rescorer.lattice.fsavec import Lattice
+from rescorer.lattice.fsavec import Lattice, splits_from_counts
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.rescoring.combine import first_pass_scores
 from rescorer.rescoring.config import RescoreConfig
@@ -95,10 +95,9 @@ def word_counts(batch: LatticeBatch, tokenizer: ArcTokenizer) -> Tuple[Tensor, T
     types = present.nonzero().squeeze(1)  # (T,) each word type once
     is_oov = torch.zeros_like(present)  # (max id + 1,) 1 for the LM's OOV word ids
     is_oov[types] = tokenizer.oov_flags(types)
-    word_utt = torch.repeat_interleave(batch.arc_utt.cpu(), batch.words_per_arc.cpu())  # (W,)
-    words = torch.bincount(word_utt, minlength=batch.num_utts)  # (U,)
-    oov = torch.zeros(batch.num_utts, dtype=torch.int64).index_add_(0, word_utt, is_oov[word_ids])
-    return words, oov
+    bounds = batch.word_splits.cpu()[batch.arc_splits.cpu()]  # (U+1,) each lattice's words
+    oov_before = splits_from_counts(is_oov[word_ids])  # (W+1,) OOV words before each position
+    return bounds[1:] - bounds[:-1], oov_before[bounds[1:]] - oov_before[bounds[:-1]]
 
 
 def input_facts(batch: LatticeBatch, context: "RescoreContext", symbols: SymbolTable,
