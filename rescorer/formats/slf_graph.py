@@ -197,7 +197,8 @@ def graph_to_lattice(graph: SlfGraph, symbols: SymbolTable,
     am = raw_am * (graph.acscale * to_ln)
     ngram = raw_lm * (graph.lmscale * to_ln) + \
         graph.wdpenalty * (is_word | into_end).to(torch.float64)
-    start_word = _word_id(graph.node_words.get(start), symbols, is_filler, path, graph.utt_id)
+    start_word = symbols.lookup_words([graph.node_words.get(start)], is_filler, path=path,
+                                      utt_id=graph.utt_id)[0]
     collapse = not bool((src == end).any()) and not bool(is_word[into_end].any())
     # New state numbers: [extra start], start node, other nodes, end node, [super-final].
     offset = 1 if start_word else 0
@@ -262,25 +263,6 @@ def _view(values: array.array, dtype: torch.dtype) -> Tensor:
     return torch.frombuffer(values, dtype=dtype) if len(values) else torch.zeros(0, dtype=dtype)
 
 
-def _word_id(word: Optional[str], symbols: SymbolTable, is_filler: Callable[[str], bool],
-             path: PathLike, utt_id: str) -> int:
-    """The id of one word as read: 0 for none or a filler, else its table id."""
-    if word is None or is_filler(word):
-        return 0
-    return symbols.lookup(word, path=path, utt_id=utt_id)
-
-
-def _distinct_word_ids(words: Sequence[Optional[str]], symbols: SymbolTable,
-                       is_filler: Callable[[str], bool], path: PathLike, utt_id: str
-                       ) -> Dict[Optional[str], int]:
-    """``{word: _word_id(word)}`` for each distinct word, looked up in order of first appearance."""
-    distinct = list(dict.fromkeys(words))
-    real = [word for word in distinct if word is not None and not is_filler(word)]
-    ids: Dict[Optional[str], int] = dict.fromkeys(distinct, 0)
-    ids.update(zip(real, symbols.lookup_all(real, path=path, utt_id=utt_id)))
-    return ids
-
-
 def _link_word_ids(graph: SlfGraph, dst: Tensor, num_nodes: int, symbols: SymbolTable,
                    is_filler: Callable[[str], bool], path: PathLike) -> Tensor:
     """1-D int64 tensor of shape (L,): each link's word id, its own word else its end node's.
@@ -290,39 +272,50 @@ def _link_word_ids(graph: SlfGraph, dst: Tensor, num_nodes: int, symbols: Symbol
     With words on nodes only, that is done per node, not per link.
     """
     if graph.link_words.count(None) == len(graph.link_words):
-        return _node_word_ids(graph, dst, num_nodes, symbols, is_filler, path)[dst]
+        return torch.from_numpy(_node_word_ids(graph, dst.numpy(), num_nodes, symbols, is_filler,
+                                               path))[dst]
     if None in graph.link_words:  # a mix: the rare layout of hand-written files
         words = [word if word is not None else graph.node_words.get(end_node)
                  for word, end_node in zip(graph.link_words, dst.tolist())]
     else:
         words = graph.link_words
-    ids = _distinct_word_ids(words, symbols, is_filler, path, graph.utt_id)
+    distinct = list(dict.fromkeys(words))  # in order of first appearance
+    ids = dict(zip(distinct, symbols.lookup_words(distinct, is_filler, path=path,
+                                                  utt_id=graph.utt_id)))
     return torch.frombuffer(array.array("q", map(ids.__getitem__, words)), dtype=torch.int64)
 
 
-def _node_word_ids(graph: SlfGraph, dst: Tensor, num_nodes: int, symbols: SymbolTable,
-                   is_filler: Callable[[str], bool], path: PathLike) -> Tensor:
-    """1-D int64 tensor of shape (num_nodes,): the word id of each node (0: none, filler).
+def _node_word_ids(graph: SlfGraph, dst: np.ndarray, num_nodes: int, symbols: SymbolTable,
+                   is_filler: Callable[[str], bool], path: PathLike) -> np.ndarray:
+    """1-D int64 array of shape (num_nodes,): the word id of each node (0: none, filler).
 
-    Nodes are looked up in the order in which links first enter them.
+    Words are looked up in the order in which links first enter their nodes; a
+    word the table answered before needs no lookup (``SymbolTable.remembered_ids``),
+    so only the others are put in that order. The words of nodes that no link
+    enters are not looked up (their ids are never used).
+
+    Args:
+      dst:
+        1-D int64 array of shape (L,), the E= node of each link.
     """
-    num_links = dst.numel()
-    first = torch.full((num_nodes,), num_links, dtype=torch.int64).scatter_reduce(
-        0, dst, torch.arange(num_links), reduce="amin", include_self=True)  # (num_nodes,)
-    entered = (first < num_links).nonzero().flatten()
-    order = entered[torch.argsort(first[entered])]  # entered nodes by first entering link
-    node_ids = torch.zeros(num_nodes, dtype=torch.int64)
     nodes, codes, distinct = graph.node_word_codes()
-    code_of_node = np.full(num_nodes, len(distinct), dtype=np.int64)  # len(distinct): no word
-    code_of_node[nodes] = codes
-    entered_codes = code_of_node[order.numpy()]  # (E,)
-    firsts = np.unique(entered_codes, return_index=True)[1]
-    in_order = entered_codes[np.sort(firsts)].tolist()  # distinct codes by first appearance
-    words = [distinct[code] if code < len(distinct) else None for code in in_order]
-    ids = _distinct_word_ids(words, symbols, is_filler, path, graph.utt_id)
-    id_of_code = np.zeros(len(distinct) + 1, dtype=np.int64)
-    id_of_code[in_order] = [ids[word] for word in words]
-    node_ids[order] = torch.from_numpy(id_of_code[entered_codes])
+    remembered = symbols.remembered_ids(distinct, is_filler)
+    if None in remembered:
+        missing = np.zeros(len(distinct) + 1, dtype=bool)  # the last code: nodes without I= line
+        missing[[code for code, word_id in enumerate(remembered) if word_id is None]] = True
+        code_of_node = np.full(num_nodes, len(distinct), dtype=np.int64)
+        code_of_node[nodes] = codes
+        link_codes = code_of_node[dst]  # (L,) the code of each link's end node
+        wanted = link_codes[missing[link_codes]]  # (L',) in link order
+        in_order = wanted[np.sort(np.unique(wanted, return_index=True)[1])].tolist()
+        new = symbols.lookup_words([distinct[code] for code in in_order], is_filler, path=path,
+                                   utt_id=graph.utt_id)
+        for code, word_id in zip(in_order, new):
+            remembered[code] = word_id
+        remembered = [word_id or 0 for word_id in remembered]  # None: a node no link enters
+    id_of_code = np.array(remembered + [0], dtype=np.int64)  # (len(distinct) + 1,)
+    node_ids = np.zeros(num_nodes, dtype=np.int64)
+    node_ids[nodes] = id_of_code[codes]
     return node_ids
 
 
