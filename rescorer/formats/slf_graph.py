@@ -7,14 +7,14 @@ documented in ``slf.py`` with tensor operations.
 import array
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from rescorer.errors import InputFormatError
-from rescorer.lattice.fsavec import Lattice, splits_from_counts
+from rescorer.lattice.fsavec import Lattice
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.paths import PathLike
 
@@ -89,10 +89,10 @@ class SlfGraph:
         nodes = np.fromiter(self.node_words.keys(), dtype=np.int64, count=len(self.node_words))
         return nodes, np.array(codes, dtype=np.int64), list(index)
 
-    def link_columns(self) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(src, dst) 1-D int64 and (a, l) 1-D float64 tensors of shape (L,), views of the columns."""
-        return (_view(self.link_src, torch.int64), _view(self.link_dst, torch.int64),
-                _view(self.link_am, torch.float64), _view(self.link_lm, torch.float64))
+    def link_columns(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(src, dst) 1-D int64 and (a, l) 1-D float64 arrays of shape (L,), views of the columns."""
+        return (_view(self.link_src, np.int64), _view(self.link_dst, np.int64),
+                _view(self.link_am, np.float64), _view(self.link_lm, np.float64))
 
     def _top(self) -> str:
         return "N-1" if self.num_nodes is None else str(self.num_nodes - 1)
@@ -136,38 +136,44 @@ class SlfGraph:
         src, dst, _, _ = self.link_columns()
         return 1 + max(int(src.max()), int(dst.max()), max(self.node_lines, default=0))
 
-    def check_defined(self, src: Tensor, dst: Tensor, num_nodes: int, path: PathLike) -> None:
+    def check_defined(self, src: np.ndarray, dst: np.ndarray, num_nodes: int,
+                      path: PathLike) -> None:
         """Every link end must have an I= line, when the file has node lines.
 
         Args:
           src:
-            1-D int64 tensor of shape (L,), the S= node of each link.
+            1-D int64 array of shape (L,), the S= node of each link.
           dst:
-            1-D int64 tensor of shape (L,), the E= node of each link.
+            1-D int64 array of shape (L,), the E= node of each link.
         """
         if not self.node_lines or len(self.node_lines) == num_nodes:
             return  # no node lines, or one per node: every id in range is defined
-        defined = torch.zeros(num_nodes, dtype=torch.bool)
-        defined[torch.tensor(list(self.node_lines), dtype=torch.int64)] = True
+        defined = np.zeros(num_nodes, dtype=bool)
+        defined[np.fromiter(self.node_lines, dtype=np.int64, count=len(self.node_lines))] = True
         bad = ~(defined[src] & defined[dst])  # (L,)
         if bool(bad.any()):
-            link = int(bad.nonzero()[0])
+            link = int(np.flatnonzero(bad)[0])
             node = int(src[link]) if not bool(defined[src[link]]) else int(dst[link])
             raise InputFormatError(f"link {link} ({int(src[link])}->{int(dst[link])}) names node "
                                    f"{node}, which has no I= line", path=path, utt_id=self.utt_id)
 
 
-def _terminal(graph: SlfGraph, nodes: Tensor, header: Optional[int], side: str,
+def _terminal(graph: SlfGraph, nodes: np.ndarray, header: Optional[int], side: str,
               num_nodes: int, path: PathLike) -> int:
-    """The start (end) node: the header value or the only node without in (out) links."""
+    """The start (end) node: the header value or the only node without in (out) links.
+
+    Args:
+      nodes:
+        1-D int64 array of shape (L,), the E= (S=) node of each link.
+    """
     if header is not None:
         if not 0 <= header < num_nodes:
             raise InputFormatError(f"{side}={header} out of range (expected 0..{num_nodes - 1})",
                                    path=path, utt_id=graph.utt_id)
         return header
-    has = torch.zeros(num_nodes, dtype=torch.bool)
+    has = np.zeros(num_nodes, dtype=bool)
     has[nodes] = True
-    candidates = (~has).nonzero().flatten().tolist()
+    candidates = np.flatnonzero(~has).tolist()
     if len(candidates) != 1:
         kind = "incoming" if side == "start" else "outgoing"
         raise InputFormatError(f"cannot tell the {side} node: {len(candidates)} nodes without "
@@ -178,7 +184,10 @@ def _terminal(graph: SlfGraph, nodes: Tensor, header: Optional[int], side: str,
 
 def graph_to_lattice(graph: SlfGraph, symbols: SymbolTable,
                      is_filler: Callable[[str], bool], path: PathLike) -> Lattice:
-    """Apply the SLF conventions (see ``slf.py``) and build the ``Lattice``."""
+    """Apply the SLF conventions (see ``slf.py``) and build the ``Lattice``.
+
+    The arc columns are built in numpy and become tensors once, at the end.
+    """
     num_nodes = graph.node_count()
     src, dst, raw_am, raw_lm = graph.link_columns()
     graph.check_defined(src, dst, num_nodes, path)
@@ -190,48 +199,81 @@ def graph_to_lattice(graph: SlfGraph, symbols: SymbolTable,
     if not graph.base > 0 or graph.base == 1:
         raise InputFormatError(f"unsupported base={graph.base} (expected a log base > 0, != 1)",
                                path=path, utt_id=graph.utt_id)
-    to_ln = math.log(graph.base) if graph.base != math.e else 1.0
-    words = _link_word_ids(graph, dst, num_nodes, symbols, is_filler, path)
-    is_word = words > 0
-    into_end = dst == end
-    am = raw_am * (graph.acscale * to_ln)
-    ngram = raw_lm * (graph.lmscale * to_ln) + \
-        graph.wdpenalty * (is_word | into_end).to(torch.float64)
+    words = _link_word_ids(graph, dst, num_nodes, symbols, is_filler, path)  # (L,)
     start_word = symbols.lookup_words([graph.node_words.get(start)], is_filler, path=path,
                                       utt_id=graph.utt_id)[0]
-    collapse = not bool((src == end).any()) and not bool(is_word[into_end].any())
+    into_end = dst == end  # (L,)
+    collapse = not bool((src == end).any()) and not bool((words[into_end] > 0).any())
     # New state numbers: [extra start], start node, other nodes, end node, [super-final].
     offset = 1 if start_word else 0
-    others = torch.ones(num_nodes, dtype=torch.bool)
-    others[[start, end]] = False
-    state_of_node = torch.empty(num_nodes, dtype=torch.int64)
-    state_of_node[start] = offset
-    state_of_node[others] = torch.arange(offset + 1, offset + num_nodes - 1)
-    state_of_node[end] = offset + num_nodes - 1
     num_states = offset + num_nodes + (0 if collapse else 1)
-    labels = torch.where(into_end, torch.full_like(words, -1), words) if collapse else words
-    parts = {"src": state_of_node[src], "dst": state_of_node[dst], "labels": labels,
-             "words": words, "am": am, "ngram": ngram}
-    if start_word:
-        parts = _prepend_arc(parts, 0, offset, start_word, graph.wdpenalty)
-    if not collapse:
-        parts = _append_arc(parts, offset + num_nodes - 1, num_states - 1)
-    return Lattice(
-        utt_id=graph.utt_id,
-        num_states=num_states,
-        src=parts["src"],
-        dst=parts["dst"],
-        labels=parts["labels"],
-        word_splits=splits_from_counts((parts["words"] > 0).to(torch.int64)),
-        word_ids=parts["words"][parts["words"] > 0],
-        am_scores=parts["am"].to(torch.float32),
-        ngram_scores=parts["ngram"].to(torch.float32),
-        state_times=_state_times(graph, state_of_node, num_states, start, end),
-    )
+    state_of_node = _state_of_node(num_nodes, start, end, offset)  # (num_nodes,)
+    arcs = _ArcColumns(offset + src.size + (0 if collapse else 1))
+    links = slice(offset, offset + src.size)
+    arcs.src[links] = state_of_node[src]
+    arcs.dst[links] = state_of_node[dst]
+    arcs.words[links] = words
+    arcs.labels[links] = np.where(into_end, -1, words) if collapse else words
+    to_ln = math.log(graph.base) if graph.base != math.e else 1.0
+    with np.errstate(all="ignore"):  # inf and nan scores are the batch check's to report
+        arcs.am[links] = raw_am * (graph.acscale * to_ln)  # float64, rounded to float32
+        arcs.ngram[links] = raw_lm * (graph.lmscale * to_ln) + \
+            graph.wdpenalty * ((words > 0) | into_end).astype(np.float64)
+        if start_word:  # the arc that carries the start node's word, first
+            arcs.set(0, 0, offset, start_word, start_word, 0.0, graph.wdpenalty)
+    if not collapse:  # the -1 arc (score 0, no word) from the end node to the super-final state
+        arcs.set(-1, offset + num_nodes - 1, num_states - 1, -1, 0, 0.0, 0.0)
+    return arcs.lattice(graph.utt_id, num_states,
+                        _state_times(graph, state_of_node, num_states, start, end))
 
 
-def _state_times(graph: SlfGraph, state_of_node: Tensor, num_states: int, start: int, end: int
-                 ) -> Optional[Tensor]:
+def _state_of_node(num_nodes: int, start: int, end: int, offset: int) -> np.ndarray:
+    """1-D int64 array of shape (num_nodes,): each node's state.
+
+    The start node gets ``offset``, the other nodes in increasing order the next
+    states and the end node ``offset + num_nodes - 1``.
+    """
+    nodes = np.arange(num_nodes)
+    state_of_node = nodes + (offset + 1) - (nodes > start) - (nodes > end)  # the other nodes
+    state_of_node[start] = offset
+    state_of_node[end] = offset + num_nodes - 1
+    return state_of_node
+
+
+class _ArcColumns:
+    """The arc columns of one lattice under construction, numpy arrays of shape (A,)."""
+
+    def __init__(self, num_arcs: int) -> None:
+        self.src = np.empty(num_arcs, dtype=np.int64)
+        self.dst = np.empty(num_arcs, dtype=np.int64)
+        self.labels = np.empty(num_arcs, dtype=np.int64)
+        self.words = np.empty(num_arcs, dtype=np.int64)  # one word id per arc, 0: none
+        self.am = np.empty(num_arcs, dtype=np.float32)
+        self.ngram = np.empty(num_arcs, dtype=np.float32)
+
+    def set(self, arc: int, src: int, dst: int, label: int, word: int, am: float,
+            ngram: float) -> None:
+        """Fill in one arc added by the reader (the extra start arc or the -1 arc)."""
+        self.src[arc], self.dst[arc], self.labels[arc], self.words[arc] = src, dst, label, word
+        self.am[arc], self.ngram[arc] = am, ngram
+
+    def lattice(self, utt_id: str, num_states: int, state_times: Optional[Tensor]) -> Lattice:
+        """The ``Lattice`` of these columns (each becomes a tensor without a copy)."""
+        is_word = self.words > 0
+        word_splits = np.zeros(self.words.size + 1, dtype=np.int64)
+        np.cumsum(is_word, out=word_splits[1:])
+        return Lattice(
+            utt_id=utt_id, num_states=num_states,
+            src=torch.from_numpy(self.src), dst=torch.from_numpy(self.dst),
+            labels=torch.from_numpy(self.labels), word_splits=torch.from_numpy(word_splits),
+            word_ids=torch.from_numpy(self.words[is_word]),
+            am_scores=torch.from_numpy(self.am), ngram_scores=torch.from_numpy(self.ngram),
+            state_times=state_times,
+        )
+
+
+def _state_times(graph: SlfGraph, state_of_node: np.ndarray, num_states: int, start: int,
+                 end: int) -> Optional[Tensor]:
     """1-D float64 tensor of shape (num_states,): each state's node time, or None.
 
     None unless every node has a t= that parses as a number. An added start
@@ -239,41 +281,40 @@ def _state_times(graph: SlfGraph, state_of_node: Tensor, num_states: int, start:
 
     Args:
       state_of_node:
-        1-D int64 tensor of shape (N,), the state of each node.
+        1-D int64 array of shape (N,), the state of each node.
     """
-    num_nodes = state_of_node.numel()
+    num_nodes = state_of_node.size
     if len(graph.node_times) != num_nodes:
         return None
     nodes = np.fromiter(graph.node_times.keys(), dtype=np.int64, count=num_nodes)
     node_times = np.empty(num_nodes)
     node_times[nodes] = np.fromiter(graph.node_times.values(), dtype=np.float64, count=num_nodes)
-    times = torch.empty(num_states, dtype=torch.float64)
-    times[0] = float(node_times[start])  # the added start state, if any
-    times[-1] = float(node_times[end])  # the added super-final state, if any
-    times[state_of_node] = torch.from_numpy(node_times)
-    return times
+    times = np.empty(num_states, dtype=np.float64)
+    times[0] = node_times[start]  # the added start state, if any
+    times[-1] = node_times[end]  # the added super-final state, if any
+    times[state_of_node] = node_times
+    return torch.from_numpy(times)
 
 
 # Node ids beyond this are refused while parsing (they cannot fit an int64 column).
 MAX_NODE_ID = 2**62
 
 
-def _view(values: array.array, dtype: torch.dtype) -> Tensor:
-    """A 1-D tensor sharing the memory of an ``array`` column (empty when it is)."""
-    return torch.frombuffer(values, dtype=dtype) if len(values) else torch.zeros(0, dtype=dtype)
+def _view(values: array.array, dtype: type) -> np.ndarray:
+    """A 1-D array sharing the memory of an ``array`` column (empty when it is)."""
+    return np.frombuffer(values, dtype=dtype) if len(values) else np.zeros(0, dtype=dtype)
 
 
-def _link_word_ids(graph: SlfGraph, dst: Tensor, num_nodes: int, symbols: SymbolTable,
-                   is_filler: Callable[[str], bool], path: PathLike) -> Tensor:
-    """1-D int64 tensor of shape (L,): each link's word id, its own word else its end node's.
+def _link_word_ids(graph: SlfGraph, dst: np.ndarray, num_nodes: int, symbols: SymbolTable,
+                   is_filler: Callable[[str], bool], path: PathLike) -> np.ndarray:
+    """1-D int64 array of shape (L,): each link's word id, its own word else its end node's.
 
     Each distinct word is looked up once, in order of first appearance along the
     links, so a growing table numbers new words as a link-by-link walk would.
     With words on nodes only, that is done per node, not per link.
     """
     if graph.link_words.count(None) == len(graph.link_words):
-        return torch.from_numpy(_node_word_ids(graph, dst.numpy(), num_nodes, symbols, is_filler,
-                                               path))[dst]
+        return _node_word_ids(graph, dst, num_nodes, symbols, is_filler, path)[dst]
     if None in graph.link_words:  # a mix: the rare layout of hand-written files
         words = [word if word is not None else graph.node_words.get(end_node)
                  for word, end_node in zip(graph.link_words, dst.tolist())]
@@ -282,7 +323,7 @@ def _link_word_ids(graph: SlfGraph, dst: Tensor, num_nodes: int, symbols: Symbol
     distinct = list(dict.fromkeys(words))  # in order of first appearance
     ids = dict(zip(distinct, symbols.lookup_words(distinct, is_filler, path=path,
                                                   utt_id=graph.utt_id)))
-    return torch.frombuffer(array.array("q", map(ids.__getitem__, words)), dtype=torch.int64)
+    return np.fromiter(map(ids.__getitem__, words), dtype=np.int64, count=len(words))
 
 
 def _node_word_ids(graph: SlfGraph, dst: np.ndarray, num_nodes: int, symbols: SymbolTable,
@@ -317,18 +358,3 @@ def _node_word_ids(graph: SlfGraph, dst: np.ndarray, num_nodes: int, symbols: Sy
     node_ids = np.zeros(num_nodes, dtype=np.int64)
     node_ids[nodes] = id_of_code[codes]
     return node_ids
-
-
-def _prepend_arc(parts: Dict[str, Tensor], src: int, dst: int, word: int,
-                 wdpenalty: float) -> Dict[str, Tensor]:
-    """Add the arc that carries the start node's word, first."""
-    head = {"src": src, "dst": dst, "labels": word, "words": word, "am": 0.0, "ngram": wdpenalty}
-    return {key: torch.cat([torch.tensor([head[key]], dtype=value.dtype), value])
-            for key, value in parts.items()}
-
-
-def _append_arc(parts: Dict[str, Tensor], src: int, dst: int) -> Dict[str, Tensor]:
-    """Add the -1 arc (score 0, no word) from the end node to the super-final state."""
-    tail = {"src": src, "dst": dst, "labels": -1, "words": 0, "am": 0.0, "ngram": 0.0}
-    return {key: torch.cat([value, torch.tensor([tail[key]], dtype=value.dtype)])
-            for key, value in parts.items()}
