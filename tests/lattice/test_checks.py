@@ -1,4 +1,4 @@
-"""The batch check flags exactly the lattices that ``Lattice.validate`` rejects, with its message."""
+"""The batch check flags exactly what ``Lattice.validate`` rejects, with its message; validate's quick test."""
 import math
 import random
 import sys
@@ -14,6 +14,7 @@ from lattice_builders import random_lattice  # noqa: E402
 from rescorer.errors import InputFormatError  # noqa: E402
 from rescorer.lattice.batch import LatticeBatch  # noqa: E402
 from rescorer.lattice.checks import invalid_utterances, split_invalid  # noqa: E402
+from rescorer.lattice.fsavec import Lattice  # noqa: E402
 
 
 def _broken(lattice, kind: str):
@@ -79,3 +80,25 @@ def test_flags_exactly_what_validate_rejects_with_its_message(seed):
     assert indices == [index for index, message in enumerate(expected) if message is None]
     assert [str(failure.error) for failure in failures] == [m for m in expected if m is not None]
     assert kept.utt_ids == [f"u{index}" for index in indices]
+
+
+def _chain():
+    """0 --a--> 1 --b--> 2 --(-1)--> 3, with words 1 and 2."""
+    return Lattice(utt_id="u", num_states=4, src=torch.tensor([0, 1, 2]),
+                   dst=torch.tensor([1, 2, 3]), labels=torch.tensor([1, 2, -1]),
+                   word_splits=torch.tensor([0, 1, 2, 2]), word_ids=torch.tensor([1, 2]),
+                   am_scores=torch.tensor([-1.0, -2.0, 0.0]),
+                   ngram_scores=torch.tensor([-0.5, -0.5, 0.0]))
+
+
+@pytest.mark.parametrize("kind", KINDS[1:])
+def test_validate_rejects_every_broken_kind(kind):
+    with pytest.raises(InputFormatError, match=r"f.slf: utterance u: "):
+        _broken(_chain(), kind).validate("f.slf")
+
+
+def test_validate_accepts_finite_scores_whose_sum_overflows():
+    big = torch.tensor([3e38, 3e38, 0.0])
+    assert math.isinf(float((big + big)[0]))
+    replace(_chain(), am_scores=big, ngram_scores=big).validate("f.slf")
+    _chain().validate("f.slf")
