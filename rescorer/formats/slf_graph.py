@@ -19,6 +19,33 @@ from rescorer.lattice.symbols import SymbolTable
 from rescorer.paths import PathLike
 
 
+@dataclass(frozen=True)
+class NodeBlock:
+    """The node lines of one uniform block, as ``slf_columns.fast_nodes`` read them.
+
+    Attributes:
+      nodes:
+        1-D int64 array of shape (V,), the I= of each line (distinct, >= 0).
+      codes:
+        1-D int64 array of shape (V,), each line's index into ``distinct``.
+      distinct:
+        The distinct W= values (``[None]`` when the layout has no W=).
+      times:
+        1-D float64 array of shape (V,), each line's t= (0 where ``timed`` is False).
+      timed:
+        1-D bool array of shape (V,), True where the line has a t= that is a number.
+      first_line:
+        The line number of the first line.
+    """
+
+    nodes: np.ndarray
+    codes: np.ndarray
+    distinct: List[Optional[str]]
+    times: np.ndarray
+    timed: np.ndarray
+    first_line: int
+
+
 @dataclass
 class SlfGraph:
     """Nodes, links and header values of one SLF lattice, as read."""
@@ -32,13 +59,12 @@ class SlfGraph:
     end: Optional[int] = None
     num_nodes: Optional[int] = None  # N= header
     num_links: Optional[int] = None  # L= header
-    node_words: Dict[int, Optional[str]] = field(default_factory=dict)
-    node_lines: Dict[int, int] = field(default_factory=dict)
-    node_times: Dict[int, float] = field(default_factory=dict)  # t= (seconds), where it parses
-    # The node words as the fast path read them (see node_word_codes), kept while no other
-    # node line is added:
-    # node ids (V,) int64, each node's index into the distinct words (V,) int64, the distinct words.
-    node_codes: Optional[Tuple[np.ndarray, np.ndarray, List[str]]] = None
+    # Node lines read in bulk (slf_columns.fast_nodes), kept as columns until a dict of
+    # them is asked for (node_words, node_lines, node_times) or a node line is added.
+    node_block: Optional["NodeBlock"] = None
+    _node_words: Dict[int, Optional[str]] = field(default_factory=dict)
+    _node_lines: Dict[int, int] = field(default_factory=dict)
+    _node_times: Dict[int, float] = field(default_factory=dict)  # t= (seconds), where it parses
     # Link columns: S= and E= (int64), raw a= and l= (float64), W= (None if absent).
     link_src: array.array = field(default_factory=lambda: array.array("q"))
     link_dst: array.array = field(default_factory=lambda: array.array("q"))
@@ -59,9 +85,55 @@ class SlfGraph:
                                    path=path, utt_id=self.utt_id, where=f"line {line_number}")
         self.node_words[node] = word
         self.node_lines[node] = line_number
-        self.node_codes = None
         if time is not None:
             self.node_times[node] = time
+
+    @property
+    def node_words(self) -> Dict[int, Optional[str]]:
+        """``{node: W= or None}`` of every node line, in file order."""
+        self._unpack_block()
+        return self._node_words
+
+    @property
+    def node_lines(self) -> Dict[int, int]:
+        """``{node: line number}`` of every node line, in file order."""
+        self._unpack_block()
+        return self._node_lines
+
+    @property
+    def node_times(self) -> Dict[int, float]:
+        """``{node: t=}`` of the node lines whose t= is a number."""
+        self._unpack_block()
+        return self._node_times
+
+    def _unpack_block(self) -> None:
+        """Move the bulk-read node lines into the dicts (once, for the rare callers)."""
+        block, self.node_block = self.node_block, None
+        if block is not None:
+            nodes = block.nodes.tolist()
+            words = np.array(block.distinct, dtype=object)[block.codes].tolist()
+            self._node_words.update(zip(nodes, words))
+            self._node_lines.update(zip(nodes, range(block.first_line, block.first_line + len(nodes))))
+            self._node_times.update(zip(block.nodes[block.timed].tolist(),
+                                        block.times[block.timed].tolist()))
+
+    def num_node_lines(self) -> int:
+        """How many node lines there are."""
+        return self.node_block.nodes.size if self.node_block is not None else len(self._node_lines)
+
+    def highest_node_line(self) -> int:
+        """The highest node id with a node line (0 if none)."""
+        if self.node_block is not None:
+            return int(self.node_block.nodes.max())
+        return max(self._node_lines, default=0)
+
+    def node_word(self, node: int) -> Optional[str]:
+        """The W= of node ``node`` (None for none or no node line)."""
+        block = self.node_block
+        if block is None:
+            return self._node_words.get(node)
+        where = np.flatnonzero(block.nodes == node)
+        return block.distinct[block.codes[where[0]]] if where.size else None
 
     def add_link(self, src: int, dst: int, word: Optional[str], am: float, lm: float,
                  path: PathLike, line_number: int) -> None:
@@ -81,9 +153,9 @@ class SlfGraph:
 
     def node_word_codes(self) -> Tuple[np.ndarray, np.ndarray, List[Optional[str]]]:
         """``(nodes, codes, distinct)``: the nodes with an ``I=`` line (V,) int64, each one's
-        index (V,) int64 into the distinct words (None: no ``W=``), as ``node_codes``."""
-        if self.node_codes is not None:
-            return self.node_codes
+        index (V,) int64 into the distinct words (None: no ``W=``)."""
+        if self.node_block is not None:
+            return self.node_block.nodes, self.node_block.codes, self.node_block.distinct
         index: Dict[Optional[str], int] = {}
         codes = [index.setdefault(word, len(index)) for word in self.node_words.values()]
         nodes = np.fromiter(self.node_words.keys(), dtype=np.int64, count=len(self.node_words))
@@ -106,23 +178,23 @@ class SlfGraph:
         declared N= without node lines may not exceed 2 per link.
         """
         where = f"line {counts_line}" if counts_line else None
-        if self.num_nodes is not None and len(self.node_lines) not in (0, self.num_nodes):
-            raise InputFormatError(f"N={self.num_nodes} but {len(self.node_lines)} node lines",
+        if self.num_nodes is not None and self.num_node_lines() not in (0, self.num_nodes):
+            raise InputFormatError(f"N={self.num_nodes} but {self.num_node_lines()} node lines",
                                    path=path, utt_id=self.utt_id, where=where)
         if self.num_links is not None and len(self.link_src) != self.num_links:
             raise InputFormatError(f"L={self.num_links} but {len(self.link_src)} link lines",
                                    path=path, utt_id=self.utt_id, where=where)
         if not self.link_src:
             raise InputFormatError("the lattice has no links", path=path, utt_id=self.utt_id)
-        if self.num_nodes is not None and not self.node_lines and \
+        if self.num_nodes is not None and not self.num_node_lines() and \
                 self.num_nodes > 2 * len(self.link_src):
             raise InputFormatError(f"N={self.num_nodes} nodes but only {len(self.link_src)} "
                                    "links and no node lines (expected N <= 2 x links)",
                                    path=path, utt_id=self.utt_id, where=where)
         limit = self.num_nodes if self.num_nodes is not None else \
-            len(self.node_lines) + 2 * len(self.link_src)
+            self.num_node_lines() + 2 * len(self.link_src)
         src, dst, _, _ = self.link_columns()
-        highest = max(int(src.max()), int(dst.max()), max(self.node_lines, default=0))
+        highest = max(int(src.max()), int(dst.max()), self.highest_node_line())
         if highest >= limit:
             bound = "" if self.num_nodes is not None else \
                 " without N=: at most 2 nodes per link plus the node lines"
@@ -134,7 +206,7 @@ class SlfGraph:
         if self.num_nodes is not None:
             return self.num_nodes
         src, dst, _, _ = self.link_columns()
-        return 1 + max(int(src.max()), int(dst.max()), max(self.node_lines, default=0))
+        return 1 + max(int(src.max()), int(dst.max()), self.highest_node_line())
 
     def check_defined(self, src: np.ndarray, dst: np.ndarray, num_nodes: int,
                       path: PathLike) -> None:
@@ -146,7 +218,7 @@ class SlfGraph:
           dst:
             1-D int64 array of shape (L,), the E= node of each link.
         """
-        if not self.node_lines or len(self.node_lines) == num_nodes:
+        if self.num_node_lines() in (0, num_nodes):
             return  # no node lines, or one per node: every id in range is defined
         defined = np.zeros(num_nodes, dtype=bool)
         defined[np.fromiter(self.node_lines, dtype=np.int64, count=len(self.node_lines))] = True
@@ -200,7 +272,7 @@ def graph_to_lattice(graph: SlfGraph, symbols: SymbolTable,
         raise InputFormatError(f"unsupported base={graph.base} (expected a log base > 0, != 1)",
                                path=path, utt_id=graph.utt_id)
     words = _link_word_ids(graph, dst, num_nodes, symbols, is_filler, path)  # (L,)
-    start_word = symbols.lookup_words([graph.node_words.get(start)], is_filler, path=path,
+    start_word = symbols.lookup_words([graph.node_word(start)], is_filler, path=path,
                                       utt_id=graph.utt_id)[0]
     into_end = dst == end  # (L,)
     collapse = not bool((src == end).any()) and not bool((words[into_end] > 0).any())
@@ -284,11 +356,19 @@ def _state_times(graph: SlfGraph, state_of_node: np.ndarray, num_states: int, st
         1-D int64 array of shape (N,), the state of each node.
     """
     num_nodes = state_of_node.size
-    if len(graph.node_times) != num_nodes:
-        return None
-    nodes = np.fromiter(graph.node_times.keys(), dtype=np.int64, count=num_nodes)
-    node_times = np.empty(num_nodes)
-    node_times[nodes] = np.fromiter(graph.node_times.values(), dtype=np.float64, count=num_nodes)
+    block = graph.node_block
+    if block is not None:
+        if block.nodes.size != num_nodes or not bool(block.timed.all()):
+            return None
+        node_times = np.empty(num_nodes)
+        node_times[block.nodes] = block.times
+    else:
+        if len(graph.node_times) != num_nodes:
+            return None
+        nodes = np.fromiter(graph.node_times.keys(), dtype=np.int64, count=num_nodes)
+        node_times = np.empty(num_nodes)
+        node_times[nodes] = np.fromiter(graph.node_times.values(), dtype=np.float64,
+                                        count=num_nodes)
     times = np.empty(num_states, dtype=np.float64)
     times[0] = node_times[start]  # the added start state, if any
     times[-1] = node_times[end]  # the added super-final state, if any

@@ -1,4 +1,4 @@
-"""The batch check flags exactly what ``Lattice.validate`` rejects, with its message; validate's quick test."""
+"""The batch check flags what ``Lattice.validate`` rejects, with its message; validate's quick test."""
 import math
 import random
 import sys
