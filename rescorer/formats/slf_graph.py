@@ -76,17 +76,19 @@ class SlfGraph:
     def add_node(self, node: int, word: Optional[str], time: Optional[float], path: PathLike,
                  line_number: int) -> None:
         """Record node ``node`` with its optional word and time."""
-        if node in self.node_lines:
+        if self.node_block is not None:
+            self._unpack_block()
+        if node in self._node_lines:
             raise InputFormatError(f"node {node} defined twice (first on line "
-                                   f"{self.node_lines[node]})", path=path, utt_id=self.utt_id,
+                                   f"{self._node_lines[node]})", path=path, utt_id=self.utt_id,
                                    where=f"line {line_number}")
         if node < 0 or (self.num_nodes is not None and node >= self.num_nodes):
             raise InputFormatError(f"node id {node} out of range (expected 0..{self._top()})",
                                    path=path, utt_id=self.utt_id, where=f"line {line_number}")
-        self.node_words[node] = word
-        self.node_lines[node] = line_number
+        self._node_words[node] = word
+        self._node_lines[node] = line_number
         if time is not None:
-            self.node_times[node] = time
+            self._node_times[node] = time
 
     @property
     def node_words(self) -> Dict[int, Optional[str]]:
