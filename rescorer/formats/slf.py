@@ -36,7 +36,8 @@ from typing import IO, Callable, Dict, List, Optional, Tuple
 
 from rescorer.errors import InputFormatError
 from rescorer.formats.slf_columns import fast_links, fast_nodes
-from rescorer.formats.slf_graph import SlfGraph, graph_to_lattice
+from rescorer.formats.slf_graph import SlfGraph
+from rescorer.formats.slf_lattice import graph_to_lattice
 from rescorer.lattice.fsavec import Lattice
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.atomic import atomic_write_text
