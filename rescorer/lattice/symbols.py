@@ -166,14 +166,9 @@ class SymbolTable:
         ids = list(map(memo.get, words))
         if None not in ids:
             return ids
-        for index, word in enumerate(words):
-            if ids[index] is None:
-                word_id = memo.get(word)  # a repeat of a word resolved in this call
-                if word_id is None:
-                    word_id = 0 if skip(word) else self.lookup(word, path=path, utt_id=utt_id)
-                    memo[word] = word_id
-                ids[index] = word_id
-        return ids
+        for word in dict.fromkeys(word for word, word_id in zip(words, ids) if word_id is None):
+            memo[word] = 0 if skip(word) else self.lookup(word, path=path, utt_id=utt_id)
+        return list(map(memo.__getitem__, words))
 
     def known(self, word_ids: Tensor) -> Tensor:
         """Which ids are in the table.
