@@ -9,7 +9,9 @@ working tree's, each in a fresh process with one torch thread, alternating, and
 reports the minimum over the rounds of the CPU and wall seconds, and arcs/s. A third
 read per round uses the working tree without its compiled SLF block parser (the
 numpy route that a build without a C compiler uses). A baseline with ``setup.py`` gets
-its compiled parser built, so both sides take the same route (printed).
+its compiled parser built, so both sides take the same route (printed). The timed read
+starts after the readers are imported (``rescorer.read_lattices`` imports them lazily;
+that import is printed apart).
 Both call ``rescorer.read_lattices`` (the baseline must have it: 5100d1f is the
 last revision before the vectorised text readers). The load average (``uptime``)
 is printed before and after. Results: docs/results/readers.md.
@@ -35,18 +37,21 @@ from rescorer.lattice.symbols import SymbolTable
 kind, paths, words = sys.argv[2], sys.argv[3].split("\n"), sys.argv[4] or None
 table = SymbolTable.from_file(words) if words else SymbolTable()
 import rescorer
-if kind == "numpy route":
-    import rescorer.formats.slf_columns as columns
-    columns._slf_block = None
-wall, cpu = time.perf_counter(), time.process_time()
-batch = rescorer.read_lattices(paths, table)
+started = time.process_time()
+read_lattices = rescorer.read_lattices  # imports the readers (compiled afresh: no .pyc here)
+imports = time.process_time() - started
 try:
     import rescorer.formats.slf_columns as columns
 except ImportError:  # a baseline before the bulk SLF reader
     columns = None
+if kind == "numpy route":
+    columns._slf_block = None
+compiled = getattr(columns, "_slf_block", None) is not None
+wall, cpu = time.perf_counter(), time.process_time()
+batch = read_lattices(paths, table)
 print(json.dumps({"cpu": time.process_time() - cpu, "wall": time.perf_counter() - wall,
-                  "utts": batch.num_utts, "arcs": batch.num_arcs,
-                  "compiled": getattr(columns, "_slf_block", None) is not None}))
+                  "utts": batch.num_utts, "arcs": batch.num_arcs, "compiled": compiled,
+                  "imports": imports}))
 """
 
 
@@ -107,6 +112,10 @@ def main() -> None:
     compiled = {kind: rows[0][2][kind][0]["compiled"] for kind in ("baseline", "current")}
     print("compiled SLF block parser:", ", ".join(f"{kind} {'yes' if on else 'no'}"
                                                   for kind, on in compiled.items()))
+    imports = {kind: min(run["imports"] for _, _, runs in rows for run in runs[kind])
+               for kind in ("baseline", "current")}
+    print("importing the readers (not in the table), min CPU s:",
+          ", ".join(f"{kind} {seconds:.3f}" for kind, seconds in imports.items()))
     print("| input | files | arcs | baseline CPU s | current CPU s | baseline arcs/s (CPU) "
           "| current arcs/s (CPU) | CPU speed-up | baseline wall s | current wall s "
           "| current, numpy route CPU s | compiled / numpy route |")
