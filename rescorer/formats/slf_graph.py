@@ -110,7 +110,8 @@ class SlfGraph:
             nodes = block.nodes.tolist()
             words = np.array(block.distinct, dtype=object)[block.codes].tolist()
             self._node_words.update(zip(nodes, words))
-            self._node_lines.update(zip(nodes, range(block.first_line, block.first_line + len(nodes))))
+            first = block.first_line
+            self._node_lines.update(zip(nodes, range(first, first + len(nodes))))
             self._node_times.update(zip(block.nodes[block.timed].tolist(),
                                         block.times[block.timed].tolist()))
 

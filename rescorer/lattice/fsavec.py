@@ -123,7 +123,6 @@ class Lattice:
             arc = int((~(torch.isfinite(self.am_scores) & torch.isfinite(self.ngram_scores))).nonzero()[0])
             fail(f"arc {arc} has a non-finite score")
 
-
     def _passes_quick_check(self) -> bool:
         """True only if every check of ``validate`` passes; tested in numpy, for CPU tensors.
 
@@ -135,7 +134,7 @@ class Lattice:
         columns = [getattr(self, name) for name in _ARC_FIELDS]
         if self.num_states < 2 or num_arcs == 0 or self.word_splits.shape != (num_arcs + 1,) or \
                 any(column.shape != (num_arcs,) for column in columns) or \
-                not all(_plain_cpu(tensor) for tensor in columns + [self.word_splits, self.word_ids]):
+                not all(map(_plain_cpu, columns + [self.word_splits, self.word_ids])):
             return False
         final = self.num_states - 1
         src, dst, labels = self.src.numpy(), self.dst.numpy(), self.labels.numpy()
@@ -157,7 +156,8 @@ _NUMPY_DTYPES = frozenset([torch.int64, torch.int32, torch.float32, torch.float6
 
 def _plain_cpu(tensor: Tensor) -> bool:
     """True for a CPU tensor that ``.numpy()`` shares without a copy or an error."""
-    return tensor.device.type == "cpu" and tensor.dtype in _NUMPY_DTYPES and not tensor.requires_grad
+    return (tensor.device.type == "cpu" and tensor.dtype in _NUMPY_DTYPES
+            and not tensor.requires_grad)
 
 
 def _check_states(lattice: Lattice, fail) -> None:
