@@ -8,7 +8,10 @@ REV rescorer``, so the old reader stays importable only here) and once with the
 working tree's, each in a fresh process with one torch thread, alternating, and
 reports the minimum over the rounds of the CPU and wall seconds, and arcs/s. A third
 read per round uses the working tree without its compiled SLF block parser (the
-numpy route that a build without a C compiler uses).
+numpy route that a build without a C compiler uses). A baseline with ``setup.py`` gets
+its compiled parser built, so both sides take the same route (printed). The timed read
+starts after the readers are imported (``rescorer.read_lattices`` imports them lazily;
+that import is printed apart).
 Both call ``rescorer.read_lattices`` (the baseline must have it: 5100d1f is the
 last revision before the vectorised text readers). The load average (``uptime``)
 is printed before and after. Results: docs/results/readers.md.
@@ -34,13 +37,21 @@ from rescorer.lattice.symbols import SymbolTable
 kind, paths, words = sys.argv[2], sys.argv[3].split("\n"), sys.argv[4] or None
 table = SymbolTable.from_file(words) if words else SymbolTable()
 import rescorer
-if kind == "numpy route":
+started = time.process_time()
+read_lattices = rescorer.read_lattices  # imports the readers (compiled afresh: no .pyc here)
+imports = time.process_time() - started
+try:
     import rescorer.formats.slf_columns as columns
+except ImportError:  # a baseline before the bulk SLF reader
+    columns = None
+if kind == "numpy route":
     columns._slf_block = None
+compiled = getattr(columns, "_slf_block", None) is not None
 wall, cpu = time.perf_counter(), time.process_time()
-batch = rescorer.read_lattices(paths, table)
+batch = read_lattices(paths, table)
 print(json.dumps({"cpu": time.process_time() - cpu, "wall": time.perf_counter() - wall,
-                  "utts": batch.num_utts, "arcs": batch.num_arcs}))
+                  "utts": batch.num_utts, "arcs": batch.num_arcs, "compiled": compiled,
+                  "imports": imports}))
 """
 
 
@@ -50,6 +61,22 @@ def measure(code: Path, kind: str, paths, words) -> dict:
                           "\n".join(map(str, paths)), str(words or "")],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def extract_baseline(revision: str, folder: Path, tar_path: Path) -> None:
+    """``rescorer/`` of ``revision`` into ``folder``, its compiled SLF block parser built
+    (as an install builds it) when the revision has one, so both sides run the same route."""
+    has_setup = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{revision}:setup.py"],
+                               capture_output=True).returncode == 0
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "rescorer"]
+                             + (["setup.py"] if has_setup else []),
+                             check=True, capture_output=True).stdout
+    tar_path.write_bytes(archive)
+    with tarfile.open(tar_path) as tar:
+        tar.extractall(folder)
+    if has_setup:
+        subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=folder,
+                       check=True, capture_output=True)
 
 
 def main() -> None:
@@ -62,11 +89,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         old = Path(tmp) / "baseline"
         old.mkdir()
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline, "rescorer"],
-                                 check=True, capture_output=True).stdout
-        (Path(tmp) / "old.tar").write_bytes(archive)
-        with tarfile.open(Path(tmp) / "old.tar") as tar:
-            tar.extractall(old)
+        extract_baseline(args.baseline, old, Path(tmp) / "old.tar")
         asr_dev = sorted((DATA / "asr-dev" / "lat").iterdir())[:args.limit]
         samples = sorted((DATA / "slf-samples" / "ami").iterdir()) + \
             [DATA / "slf-samples" / "theanolm" / "lattice.slf"]
@@ -86,6 +109,13 @@ def main() -> None:
             rows.append((name, len(paths), runs))
     print("load after:", os.getloadavg())
     print(f"baseline {args.baseline}, {args.rounds} rounds, minimum of each, 1 torch thread")
+    compiled = {kind: rows[0][2][kind][0]["compiled"] for kind in ("baseline", "current")}
+    print("compiled SLF block parser:", ", ".join(f"{kind} {'yes' if on else 'no'}"
+                                                  for kind, on in compiled.items()))
+    imports = {kind: min(run["imports"] for _, _, runs in rows for run in runs[kind])
+               for kind in ("baseline", "current")}
+    print("importing the readers (not in the table), min CPU s:",
+          ", ".join(f"{kind} {seconds:.3f}" for kind, seconds in imports.items()))
     print("| input | files | arcs | baseline CPU s | current CPU s | baseline arcs/s (CPU) "
           "| current arcs/s (CPU) | CPU speed-up | baseline wall s | current wall s "
           "| current, numpy route CPU s | compiled / numpy route |")

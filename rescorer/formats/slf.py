@@ -36,7 +36,8 @@ from typing import IO, Callable, Dict, List, Optional, Tuple
 
 from rescorer.errors import InputFormatError
 from rescorer.formats.slf_columns import fast_links, fast_nodes
-from rescorer.formats.slf_graph import SlfGraph, graph_to_lattice
+from rescorer.formats.slf_graph import SlfGraph
+from rescorer.formats.slf_lattice import graph_to_lattice
 from rescorer.lattice.fsavec import Lattice
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.atomic import atomic_write_text
@@ -309,7 +310,7 @@ def _parse_lines(graph: SlfGraph, text: str, first_line: int, path: PathLike) ->
 
 def _header(graph: SlfGraph, fields: Dict[str, str], path: PathLike, line_number: int) -> None:
     """Apply one header line (unknown keys such as lmname= are ignored)."""
-    if graph.links_word is not None or graph.node_lines:
+    if graph.links_word is not None or graph.num_node_lines():
         raise InputFormatError(f"header field {next(iter(fields))}= after the node/link lines",
                                path=path, utt_id=graph.utt_id, where=f"line {line_number}")
     if "UTTERANCE" in fields:

@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from rescorer.formats.slf_graph import MAX_NODE_ID, SlfGraph
+from rescorer.formats.slf_graph import MAX_NODE_ID, NodeBlock, SlfGraph
 from rescorer.formats.text_fields import (has_control_bytes, parse_floats, parse_ints,
                                           token_bounds, token_matrix)
 
@@ -242,21 +242,16 @@ def fast_nodes(graph: SlfGraph, text: str, bounds: Tuple[int, int], first_line: 
     if values is None:
         return False
     nodes, ok = values.numbers["I"]
-    times, times_ok = values.numbers.get("t", (np.zeros(0), np.zeros(0, dtype=bool)))
-    if not bool(ok.all()) or int(nodes.min()) < 0:
-        return False
-    top = graph.num_nodes
+    if not bool(ok.all()) or int(nodes.min()) < 0 or graph.num_node_lines():
+        return False  # (the node block comes first: no node line is there yet)
     increasing = bool((nodes[1:] > nodes[:-1]).all())  # the usual order; unique without sorting
     if ((not increasing and np.unique(nodes).size != nodes.size)
-            or (top is not None and int(nodes.max()) >= top)
-            or not graph.node_lines.keys().isdisjoint(nodes.tolist())):
+            or (graph.num_nodes is not None and int(nodes.max()) >= graph.num_nodes)):
         return False
-    node_list = nodes.tolist()
-    if values.words is not None and not graph.node_lines:
-        graph.node_codes = (nodes, values.words[1], values.words[0])
-    graph.node_words.update(zip(node_list, values.word_list()))
-    graph.node_lines.update(zip(node_list, range(first_line, first_line + len(node_list))))
-    graph.node_times.update(zip(nodes[:times.size][times_ok].tolist(), times[times_ok].tolist()))
+    distinct, codes = values.words if values.words is not None else \
+        ([None], np.zeros(nodes.size, dtype=np.int64))
+    times, timed = values.numbers.get("t", (np.zeros(nodes.size), np.zeros(nodes.size, dtype=bool)))
+    graph.node_block = NodeBlock(nodes, codes, distinct, times, timed, first_line)
     return True
 
 

@@ -1,22 +1,44 @@
-"""The parsed content of one SLF file and its conversion to a ``Lattice``.
+"""The parsed content of one SLF file.
 
 ``slf.py`` (line by line) and ``slf_columns.py`` (uniform blocks in bulk) fill an
-``SlfGraph``; ``graph_to_lattice`` applies the score and word conventions
-documented in ``slf.py`` with tensor operations.
+``SlfGraph``; ``slf_lattice.graph_to_lattice`` turns it into a ``Lattice``.
 """
 import array
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from rescorer.errors import InputFormatError
-from rescorer.lattice.fsavec import Lattice, splits_from_counts
-from rescorer.lattice.symbols import SymbolTable
 from rescorer.paths import PathLike
+
+
+@dataclass(frozen=True)
+class NodeBlock:
+    """The node lines of one uniform block, as ``slf_columns.fast_nodes`` read them.
+
+    Attributes:
+      nodes:
+        1-D int64 array of shape (V,), the I= of each line (distinct, >= 0).
+      codes:
+        1-D int64 array of shape (V,), each line's index into ``distinct``.
+      distinct:
+        The distinct W= values (``[None]`` when the layout has no W=).
+      times:
+        1-D float64 array of shape (V,), each line's t= (0 where ``timed`` is False).
+      timed:
+        1-D bool array of shape (V,), True where the line has a t= that is a number.
+      first_line:
+        The line number of the first line.
+    """
+
+    nodes: np.ndarray
+    codes: np.ndarray
+    distinct: List[Optional[str]]
+    times: np.ndarray
+    timed: np.ndarray
+    first_line: int
 
 
 @dataclass
@@ -32,13 +54,12 @@ class SlfGraph:
     end: Optional[int] = None
     num_nodes: Optional[int] = None  # N= header
     num_links: Optional[int] = None  # L= header
-    node_words: Dict[int, Optional[str]] = field(default_factory=dict)
-    node_lines: Dict[int, int] = field(default_factory=dict)
-    node_times: Dict[int, float] = field(default_factory=dict)  # t= (seconds), where it parses
-    # The node words as the fast path read them (see node_word_codes), kept while no other
-    # node line is added:
-    # node ids (V,) int64, each node's index into the distinct words (V,) int64, the distinct words.
-    node_codes: Optional[Tuple[np.ndarray, np.ndarray, List[str]]] = None
+    # Node lines read in bulk (slf_columns.fast_nodes), kept as columns until a dict of
+    # them is asked for (node_words, node_lines, node_times) or a node line is added.
+    node_block: Optional["NodeBlock"] = None
+    _node_words: Dict[int, Optional[str]] = field(default_factory=dict)
+    _node_lines: Dict[int, int] = field(default_factory=dict)
+    _node_times: Dict[int, float] = field(default_factory=dict)  # t= (seconds), where it parses
     # Link columns: S= and E= (int64), raw a= and l= (float64), W= (None if absent).
     link_src: array.array = field(default_factory=lambda: array.array("q"))
     link_dst: array.array = field(default_factory=lambda: array.array("q"))
@@ -50,18 +71,67 @@ class SlfGraph:
     def add_node(self, node: int, word: Optional[str], time: Optional[float], path: PathLike,
                  line_number: int) -> None:
         """Record node ``node`` with its optional word and time."""
-        if node in self.node_lines:
+        if self.node_block is not None:
+            self._unpack_block()
+        if node in self._node_lines:
             raise InputFormatError(f"node {node} defined twice (first on line "
-                                   f"{self.node_lines[node]})", path=path, utt_id=self.utt_id,
+                                   f"{self._node_lines[node]})", path=path, utt_id=self.utt_id,
                                    where=f"line {line_number}")
         if node < 0 or (self.num_nodes is not None and node >= self.num_nodes):
             raise InputFormatError(f"node id {node} out of range (expected 0..{self._top()})",
                                    path=path, utt_id=self.utt_id, where=f"line {line_number}")
-        self.node_words[node] = word
-        self.node_lines[node] = line_number
-        self.node_codes = None
+        self._node_words[node] = word
+        self._node_lines[node] = line_number
         if time is not None:
-            self.node_times[node] = time
+            self._node_times[node] = time
+
+    @property
+    def node_words(self) -> Dict[int, Optional[str]]:
+        """``{node: W= or None}`` of every node line, in file order."""
+        self._unpack_block()
+        return self._node_words
+
+    @property
+    def node_lines(self) -> Dict[int, int]:
+        """``{node: line number}`` of every node line, in file order."""
+        self._unpack_block()
+        return self._node_lines
+
+    @property
+    def node_times(self) -> Dict[int, float]:
+        """``{node: t=}`` of the node lines whose t= is a number."""
+        self._unpack_block()
+        return self._node_times
+
+    def _unpack_block(self) -> None:
+        """Move the bulk-read node lines into the dicts (once, for the rare callers)."""
+        block, self.node_block = self.node_block, None
+        if block is not None:
+            nodes = block.nodes.tolist()
+            words = np.array(block.distinct, dtype=object)[block.codes].tolist()
+            self._node_words.update(zip(nodes, words))
+            first = block.first_line
+            self._node_lines.update(zip(nodes, range(first, first + len(nodes))))
+            self._node_times.update(zip(block.nodes[block.timed].tolist(),
+                                        block.times[block.timed].tolist()))
+
+    def num_node_lines(self) -> int:
+        """How many node lines there are."""
+        return self.node_block.nodes.size if self.node_block is not None else len(self._node_lines)
+
+    def highest_node_line(self) -> int:
+        """The highest node id with a node line (0 if none)."""
+        if self.node_block is not None:
+            return int(self.node_block.nodes.max())
+        return max(self._node_lines, default=0)
+
+    def node_word(self, node: int) -> Optional[str]:
+        """The W= of node ``node`` (None for none or no node line)."""
+        block = self.node_block
+        if block is None:
+            return self._node_words.get(node)
+        where = np.flatnonzero(block.nodes == node)
+        return block.distinct[block.codes[where[0]]] if where.size else None
 
     def add_link(self, src: int, dst: int, word: Optional[str], am: float, lm: float,
                  path: PathLike, line_number: int) -> None:
@@ -81,18 +151,18 @@ class SlfGraph:
 
     def node_word_codes(self) -> Tuple[np.ndarray, np.ndarray, List[Optional[str]]]:
         """``(nodes, codes, distinct)``: the nodes with an ``I=`` line (V,) int64, each one's
-        index (V,) int64 into the distinct words (None: no ``W=``), as ``node_codes``."""
-        if self.node_codes is not None:
-            return self.node_codes
+        index (V,) int64 into the distinct words (None: no ``W=``)."""
+        if self.node_block is not None:
+            return self.node_block.nodes, self.node_block.codes, self.node_block.distinct
         index: Dict[Optional[str], int] = {}
         codes = [index.setdefault(word, len(index)) for word in self.node_words.values()]
         nodes = np.fromiter(self.node_words.keys(), dtype=np.int64, count=len(self.node_words))
         return nodes, np.array(codes, dtype=np.int64), list(index)
 
-    def link_columns(self) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(src, dst) 1-D int64 and (a, l) 1-D float64 tensors of shape (L,), views of the columns."""
-        return (_view(self.link_src, torch.int64), _view(self.link_dst, torch.int64),
-                _view(self.link_am, torch.float64), _view(self.link_lm, torch.float64))
+    def link_columns(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(src, dst) 1-D int64 and (a, l) 1-D float64 arrays of shape (L,), views of the columns."""
+        return (_view(self.link_src, np.int64), _view(self.link_dst, np.int64),
+                _view(self.link_am, np.float64), _view(self.link_lm, np.float64))
 
     def _top(self) -> str:
         return "N-1" if self.num_nodes is None else str(self.num_nodes - 1)
@@ -106,23 +176,23 @@ class SlfGraph:
         declared N= without node lines may not exceed 2 per link.
         """
         where = f"line {counts_line}" if counts_line else None
-        if self.num_nodes is not None and len(self.node_lines) not in (0, self.num_nodes):
-            raise InputFormatError(f"N={self.num_nodes} but {len(self.node_lines)} node lines",
+        if self.num_nodes is not None and self.num_node_lines() not in (0, self.num_nodes):
+            raise InputFormatError(f"N={self.num_nodes} but {self.num_node_lines()} node lines",
                                    path=path, utt_id=self.utt_id, where=where)
         if self.num_links is not None and len(self.link_src) != self.num_links:
             raise InputFormatError(f"L={self.num_links} but {len(self.link_src)} link lines",
                                    path=path, utt_id=self.utt_id, where=where)
         if not self.link_src:
             raise InputFormatError("the lattice has no links", path=path, utt_id=self.utt_id)
-        if self.num_nodes is not None and not self.node_lines and \
+        if self.num_nodes is not None and not self.num_node_lines() and \
                 self.num_nodes > 2 * len(self.link_src):
             raise InputFormatError(f"N={self.num_nodes} nodes but only {len(self.link_src)} "
                                    "links and no node lines (expected N <= 2 x links)",
                                    path=path, utt_id=self.utt_id, where=where)
         limit = self.num_nodes if self.num_nodes is not None else \
-            len(self.node_lines) + 2 * len(self.link_src)
+            self.num_node_lines() + 2 * len(self.link_src)
         src, dst, _, _ = self.link_columns()
-        highest = max(int(src.max()), int(dst.max()), max(self.node_lines, default=0))
+        highest = max(int(src.max()), int(dst.max()), self.highest_node_line())
         if highest >= limit:
             bound = "" if self.num_nodes is not None else \
                 " without N=: at most 2 nodes per link plus the node lines"
@@ -134,208 +204,34 @@ class SlfGraph:
         if self.num_nodes is not None:
             return self.num_nodes
         src, dst, _, _ = self.link_columns()
-        return 1 + max(int(src.max()), int(dst.max()), max(self.node_lines, default=0))
+        return 1 + max(int(src.max()), int(dst.max()), self.highest_node_line())
 
-    def check_defined(self, src: Tensor, dst: Tensor, num_nodes: int, path: PathLike) -> None:
+    def check_defined(self, src: np.ndarray, dst: np.ndarray, num_nodes: int,
+                      path: PathLike) -> None:
         """Every link end must have an I= line, when the file has node lines.
 
         Args:
           src:
-            1-D int64 tensor of shape (L,), the S= node of each link.
+            1-D int64 array of shape (L,), the S= node of each link.
           dst:
-            1-D int64 tensor of shape (L,), the E= node of each link.
+            1-D int64 array of shape (L,), the E= node of each link.
         """
-        if not self.node_lines or len(self.node_lines) == num_nodes:
+        if self.num_node_lines() in (0, num_nodes):
             return  # no node lines, or one per node: every id in range is defined
-        defined = torch.zeros(num_nodes, dtype=torch.bool)
-        defined[torch.tensor(list(self.node_lines), dtype=torch.int64)] = True
+        defined = np.zeros(num_nodes, dtype=bool)
+        defined[np.fromiter(self.node_lines, dtype=np.int64, count=len(self.node_lines))] = True
         bad = ~(defined[src] & defined[dst])  # (L,)
         if bool(bad.any()):
-            link = int(bad.nonzero()[0])
+            link = int(np.flatnonzero(bad)[0])
             node = int(src[link]) if not bool(defined[src[link]]) else int(dst[link])
             raise InputFormatError(f"link {link} ({int(src[link])}->{int(dst[link])}) names node "
                                    f"{node}, which has no I= line", path=path, utt_id=self.utt_id)
-
-
-def _terminal(graph: SlfGraph, nodes: Tensor, header: Optional[int], side: str,
-              num_nodes: int, path: PathLike) -> int:
-    """The start (end) node: the header value or the only node without in (out) links."""
-    if header is not None:
-        if not 0 <= header < num_nodes:
-            raise InputFormatError(f"{side}={header} out of range (expected 0..{num_nodes - 1})",
-                                   path=path, utt_id=graph.utt_id)
-        return header
-    has = torch.zeros(num_nodes, dtype=torch.bool)
-    has[nodes] = True
-    candidates = (~has).nonzero().flatten().tolist()
-    if len(candidates) != 1:
-        kind = "incoming" if side == "start" else "outgoing"
-        raise InputFormatError(f"cannot tell the {side} node: {len(candidates)} nodes without "
-                               f"{kind} links {candidates[:5]} (add a {side}= header)",
-                               path=path, utt_id=graph.utt_id)
-    return candidates[0]
-
-
-def graph_to_lattice(graph: SlfGraph, symbols: SymbolTable,
-                     is_filler: Callable[[str], bool], path: PathLike) -> Lattice:
-    """Apply the SLF conventions (see ``slf.py``) and build the ``Lattice``."""
-    num_nodes = graph.node_count()
-    src, dst, raw_am, raw_lm = graph.link_columns()
-    graph.check_defined(src, dst, num_nodes, path)
-    start = _terminal(graph, dst, graph.start, "start", num_nodes, path)
-    end = _terminal(graph, src, graph.end, "end", num_nodes, path)
-    if start == end:
-        raise InputFormatError(f"start and end are the same node {start}", path=path,
-                               utt_id=graph.utt_id)
-    if not graph.base > 0 or graph.base == 1:
-        raise InputFormatError(f"unsupported base={graph.base} (expected a log base > 0, != 1)",
-                               path=path, utt_id=graph.utt_id)
-    to_ln = math.log(graph.base) if graph.base != math.e else 1.0
-    words = _link_word_ids(graph, dst, num_nodes, symbols, is_filler, path)
-    is_word = words > 0
-    into_end = dst == end
-    am = raw_am * (graph.acscale * to_ln)
-    ngram = raw_lm * (graph.lmscale * to_ln) + \
-        graph.wdpenalty * (is_word | into_end).to(torch.float64)
-    start_word = _word_id(graph.node_words.get(start), symbols, is_filler, path, graph.utt_id)
-    collapse = not bool((src == end).any()) and not bool(is_word[into_end].any())
-    # New state numbers: [extra start], start node, other nodes, end node, [super-final].
-    offset = 1 if start_word else 0
-    others = torch.ones(num_nodes, dtype=torch.bool)
-    others[[start, end]] = False
-    state_of_node = torch.empty(num_nodes, dtype=torch.int64)
-    state_of_node[start] = offset
-    state_of_node[others] = torch.arange(offset + 1, offset + num_nodes - 1)
-    state_of_node[end] = offset + num_nodes - 1
-    num_states = offset + num_nodes + (0 if collapse else 1)
-    labels = torch.where(into_end, torch.full_like(words, -1), words) if collapse else words
-    parts = {"src": state_of_node[src], "dst": state_of_node[dst], "labels": labels,
-             "words": words, "am": am, "ngram": ngram}
-    if start_word:
-        parts = _prepend_arc(parts, 0, offset, start_word, graph.wdpenalty)
-    if not collapse:
-        parts = _append_arc(parts, offset + num_nodes - 1, num_states - 1)
-    return Lattice(
-        utt_id=graph.utt_id,
-        num_states=num_states,
-        src=parts["src"],
-        dst=parts["dst"],
-        labels=parts["labels"],
-        word_splits=splits_from_counts((parts["words"] > 0).to(torch.int64)),
-        word_ids=parts["words"][parts["words"] > 0],
-        am_scores=parts["am"].to(torch.float32),
-        ngram_scores=parts["ngram"].to(torch.float32),
-        state_times=_state_times(graph, state_of_node, num_states, start, end),
-    )
-
-
-def _state_times(graph: SlfGraph, state_of_node: Tensor, num_states: int, start: int, end: int
-                 ) -> Optional[Tensor]:
-    """1-D float64 tensor of shape (num_states,): each state's node time, or None.
-
-    None unless every node has a t= that parses as a number. An added start
-    state gets the start node's time, an added super-final state the end node's.
-
-    Args:
-      state_of_node:
-        1-D int64 tensor of shape (N,), the state of each node.
-    """
-    num_nodes = state_of_node.numel()
-    if len(graph.node_times) != num_nodes:
-        return None
-    nodes = np.fromiter(graph.node_times.keys(), dtype=np.int64, count=num_nodes)
-    node_times = np.empty(num_nodes)
-    node_times[nodes] = np.fromiter(graph.node_times.values(), dtype=np.float64, count=num_nodes)
-    times = torch.empty(num_states, dtype=torch.float64)
-    times[0] = float(node_times[start])  # the added start state, if any
-    times[-1] = float(node_times[end])  # the added super-final state, if any
-    times[state_of_node] = torch.from_numpy(node_times)
-    return times
 
 
 # Node ids beyond this are refused while parsing (they cannot fit an int64 column).
 MAX_NODE_ID = 2**62
 
 
-def _view(values: array.array, dtype: torch.dtype) -> Tensor:
-    """A 1-D tensor sharing the memory of an ``array`` column (empty when it is)."""
-    return torch.frombuffer(values, dtype=dtype) if len(values) else torch.zeros(0, dtype=dtype)
-
-
-def _word_id(word: Optional[str], symbols: SymbolTable, is_filler: Callable[[str], bool],
-             path: PathLike, utt_id: str) -> int:
-    """The id of one word as read: 0 for none or a filler, else its table id."""
-    if word is None or is_filler(word):
-        return 0
-    return symbols.lookup(word, path=path, utt_id=utt_id)
-
-
-def _distinct_word_ids(words: Sequence[Optional[str]], symbols: SymbolTable,
-                       is_filler: Callable[[str], bool], path: PathLike, utt_id: str
-                       ) -> Dict[Optional[str], int]:
-    """``{word: _word_id(word)}`` for each distinct word, looked up in order of first appearance."""
-    distinct = list(dict.fromkeys(words))
-    real = [word for word in distinct if word is not None and not is_filler(word)]
-    ids: Dict[Optional[str], int] = dict.fromkeys(distinct, 0)
-    ids.update(zip(real, symbols.lookup_all(real, path=path, utt_id=utt_id)))
-    return ids
-
-
-def _link_word_ids(graph: SlfGraph, dst: Tensor, num_nodes: int, symbols: SymbolTable,
-                   is_filler: Callable[[str], bool], path: PathLike) -> Tensor:
-    """1-D int64 tensor of shape (L,): each link's word id, its own word else its end node's.
-
-    Each distinct word is looked up once, in order of first appearance along the
-    links, so a growing table numbers new words as a link-by-link walk would.
-    With words on nodes only, that is done per node, not per link.
-    """
-    if graph.link_words.count(None) == len(graph.link_words):
-        return _node_word_ids(graph, dst, num_nodes, symbols, is_filler, path)[dst]
-    if None in graph.link_words:  # a mix: the rare layout of hand-written files
-        words = [word if word is not None else graph.node_words.get(end_node)
-                 for word, end_node in zip(graph.link_words, dst.tolist())]
-    else:
-        words = graph.link_words
-    ids = _distinct_word_ids(words, symbols, is_filler, path, graph.utt_id)
-    return torch.frombuffer(array.array("q", map(ids.__getitem__, words)), dtype=torch.int64)
-
-
-def _node_word_ids(graph: SlfGraph, dst: Tensor, num_nodes: int, symbols: SymbolTable,
-                   is_filler: Callable[[str], bool], path: PathLike) -> Tensor:
-    """1-D int64 tensor of shape (num_nodes,): the word id of each node (0: none, filler).
-
-    Nodes are looked up in the order in which links first enter them.
-    """
-    num_links = dst.numel()
-    first = torch.full((num_nodes,), num_links, dtype=torch.int64).scatter_reduce(
-        0, dst, torch.arange(num_links), reduce="amin", include_self=True)  # (num_nodes,)
-    entered = (first < num_links).nonzero().flatten()
-    order = entered[torch.argsort(first[entered])]  # entered nodes by first entering link
-    node_ids = torch.zeros(num_nodes, dtype=torch.int64)
-    nodes, codes, distinct = graph.node_word_codes()
-    code_of_node = np.full(num_nodes, len(distinct), dtype=np.int64)  # len(distinct): no word
-    code_of_node[nodes] = codes
-    entered_codes = code_of_node[order.numpy()]  # (E,)
-    firsts = np.unique(entered_codes, return_index=True)[1]
-    in_order = entered_codes[np.sort(firsts)].tolist()  # distinct codes by first appearance
-    words = [distinct[code] if code < len(distinct) else None for code in in_order]
-    ids = _distinct_word_ids(words, symbols, is_filler, path, graph.utt_id)
-    id_of_code = np.zeros(len(distinct) + 1, dtype=np.int64)
-    id_of_code[in_order] = [ids[word] for word in words]
-    node_ids[order] = torch.from_numpy(id_of_code[entered_codes])
-    return node_ids
-
-
-def _prepend_arc(parts: Dict[str, Tensor], src: int, dst: int, word: int,
-                 wdpenalty: float) -> Dict[str, Tensor]:
-    """Add the arc that carries the start node's word, first."""
-    head = {"src": src, "dst": dst, "labels": word, "words": word, "am": 0.0, "ngram": wdpenalty}
-    return {key: torch.cat([torch.tensor([head[key]], dtype=value.dtype), value])
-            for key, value in parts.items()}
-
-
-def _append_arc(parts: Dict[str, Tensor], src: int, dst: int) -> Dict[str, Tensor]:
-    """Add the -1 arc (score 0, no word) from the end node to the super-final state."""
-    tail = {"src": src, "dst": dst, "labels": -1, "words": 0, "am": 0.0, "ngram": 0.0}
-    return {key: torch.cat([value, torch.tensor([tail[key]], dtype=value.dtype)])
-            for key, value in parts.items()}
+def _view(values: array.array, dtype: type) -> np.ndarray:
+    """A 1-D array sharing the memory of an ``array`` column (empty when it is)."""
+    return np.frombuffer(values, dtype=dtype) if len(values) else np.zeros(0, dtype=dtype)

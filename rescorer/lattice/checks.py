@@ -51,25 +51,38 @@ def invalid_utterances(batch: LatticeBatch, symbols: Optional[SymbolTable] = Non
     Returns:
       1-D bool tensor of shape (U,).
     """
-    splits = batch.state_splits
+    splits, arc_splits = batch.state_splits, batch.arc_splits
     num_states = splits[1:] - splits[:-1]  # (U,)
-    num_arcs = batch.arc_splits[1:] - batch.arc_splits[:-1]  # (U,)
+    num_arcs = arc_splits[1:] - arc_splits[:-1]  # (U,)
     bad = (num_states < 2) | (num_arcs == 0)  # (U,)
-    arc_utt = batch.arc_utt  # (A,)
-    first, final = splits[:-1][arc_utt], (splits[1:] - 1)[arc_utt]  # (A,) each
+    first = torch.repeat_interleave(splits[:-1], num_arcs)  # (A,) the start state of its lattice
+    final = torch.repeat_interleave(splits[1:] - 1, num_arcs)  # (A,) the final state
     src, dst, labels = batch.src, batch.dst, batch.labels
     into_final = dst == final  # (A,)
     arc_bad = ((src < first) | (src > final) | (dst < first) | (dst > final) | (src == final)
                | (into_final != (labels == -1)) | (labels < -1)
                | ~torch.isfinite(batch.am_scores) | ~torch.isfinite(batch.ngram_scores))
+    bad |= _counts_per_utt(arc_bad, arc_splits) > 0
     word_bad = batch.word_ids <= 0  # (W,)
     if symbols is not None and batch.word_ids.numel():
         word_bad |= ~symbols.known(batch.word_ids)
-    bad[arc_utt[arc_bad]] = True
-    utt_words = batch.word_splits[batch.arc_splits]  # (U+1,) word rows of each lattice
-    bad[torch.bucketize(word_bad.nonzero().squeeze(1), utt_words[1:], right=True)] = True
-    entered = torch.bincount(arc_utt[into_final], minlength=batch.num_utts)  # (U,) arcs into finals
-    return bad | (entered == 0)
+    if bool(word_bad.any()):  # the words of lattice u: word_splits[arc_splits[u]] onwards
+        bad |= _counts_per_utt(word_bad, batch.word_splits[arc_splits]) > 0
+    return bad | (_counts_per_utt(into_final, arc_splits) == 0)  # no arc enters the final state
+
+
+def _counts_per_utt(flags: Tensor, splits: Tensor) -> Tensor:
+    """1-D int64 tensor of shape (U,), how many of each lattice's items are flagged.
+
+    Args:
+      flags:
+        1-D bool tensor of shape (N,), one per item, the items of each lattice contiguous.
+      splits:
+        1-D int64 tensor of shape (U+1,), non-decreasing row splits of ``[utt][item]``.
+    """
+    running = torch.zeros(flags.numel() + 1, dtype=torch.int64, device=flags.device)
+    torch.cumsum(flags, dim=0, out=running[1:])  # (N+1,) flagged items before each
+    return running[splits[1:]] - running[splits[:-1]]
 
 
 def split_invalid(batch: LatticeBatch, paths: Sequence[Path],

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -94,12 +95,14 @@ class Lattice:
         Cheap checks only (vectorised): shapes and dtypes, state ranges, the single
         final state and its -1 arcs, word ids. Cycles are the algorithms' business.
         """
+        if self._passes_quick_check():
+            return
         fail = _failer(path, self.utt_id)
         num_arcs = self.num_arcs
         if self.num_states < 2:
             fail(f"a lattice needs a start and a final state (expected >= 2 states, "
                  f"got {self.num_states})")
-        for name in ("src", "dst", "labels", "am_scores", "ngram_scores"):
+        for name in _ARC_FIELDS:
             value = getattr(self, name)
             if value.dim() != 1 or value.numel() != num_arcs:
                 fail(f"{name} has shape {tuple(value.shape)} (expected ({num_arcs},))")
@@ -119,6 +122,42 @@ class Lattice:
         if not bool(torch.isfinite(self.am_scores).all() & torch.isfinite(self.ngram_scores).all()):
             arc = int((~(torch.isfinite(self.am_scores) & torch.isfinite(self.ngram_scores))).nonzero()[0])
             fail(f"arc {arc} has a non-finite score")
+
+    def _passes_quick_check(self) -> bool:
+        """True only if every check of ``validate`` passes; tested in numpy, for CPU tensors.
+
+        A sufficient test: False (always, off the CPU) sends ``validate`` through
+        its checks one by one, which find the problem and its message (or none:
+        the sum of two finite scores can overflow).
+        """
+        num_arcs = self.num_arcs
+        columns = [getattr(self, name) for name in _ARC_FIELDS]
+        if self.num_states < 2 or num_arcs == 0 or self.word_splits.shape != (num_arcs + 1,) or \
+                any(column.shape != (num_arcs,) for column in columns) or \
+                not all(map(_plain_cpu, columns + [self.word_splits, self.word_ids])):
+            return False
+        final = self.num_states - 1
+        src, dst, labels = self.src.numpy(), self.dst.numpy(), self.labels.numpy()
+        splits, word_ids = self.word_splits.numpy(), self.word_ids.numpy()
+        into_final = dst == final  # (A,)
+        with np.errstate(all="ignore"):
+            finite = np.isfinite(self.am_scores.numpy() + self.ngram_scores.numpy()).all()
+        return bool(src.min() >= 0 and src.max() < final  # src < final: no arc leaves it
+                    and dst.min() >= 0 and dst.max() <= final and into_final.any()
+                    and labels.min() >= -1 and np.array_equal(into_final, labels == -1)
+                    and splits[0] == 0 and splits[-1] == word_ids.size
+                    and (splits[1:] >= splits[:-1]).all() and finite
+                    and (word_ids.size == 0 or word_ids.min() > 0))
+
+
+_ARC_FIELDS = ("src", "dst", "labels", "am_scores", "ngram_scores")
+_NUMPY_DTYPES = frozenset([torch.int64, torch.int32, torch.float32, torch.float64])
+
+
+def _plain_cpu(tensor: Tensor) -> bool:
+    """True for a CPU tensor that ``.numpy()`` shares without a copy or an error."""
+    return (tensor.device.type == "cpu" and tensor.dtype in _NUMPY_DTYPES
+            and not tensor.requires_grad)
 
 
 def _check_states(lattice: Lattice, fail) -> None:

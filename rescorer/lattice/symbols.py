@@ -4,7 +4,7 @@ Parsed from the open file so every error names the file and line (k2's
 ``SymbolTable.from_file`` goes through a string and loses both).
 """
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -39,6 +39,8 @@ class SymbolTable:
         self._words: Dict[int, str] = {0: EPSILON}
         self._max_id = 0  # max(self._words), kept up to date (add is on the SLF reading path)
         self._known: Optional[Tuple[int, Tensor]] = None  # (len(_words), id mask or sorted ids)
+        # lookup_words' answers per skip rule: word (None: no word) -> id, 0 for skipped words.
+        self._memo: Dict[Callable[[str], bool], Dict[Optional[str], int]] = {}
 
     @classmethod
     def from_file(cls, path: Union[str, Path]) -> "SymbolTable":
@@ -140,6 +142,33 @@ class SymbolTable:
             ids = [self.lookup(word, path=path, utt_id=utt_id) if word_id is None else word_id
                    for word, word_id in zip(words, ids)]
         return ids
+
+    def remembered_ids(self, words: Sequence[Optional[str]], skip: Callable[[str], bool]
+                       ) -> List[Optional[int]]:
+        """What ``lookup_words(words, skip)`` answered before for each word, None where it did not.
+
+        One dict pass, no lookup and no change to the table.
+        """
+        memo = self._memo.get(skip)
+        return list(map(memo.get, words)) if memo is not None else [None] * len(words)
+
+    def lookup_words(self, words: Sequence[Optional[str]], skip: Callable[[str], bool], *,
+                     path: Optional[Union[str, Path]] = None, utt_id: Optional[str] = None
+                     ) -> List[int]:
+        """``lookup`` of each word in order; 0 for None and for the words where ``skip`` is true.
+
+        Answers are remembered per ``skip`` (a pure function of the word): ids never
+        change once given, so a remembered id stays exact as a growing table grows,
+        and new words still get their ids in the order of ``words``. A word missing
+        from a frozen table raises, as ``lookup`` does, and is not remembered.
+        """
+        memo = self._memo.setdefault(skip, {None: 0})
+        ids = list(map(memo.get, words))
+        if None not in ids:
+            return ids
+        for word in dict.fromkeys(word for word, word_id in zip(words, ids) if word_id is None):
+            memo[word] = 0 if skip(word) else self.lookup(word, path=path, utt_id=utt_id)
+        return list(map(memo.__getitem__, words))
 
     def known(self, word_ids: Tensor) -> Tensor:
         """Which ids are in the table.

@@ -224,3 +224,46 @@ def test_no_times_unless_every_node_has_one(tmp_path):
     assert lattice.state_times is None
     batch = rescorer.read_lattices([write(tmp_path, TIMED, "a.slf"), write(tmp_path, partial, "b.slf")])
     assert batch.state_times is None  # only when every lattice has them
+
+
+# Words on nodes; links first enter node 3 "c" (J0), node 1 "a" (J1), node 2 "b" (J2), the
+# end node 4 (J3). Node 5 "zz" has no links (start= and end= name the terminals).
+ORDERED = """start=0 end=4
+N=6 L=5
+I=0 W=!NULL
+I=1 W=a
+I=2 W=b
+I=3 W=c
+I=4 W=!NULL
+I=5 W=zz
+J=0 S=0 E=3 a=0 l=0
+J=1 S=3 E=1 a=0 l=0
+J=2 S=1 E=2 a=0 l=0
+J=3 S=2 E=4 a=0 l=0
+J=4 S=0 E=1 a=0 l=0
+"""
+
+
+@pytest.mark.parametrize("bulk", [True, False])
+def test_new_words_are_numbered_in_link_order_across_files(tmp_path, monkeypatch, bulk):
+    from rescorer.formats import slf
+
+    if not bulk:
+        monkeypatch.setattr(slf, "fast_nodes", lambda *args: False)
+    table = SymbolTable()
+    (first,), _ = read_slf(write(tmp_path, ORDERED, "a.slf"), table)
+    assert first.labels.tolist() == [1, 2, 3, -1, 2]  # c=1, a=2, b=3 by first entering link
+    assert list(table) == ["<eps>", "c", "a", "b"]  # zz: no link enters node 5
+    # The second file: "a" is known, the new words go in link order (new2 before new1).
+    second_text = ORDERED.replace("W=a", "W=new1").replace("W=b", "W=a").replace("W=c", "W=new2")
+    (second,), _ = read_slf(write(tmp_path, second_text, "b.slf"), table)
+    assert list(table) == ["<eps>", "c", "a", "b", "new2", "new1"]
+    assert second.labels.tolist() == [4, 5, 2, -1, 5]
+    assert second.word_ids.tolist() == [4, 5, 2, 5]
+    words = tmp_path / "words.txt"
+    words.write_text("<eps> 0\na 1\n")
+    with pytest.raises(SymbolError, match="word 'c' is not in"):  # the first unknown by link order
+        read_slf(write(tmp_path, ORDERED, "a.slf"), SymbolTable.from_file(words))
+    words.write_text("<eps> 0\na 1\nb 2\nc 3\n")
+    (frozen,), _ = read_slf(write(tmp_path, ORDERED, "a.slf"), SymbolTable.from_file(words))
+    assert frozen.labels.tolist() == [3, 1, 2, -1, 1]  # zz is never looked up

@@ -177,6 +177,9 @@ HEAD, NODE_LINES = NODES.split("I=0", 1)[0], "I=0" + NODES.split("I=0", 1)[1]
     BASE.replace("\nI=3", "\nI=2"),                                   # node defined twice
     BASE.replace("a=-0.5", "a=1e-2").replace("l=-2", "l=+2"),         # Python number forms
     BASE.replace("S=0 E=2", "S=0 E=2 p=0.5"),                         # one line with more fields
+    BASE.replace("J=2 ", "I=1 t=0.1 W=hx\nJ=2 "),                      # a node again, among links
+    BASE.replace("I=3 t=0.2 W=!NULL\n", "").replace("J=2 ", "I=3 t=x\nJ=2 "),  # a late bad t=
+    BASE.replace("I=3 t=0.2 W=!NULL\n", "").replace("J=3 ", "I=3 t=0.3\nJ=3 "),  # a late end node
 ])
 def test_bulk_and_line_parsers_agree_on_variants(tmp_path, monkeypatch, text):
     path = tmp_path / "v.slf"
@@ -198,3 +201,5 @@ def test_bulk_and_line_parsers_agree_on_variants(tmp_path, monkeypatch, text):
     assert fast[1] == slow[1] and fast[0].num_states == slow[0].num_states
     for field in FIELDS:
         assert torch.equal(getattr(fast[0], field), getattr(slow[0], field)), field
+    times = fast[0].state_times, slow[0].state_times
+    assert times[0] is times[1] is None or torch.equal(*times)

@@ -93,3 +93,28 @@ def test_known_ids_of_a_dense_table_with_holes(tmp_path):
     table.frozen = False
     table.add("e")  # id 5; the cached mask follows the table
     assert table.known(ids).tolist() == [True, True, True, False, True, True, False, False]
+
+
+def _skip_bracketed(word: str) -> bool:
+    return word.startswith("[")
+
+
+def test_lookup_words_remembers_ids_and_skipped_words_exactly(tmp_path):
+    table = SymbolTable()
+    table.add("b")
+    assert table.remembered_ids(["a", None], _skip_bracketed) == [None, None]  # nothing asked yet
+    # New words numbered in the order asked; None and skipped words are 0 and never added.
+    assert table.lookup_words(["a", None, "[x]", "b", "c", "a"], _skip_bracketed) == \
+        [2, 0, 0, 1, 3, 2]
+    assert list(table) == ["<eps>", "b", "a", "c"]
+    table.add("d")  # the table grows outside the memo: remembered ids stay the table's
+    assert table.remembered_ids(["c", "[x]", None, "d", "b"], _skip_bracketed) == \
+        [3, 0, 0, None, 1]
+    assert table.lookup_words(["e", "d"], _skip_bracketed) == [5, 4]
+    assert table.remembered_ids(["d", "e"], _skip_bracketed) == [4, 5]
+    assert table.remembered_ids(["a"], lambda word: True) == [None]  # one memo per skip rule
+    frozen = SymbolTable.from_file(write(tmp_path, "<eps> 0\nx 1\n[y] 2\n"))
+    with pytest.raises(SymbolError, match=r"p.slf: utterance u: word 'zz' is not in"):
+        frozen.lookup_words(["x", "[y]", "zz", "qq"], _skip_bracketed, path="p.slf", utt_id="u")
+    assert frozen.remembered_ids(["x", "[y]", "zz"], _skip_bracketed) == [1, 0, None]
+    assert len(frozen) == 3
