@@ -35,7 +35,7 @@ from rescorer.lattice.symbols import SymbolTable
 from rescorer.rescoring.combine import first_pass_scores
 from rescorer.rescoring.config import RescoreConfig
 from rescorer.formats.detect import iter_lattices
-from rescorer.rescoring.inputs import FileItems
+from rescorer.rescoring.inputs import FileItems, shard_of
 from rescorer.rescoring.search import reference_word_ids
 from rescorer.rescoring.timing import stage
 from rescorer.rescoring.tokens import ArcTokenizer
@@ -151,7 +151,8 @@ def prune_items(items: Iterable[Tuple[Path, Union[Lattice, Failure]]], context: 
 
     Lattices are taken in groups of up to ``GROUP_ARCS`` arcs, in order; each
     group is checked for graph problems and, when ``prunes_as_read(config)``,
-    pruned with ``config.beam``.
+    pruned with ``config.beam``. Under ``--shard`` only the shard's lattices
+    are: the others pass as read (``inputs.select_inputs`` counts and drops them).
 
     Args:
       items:
@@ -167,23 +168,32 @@ def prune_items(items: Iterable[Tuple[Path, Union[Lattice, Failure]]], context: 
       replaced by the ``Failure`` of its graph problem), and utterance id ->
       ``InputFacts`` (of the first lattice of a repeated id).
     """
-    out: FileItems = []
+    out: List[Optional[Tuple[Path, Union[Lattice, Failure]]]] = []  # None: a group's place
     facts: Dict[str, InputFacts] = {}
-    group: List[Tuple[Path, Lattice]] = []
+    group: List[Tuple[int, Path, Lattice]] = []  # (place in out, file, lattice)
     group_arcs = 0
+
+    def flush() -> None:
+        done = _prune_group([(path, lattice) for _, path, lattice in group], context, config,
+                            symbols, facts)
+        for (place, _, _), item in zip(group, done):
+            out[place] = item
+        group.clear()
+
     for path, item in items:
-        lattice = isinstance(item, Lattice)
-        if group and (not lattice or group_arcs + item.num_arcs > GROUP_ARCS):
-            out += _prune_group(group, context, config, symbols, facts)
-            group, group_arcs = [], 0
-        if lattice:
-            group.append((path, item))
-            group_arcs += item.num_arcs
-        else:
+        if not isinstance(item, Lattice) or (
+                config.shard is not None and shard_of(item.utt_id, config.shard[1]) != config.shard[0]):
             out.append((path, item))
+            continue
+        if group and group_arcs + item.num_arcs > GROUP_ARCS:
+            flush()
+            group_arcs = 0
+        out.append(None)
+        group.append((len(out) - 1, path, item))
+        group_arcs += item.num_arcs
     if group:
-        out += _prune_group(group, context, config, symbols, facts)
-    return out, facts
+        flush()
+    return out, facts  # every place is filled
 
 
 def _prune_group(group: List[Tuple[Path, Lattice]], context: "RescoreContext",

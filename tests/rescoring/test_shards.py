@@ -193,3 +193,26 @@ def test_reading_in_workers_gives_the_table_and_ids_of_one_reader(inputs, tmp_pa
     pruned = sum(item.num_arcs for _, item in serial if hasattr(item, "num_arcs"))
     assert pruned < sum(facts.arcs for facts in serial_facts.values()) / 10  # really pruned
     assert timings.cpu("read") > 0 and timings.cpu("prune") > 0  # the workers' work is counted
+
+def test_a_shard_prunes_only_its_own_lattices(inputs, tmp_path):
+    """Under --shard the other shards' lattices pass as read (select_inputs drops them)."""
+    from dataclasses import replace
+
+    from rescorer.rescoring.inputs import input_files
+    from rescorer.rescoring.read_pruning import prune_items, read_items
+    from rescorer.rescoring.session import load_context
+
+    config = RescoreConfig(lattices=[inputs], model=MODEL, out=str(tmp_path / "out"), beam=8.0,
+                           device="cpu", shard=(2, 3))
+    context = load_context(config)
+    items = list(read_items(input_files([inputs]), context.symbols))
+    pruned, facts = prune_items(items, context, config, context.symbols)
+    _, all_facts = prune_items(items, context, replace(config, shard=None), context.symbols)
+    lattices = [(item, kept) for (_, item), (_, kept) in zip(items, pruned) if hasattr(item, "num_arcs")]
+    mine = [utt for utt in all_facts if shard_of(utt, 3) == 2]
+    assert mine and len(mine) < len(all_facts) and sorted(facts) == sorted(mine)
+    for item, kept in lattices:
+        if shard_of(item.utt_id, 3) == 2:
+            assert kept.num_arcs < item.num_arcs and facts[item.utt_id] == all_facts[item.utt_id]
+        else:
+            assert kept is item
