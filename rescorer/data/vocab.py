@@ -100,6 +100,10 @@ class Vocabulary:
         """``encode_with_oov`` of each word, in order."""
         return [self.encode_with_oov(word) for word in words]
 
+    def oov_all(self, words: Sequence[str]) -> List[bool]:
+        """``is_oov`` of each word, in order."""
+        return [oov for _, oov in self.encode_all_with_oov(words)]
+
     def to_state(self) -> dict:
         """Plain-typed description (str/int/list/uint8 tensor) for checkpoints."""
         raise NotImplementedError
@@ -132,6 +136,10 @@ class IndexedVocabulary(Vocabulary):
         """``encode_with_oov`` of each word; a known word is one dictionary look-up."""
         return [([token_id], False) if token_id is not None else self.encode_with_oov(word)
                 for word, token_id in zip(words, map(self.index.get, words))]
+
+    def oov_all(self, words: Sequence[str]) -> List[bool]:
+        """``is_oov`` of each word; a known word is one dictionary look-up."""
+        return [word not in self.index and self.encode_with_oov(word)[1] for word in words]
 
 
 class WordVocabulary(IndexedVocabulary):

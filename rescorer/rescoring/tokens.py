@@ -12,7 +12,7 @@ are mapped with tensor gathers. A batch job encodes only the arcs it keeps
 """
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -83,7 +83,7 @@ class ArcTokenizer:
         self.symbols = symbols
         self.lowercase = lowercase
         # Per word id: its number of tokens (0: not encoded yet; a word has at least one),
-        # 1 if it is OOV, and its tokens padded to the widest word seen.
+        # 1 if it is OOV (-1: not known yet), and its tokens padded to the widest word seen.
         self._counts = torch.zeros(0, dtype=torch.int64)  # (V,)
         self._oov = torch.zeros(0, dtype=torch.int64)  # (V,)
         self._table = torch.zeros((0, 1), dtype=torch.int64)  # (V, width)
@@ -91,11 +91,23 @@ class ArcTokenizer:
     def oov_flags(self, word_ids: Tensor) -> Tensor:
         """1-D int64 tensor of the shape of ``word_ids`` (1-D int64, CPU): 1 for OOV words.
 
+        Only the OOV-ness of new ids is worked out (``Vocabulary.oov_all``), not
+        their tokens: a run counts the OOV words of every lattice as read but
+        encodes only the arcs that pruning keeps.
+
         Raises:
           SymbolError: a word id is not in the symbol table.
         """
-        self.prepare(word_ids)
-        return self._oov.index_select(0, word_ids)
+        if word_ids.numel() == 0:
+            return torch.zeros(0, dtype=torch.int64)
+        self._grow(int(word_ids.max()) + 1)
+        flags = self._oov.index_select(0, word_ids)  # (occ,)
+        if bool((flags < 0).any()):
+            new = torch.unique(word_ids[flags < 0])  # (N,) sorted
+            words = self._words_of(new, None, None)
+            self._oov[new] = torch.tensor(self.vocabulary.oov_all(words), dtype=torch.int64)
+            flags = self._oov.index_select(0, word_ids)
+        return flags
 
     def prepare(self, word_ids: Tensor, path: Optional[Union[str, Path]] = None,
                 utt_id: Optional[str] = None) -> None:
@@ -114,21 +126,12 @@ class ArcTokenizer:
         """
         if word_ids.numel() == 0:
             return torch.zeros(0, dtype=torch.int64)
-        top = int(word_ids.max()) + 1
-        if top > self._counts.numel():
-            grow = top - self._counts.numel()
-            self._counts = torch.cat([self._counts, torch.zeros(grow, dtype=torch.int64)])
-            self._oov = torch.cat([self._oov, torch.zeros(grow, dtype=torch.int64)])
-            self._table = torch.cat([self._table,
-                                     self._table.new_zeros((grow, self._table.shape[1]))])
+        self._grow(int(word_ids.max()) + 1)
         counts = self._counts.index_select(0, word_ids)  # (occ,)
         if bool((counts > 0).all()):
             return counts
         new = torch.unique(word_ids[counts == 0])  # (N,) sorted
-        words = [self.symbols.word(word_id, path=path, utt_id=utt_id) for word_id in new.tolist()]
-        if self.lowercase:
-            words = [word.lower() for word in words]
-        encoded = self.vocabulary.encode_all_with_oov(words)  # (tokens, is OOV) per new id
+        encoded = self.vocabulary.encode_all_with_oov(self._words_of(new, path, utt_id))
         width = max(len(tokens) for tokens, _ in encoded)
         if width > self._table.shape[1]:
             self._table = torch.cat([self._table, self._table.new_zeros(
@@ -141,6 +144,25 @@ class ArcTokenizer:
         self._counts[new] = new_counts
         self._oov[new] = torch.tensor([oov for _, oov in encoded], dtype=torch.int64)
         return self._counts.index_select(0, word_ids)
+
+    def _grow(self, size: int) -> None:
+        """Make the per-id tables ``size`` rows long at least (new rows: not known yet)."""
+        grow = size - self._counts.numel()
+        if grow > 0:
+            self._counts = torch.cat([self._counts, torch.zeros(grow, dtype=torch.int64)])
+            self._oov = torch.cat([self._oov, torch.full((grow,), -1, dtype=torch.int64)])
+            self._table = torch.cat([self._table,
+                                     self._table.new_zeros((grow, self._table.shape[1]))])
+
+    def _words_of(self, word_ids: Tensor, path: Optional[Union[str, Path]],
+                  utt_id: Optional[str]) -> List[str]:
+        """The words the LM looks up for ``word_ids`` (lower-cased with ``--lowercase``).
+
+        Raises:
+          SymbolError: an id is not in the symbol table (names path/utterance).
+        """
+        words = [self.symbols.word(word_id, path=path, utt_id=utt_id) for word_id in word_ids.tolist()]
+        return [word.lower() for word in words] if self.lowercase else words
 
     def encode(self, lattice: Lattice, path: Optional[Union[str, Path]] = None) -> ArcTokens:
         """The tokens of every arc of ``lattice``.

@@ -50,3 +50,22 @@ def test_word_id_missing_from_the_table_names_file_and_utterance():
     with pytest.raises(SymbolError) as caught:
         tokenizer.encode(lattice_with_words([0, 1, 1], [17]), path="lat.pt")
     assert str(caught.value).startswith("lat.pt: utterance utt1: word id 17 is not in")
+
+
+@pytest.mark.parametrize("lowercase", [False, True])
+def test_oov_flags_alone_equal_those_of_encoding(lowercase):
+    """oov_flags works out OOV-ness without tokens; encoding later agrees, in either order."""
+    table = symbols()
+    for word in ("<unk>", "The", "isn't", "cats'"):
+        table.add(word)  # ids 5..8
+    vocabulary = WordVocabulary(["<eos>", "<unk>", "the", "was", "n't", "cat", "cats", "'"])
+    ids = torch.tensor([8, 1, 2, 3, 4, 5, 6, 7, 2, 8])
+    flags_first = ArcTokenizer(vocabulary, table, lowercase).oov_flags(ids)
+    encoded_first = ArcTokenizer(vocabulary, table, lowercase)
+    encoded_first.prepare(ids)
+    expected = [int(vocabulary.is_oov(table.word(i).lower() if lowercase else table.word(i)))
+                for i in ids.tolist()]
+    assert flags_first.tolist() == encoded_first.oov_flags(ids).tolist() == expected
+    assert expected == [0, 0, 0, 1, 0, 0, 0 if lowercase else 1, 1, 0, 0]
+    with pytest.raises(SymbolError, match="word id 99 is not in"):
+        ArcTokenizer(vocabulary, table).oov_flags(torch.tensor([1, 99]))
