@@ -1,6 +1,6 @@
 """``RescoreContext``: what a rescoring run loads once and every job reads.
 
-Its own module so that the jobs (``utterance.py``) can name it without
+Its own module so that the job (``job.py``) can name it without
 importing the session that runs them.
 """
 from dataclasses import dataclass

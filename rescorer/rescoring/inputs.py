@@ -4,10 +4,11 @@ Every input is read once, in file order (folders recursed, sorted; any
 detected format) and pruned as read (``read_pruning.read_inputs``): by the
 parent, or under ``--jobs N`` by workers reading consecutive groups of files
 whose words are renumbered onto the run's table in file order
-(``renumber_words``), which gives the same ids as one reader. Without
-``--words`` one growing table collects the words of all SLF files (k2 and
-Kaldi text files then fail: they need ``--words``). A second lattice with an
-utterance id already seen is a failure naming its file.
+(``renumber_words``), which gives the same ids as one reader (one input file:
+the parent reads it and the workers prune it). Without ``--words`` one growing
+table collects the words of all SLF files (k2 and Kaldi text files then fail:
+they need ``--words``). A second lattice with an utterance id already seen (as
+a lattice or as a failed utterance) is a failure naming its file.
 
 Sharding (``--shard I/N``): utterance ``u`` belongs to shard
 ``shard_of(u, N) = crc32(utf-8 bytes of u) mod N + 1``. The rule looks only at
@@ -123,6 +124,8 @@ def select_inputs(files: List[Path], items: FileItems, shard: Optional[Tuple[int
             inputs.lattices_read += 1
         if isinstance(item, Failure):
             inputs.failures.append(item)
+            if utt_id is not None:
+                seen.add(utt_id)  # a failed first copy still claims its id
         elif utt_id in seen:
             inputs.failures.append(Failure(path, utt_id, InputFormatError(
                 "utterance id appears twice (expected unique ids across all inputs; skipped "

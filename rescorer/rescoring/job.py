@@ -2,14 +2,16 @@
 
 ::
 
-    tokens (per lattice) -> levels + problems (batch) -> first-pass scores
-      lattice mode: prune + expand (batch, retries for lattices over --max-arcs)
+    word check (batch) -> levels + problems (batch) -> first-pass scores
+      lattice mode: prune (unless pruned as read) + expand, tokens of the kept arcs
+                    (batch, retries for lattices over --max-arcs)
       n-best mode:  first-pass n-best (batched heuristics) -> whole-sentence queries
     -> ONE score_requests pass for the whole batch -> per-arc nnlm
     -> ScoredLattice / ScoredList per utterance -> the collector
 
 A bad lattice (unknown word, cycle, no path, too big, non-finite LM output)
-becomes one failure; the rest of the batch goes on.
+becomes one failure; the rest of the batch goes on. In a run, cycles and
+missing paths are found as the lattices are read (``read_pruning``).
 """
 from dataclasses import replace
 from pathlib import Path
@@ -293,11 +295,6 @@ def _finish_part(
     if times is not None:
         scored.state_times = expanded_state_times(live.batch, times[0], lattices,
                                                   part.kept_arcs[expanded.orig_arc[arc_map]])
-        scored.time_notes = {local: times[1][owner] for local, owner in enumerate(owners)
-                             if owner in times[1]}
-    if times is not None:
-        scored.state_times = expanded_state_times(live.batch, times[0], lattices,
-                                                  part.kept_arcs[expanded.orig_arc])
         scored.time_notes = {local: times[1][owner] for local, owner in enumerate(owners)
                              if owner in times[1]}
     arcs = torch.bincount(live.batch.arc_utt, minlength=live.batch.num_utts).tolist()

@@ -5,7 +5,7 @@
     inputs (all files, read once and pruned as read; --shard keeps 1/N of the utterances)
       -> work units of <= --batch-size lattices (LatticeBatch)
       -> session.run_unit, here or in --jobs forked workers
-           lattice -> tokens -> prune + expand | first-pass n-best
+           lattice -> expand (+ tokens of the kept arcs) | first-pass n-best
            -> one batched LM pass for the unit -> search -> ResultCollector
       -> collector.finish (grid choice, WER rows, onebest.txt, nbest.jsonl)
       -> summary.json (and utterances.jsonl under --shard, for `fprescore merge`)

@@ -18,6 +18,7 @@ id (``InputFacts``): its arcs, its word and OOV counts (``summary.json``) and,
 with references, its oracle error count. A lattice with a graph problem (a
 cycle, no path) fails here, with the message the job would give.
 """
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, Iterable, Iterator, List, Optional, Tuple, Union
@@ -43,8 +44,9 @@ from rescorer.rescoring.tokens import ArcTokenizer
 if TYPE_CHECKING:
     from rescorer.rescoring.context import RescoreContext
 
-# Arcs of the lattices pruned together, at most: the group is held unpruned
-# (with its forward, backward and through-arc float64 scores) while the rest waits.
+# Arcs of the lattices pruned together, at most: the group is held unpruned, with its
+# forward, backward and through-arc float64 scores and, with references, the oracle's
+# (states x longest reference) int32 costs.
 GROUP_ARCS = 1_000_000
 
 
@@ -74,8 +76,8 @@ class InputFacts:
 
 
 def prunes_as_read(config: RescoreConfig) -> bool:
-    """Whether a run prunes its lattices as it reads them (lattice mode with a beam)."""
-    return config.mode == "lattice" and config.beam is not None
+    """Whether a run prunes its lattices as it reads them (lattice mode, a finite beam)."""
+    return config.mode == "lattice" and config.beam is not None and math.isfinite(config.beam)
 
 
 def word_counts(batch: LatticeBatch, tokenizer: ArcTokenizer) -> Tuple[Tensor, Tensor]:
@@ -136,7 +138,8 @@ def read_items(files: List[Path], symbols: SymbolTable) -> Iterator[Tuple[Path, 
 
 def read_inputs(files: List[Path], symbols: SymbolTable, context: "RescoreContext",
                 config: RescoreConfig) -> Tuple[FileItems, Dict[str, InputFacts]]:
-    """``prune_items`` of ``files`` as they are read (at most one group held unpruned).
+    """``prune_items`` of ``files`` as they are read: unpruned, only the lattices of the file
+    being read (a reader returns a file's lattices together) and one group are held.
 
     ``symbols`` is the frozen ``--words`` table, or a growing table (SLF words are added).
     """
@@ -166,7 +169,8 @@ def prune_items(items: Iterable[Tuple[Path, Union[Lattice, Failure]]], context: 
     Returns:
       ``(items, facts)``: the items in the same order, each lattice pruned (or
       replaced by the ``Failure`` of its graph problem), and utterance id ->
-      ``InputFacts`` (of the first lattice of a repeated id).
+      ``InputFacts`` (of the first good lattice of a repeated id; ``select_inputs``
+      keeps the first lattice, good or not).
     """
     out: List[Optional[Tuple[Path, Union[Lattice, Failure]]]] = []  # None: a group's place
     facts: Dict[str, InputFacts] = {}

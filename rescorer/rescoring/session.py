@@ -8,7 +8,8 @@ only know the context module::
 
     pipeline.py ──> session.py <── parallel.py
                         │
-                        ├──> utterance.py, scoring.py (the jobs) ──> context.py
+                        ├──> job.py, scoring.py (the job) ──> context.py
+                        ├──> read_pruning.py (InputFacts)
                         └──> context.py
 
 The job itself is called in ``_rescore_lattices``, the one place to change

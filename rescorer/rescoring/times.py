@@ -18,6 +18,9 @@ state, in seconds:
   number of arcs (the same check with one frame per arc); otherwise no
   times, with one note for all such lattices.
 
+In a run the job gets the lattices pruned as read, so these checks look at
+the paths within the beam, the only ones an output can take.
+
 Unknown times are NaN. Expanded lattices take the times of their original
 states: an expanded arc copies an input arc (``PreparedPart.kept_arcs`` of
 ``ExpandedBatch.orig_arc``), so its ends get that arc's source and

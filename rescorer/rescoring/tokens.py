@@ -7,8 +7,8 @@ gets the concatenation of their tokens, so arcs have any number of tokens,
 ragged ``[arc][token]``.
 
 Each word id is encoded once per ``ArcTokenizer`` (a table by id), then arcs
-are mapped with tensor gathers. A batch job encodes only the arcs it keeps
-(``BatchTokens``): beam pruning drops most of a first-pass lattice's arcs.
+are mapped with tensor gathers. A batch job maps only the arcs it keeps to
+tokens (``BatchTokens``): beam pruning drops most of a first-pass lattice's arcs.
 """
 from dataclasses import dataclass
 from pathlib import Path

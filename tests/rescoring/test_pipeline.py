@@ -257,3 +257,31 @@ def test_work_units_cover_every_lattice_and_feed_every_worker():
         assert all(a[1] == b[0] for a, b in zip(units, units[1:]))
         assert max(sizes) <= batch_size and max(sizes) - min(sizes) <= 1
         assert len(units) % jobs == 0 or len(units) == count
+
+
+def test_a_failed_first_copy_of_an_utterance_id_still_claims_it(tmp_path):
+    """utt1 twice, the first with a cycle (found as it is read): two failures, no output."""
+    cyclic = tiny_lattice("utt1", arcs=[(0, 1, "a", -1.0, 0.0), (1, 2, "b", -1.0, 0.0),
+                                        (2, 1, "c", -1.0, 0.0), (1, 3, -1, 0.0, 0.0)])
+    files = setup(tmp_path, lattices=[cyclic, tiny_lattice("other")])
+    second = tmp_path / "second.pt"
+    write_k2(second, [tiny_lattice("utt1")])
+    report = run_rescore(config(tmp_path, files[0], *files[1:3], lattices=[files[0], second],
+                                beam=8.0))
+    assert list(report.results) == ["other"]
+    messages = sorted(failure.message for failure in report.failures)
+    assert len(messages) == 2 and "cycle" in messages[0] and "appears twice" in messages[1]
+    assert str(second) in messages[1]
+
+
+def test_an_infinite_beam_keeps_every_arc_as_no_beam_does(tmp_path):
+    """Even the arc into a dead end (state 2): --beam inf is no pruning, not pruning at inf."""
+    dead_end = tiny_lattice("utt1", arcs=[(0, 1, "a", -1.0, 0.0), (0, 2, "b", -1.0, 0.0),
+                                          (1, 3, -1, 0.0, 0.0)])
+    files = setup(tmp_path, lattices=[dead_end])
+    sizes = {}
+    for beam in (None, float("inf")):
+        report = run_rescore(config(tmp_path, *files[:3], beam=beam, out=str(tmp_path / f"out{beam}")))
+        sizes[beam] = [(stats.arcs, stats.pruned_arcs, stats.expanded_arcs)
+                       for stats in report.results.values()]
+    assert sizes[None] == sizes[float("inf")] and sizes[None][0][:2] == (3, 3)
