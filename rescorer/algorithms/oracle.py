@@ -7,7 +7,7 @@ edit-distance row update (match/substitution and insertion, then deletions by a
 cumulative-min scan along the reference axis); at a state the rows of its
 incoming arcs are combined by an elementwise min.
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -122,6 +122,28 @@ def oracle_errors(
         return errors, None
     return errors, [_traceback(batch.to(torch.device("cpu")), utt, cost.cpu(), best_arc.cpu(),
                                list(references[utt])) for utt in range(batch.num_utts)]
+
+
+def oracle_counts(schedule: LevelSchedule, references: Dict[int, Sequence[int]],
+                  owners: Sequence[int]) -> Dict[int, Tuple[int, int]]:
+    """owner -> (oracle errors, reference words) of the lattices with a reference.
+
+    Args:
+      schedule:
+        The batch's ``LevelSchedule``.
+      references:
+        owner -> reference word ids, for the owners that have one.
+      owners:
+        The owner of each lattice of the batch (U of them).
+    """
+    chosen = [index for index, owner in enumerate(owners) if owner in references]
+    if not chosen:
+        return {}
+    sub = schedule if len(chosen) == schedule.batch.num_utts else \
+        LevelSchedule.of(schedule.batch.select(chosen))
+    errors, _ = oracle_errors(sub, [references[owners[index]] for index in chosen])
+    return {owners[index]: (int(count), len(references[owners[index]]))
+            for index, count in zip(chosen, errors.tolist())}
 
 
 def _traceback(batch: LatticeBatch, utt: int, cost: Tensor, best_arc: Tensor,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from rescorer.algorithms.oracle import oracle_errors
+from rescorer.algorithms.oracle import oracle_counts
 from rescorer.algorithms.topsort import LevelSchedule
 from rescorer.errors import RescorerError
 from rescorer.lattice.batch import LatticeBatch
@@ -29,7 +29,7 @@ from rescorer.rescoring.combine import ArcComponents, first_pass_scores
 from rescorer.rescoring.config import RescoreConfig
 from rescorer.rescoring.job_state import BatchOutcome, LiveBatch, ReferenceExtras
 from rescorer.rescoring.expand import ExpansionPlan, NgramPass, PreparedPart, prepare_batch
-from rescorer.rescoring.ngram_terms import arc_log_probs, arpa_arc_log_probs, ngram_tokens
+from rescorer.rescoring.ngram_terms import arc_log_probs, arpa_arc_log_probs
 from rescorer.rescoring.read_pruning import InputFacts, prunes_as_read
 from rescorer.rescoring.report import UtteranceStats
 from rescorer.rescoring.scoring import ScoreRequest, nonfinite_failures, score_requests
@@ -37,7 +37,7 @@ from rescorer.rescoring.search import (ScoredBatch, ScoredLattice, first_pass_wo
                                       reference_word_ids)
 from rescorer.rescoring.times import expanded_state_times, lattice_state_times
 from rescorer.rescoring.timing import stage
-from rescorer.rescoring.tokens import BatchTokens, TokenSource, concat_tokens
+from rescorer.rescoring.tokens import token_source
 
 if TYPE_CHECKING:
     from rescorer.rescoring.collect import ResultCollector
@@ -75,17 +75,6 @@ def _known_words(batch: LatticeBatch, paths: Sequence[Optional[Path]],
     return good
 
 
-def _token_source(batch: LatticeBatch, symbols: Sequence[SymbolTable],
-                  context: "RescoreContext") -> TokenSource:
-    """The LM tokens of ``batch``'s arcs: encoded on demand when its lattices share a table."""
-    if all(table is symbols[0] for table in symbols):
-        return BatchTokens(context.tokenizer(symbols[0]), batch.word_splits, batch.word_ids,
-                           batch.device)
-    cpu = batch.to(torch.device("cpu"))
-    return concat_tokens([context.tokenizer(table).encode(cpu.lattice(index))
-                          for index, table in enumerate(symbols)], batch.device)
-
-
 def _start(batch: LatticeBatch, paths: Sequence[Optional[Path]], symbols: Sequence[SymbolTable],
            context: "RescoreContext", outcome: BatchOutcome) -> Optional[LiveBatch]:
     """Word check and levels; lattices with unknown words or graph problems fail here."""
@@ -104,7 +93,7 @@ def _start(batch: LatticeBatch, paths: Sequence[Optional[Path]], symbols: Sequen
         batch = batch.select(keep)
         schedule = LevelSchedule.of(batch)
     live_symbols = [symbols[index] for index in good]
-    return LiveBatch(batch, schedule, _token_source(batch, live_symbols, context), good,
+    return LiveBatch(batch, schedule, token_source(batch, live_symbols, context.tokenizer), good,
                      [paths[index] for index in good], live_symbols)
 
 
@@ -184,19 +173,6 @@ def _rescored_pruned(part: PreparedPart) -> LevelSchedule:
     return LevelSchedule.of(part.pruned.batch.select(sources.tolist()))
 
 
-def _oracle(schedule: LevelSchedule, references: Dict[int, List[int]],
-            owners: List[int]) -> Dict[int, Tuple[int, int]]:
-    """owner -> (oracle errors, reference words) for the lattices ``owners[i]`` with a reference."""
-    chosen = [index for index, owner in enumerate(owners) if owner in references]
-    if not chosen:
-        return {}
-    sub = schedule if len(chosen) == schedule.batch.num_utts else \
-        LevelSchedule.of(schedule.batch.select(chosen))
-    errors, _ = oracle_errors(sub, [references[owners[index]] for index in chosen])
-    return {owners[index]: (int(count), len(references[owners[index]]))
-            for index, count in zip(chosen, errors.tolist())}
-
-
 def _rescore_lattice_mode(
     live: LiveBatch, first_pass: Tensor, extras: ReferenceExtras, context: "RescoreContext",
     config: RescoreConfig, collector: "ResultCollector", outcome: BatchOutcome, pruned: bool,
@@ -207,8 +183,9 @@ def _rescore_lattice_mode(
     ngram = None
     if context.ngram is not None:
         arpa = context.ngram.vocabulary
-        ngram = NgramPass(tokens=ngram_tokens(live, context), window=max(1, context.ngram.order - 1),
-                          bos_id=arpa.bos_id, eos_id=arpa.eos_id)
+        ngram = NgramPass(tokens=token_source(live.batch, live.symbols, context.ngram_tokenizer),
+                          window=max(1, context.ngram.order - 1), bos_id=arpa.bos_id,
+                          eos_id=arpa.eos_id)
     plan = ExpansionPlan(window=context.window, bos_id=vocabulary.bos_id, eos_id=vocabulary.eos_id,
                          beam=config.beam, max_arcs=config.max_arcs, beam_tries=config.beam_tries,
                          ngram=ngram, pruned=pruned)
@@ -217,7 +194,7 @@ def _rescore_lattice_mode(
     pruned_oracle: Dict[int, Tuple[int, int]] = {}
     if extras.references:
         for part in parts:
-            pruned_oracle.update(_oracle(_rescored_pruned(part), extras.references,
+            pruned_oracle.update(oracle_counts(_rescored_pruned(part), extras.references,
                                          part.utts.tolist()))
     times = None
     if config.decode == "mbr":  # the consensus may need CTM times

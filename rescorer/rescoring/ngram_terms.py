@@ -1,40 +1,21 @@
 """The ARPA n-gram's per-arc terms in lattice mode (``--ngram-lm``).
 
-``ngram_tokens`` maps every arc's words to ARPA word ids (the neural LM's
-rules: ``ArpaVocabulary.encode_word``, unknown words to ``<unk>``);
+The job maps arcs' words to ARPA word ids with ``tokens.token_source`` and
+``context.ngram_tokenizer`` (the neural LM's rules: ``ArpaVocabulary.encode_word``,
+unknown words to ``<unk>``);
 ``arc_log_probs`` sums per arc the log-probabilities of a query list and
 keeps the end-of-sentence part apart (``--interpolate`` mixes it on its own);
 ``arpa_arc_log_probs`` answers all ARPA queries of an expanded batch in one
 vectorised ``NgramLM.log_probs`` call (timed as the ``score`` stage).
 """
-from typing import TYPE_CHECKING, Tuple
+from typing import Tuple
 
 import torch
 from torch import Tensor
 
 from rescorer.algorithms.history import ExpandedBatch
 from rescorer.ngram.model import NgramLM
-from rescorer.rescoring.job_state import LiveBatch
 from rescorer.rescoring.timing import stage
-from rescorer.rescoring.tokens import BatchTokens, TokenSource, concat_tokens
-
-if TYPE_CHECKING:
-    from rescorer.rescoring.context import RescoreContext
-
-
-def ngram_tokens(live: LiveBatch, context: "RescoreContext") -> TokenSource:
-    """ARPA word ids of the live batch's arcs, by arc id (``of(arcs)``, on the batch's device).
-
-    Encoded on demand when the lattices share a word table; ``oov_counts``
-    counts the words the ARPA only knows as ``<unk>``.
-    """
-    batch = live.batch
-    if all(table is live.symbols[0] for table in live.symbols):
-        return BatchTokens(context.ngram_tokenizer(live.symbols[0]), batch.word_splits,
-                           batch.word_ids, batch.device)
-    cpu = batch.to(torch.device("cpu"))
-    return concat_tokens([context.ngram_tokenizer(table).encode(cpu.lattice(index), live.paths[index])
-                          for index, table in enumerate(live.symbols)], batch.device)
 
 
 def arc_log_probs(query_arc: Tensor, scores: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:

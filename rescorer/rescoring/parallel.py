@@ -89,10 +89,17 @@ def read_parallel(files: List[Path], context: RescoreContext, config: RescoreCon
             parts = [unpack(blob) for blob in pool.map(_read_group, list(zip(bounds, bounds[1:])))]
     finally:
         _READ_STATE = None
+    return _joined([(items if local is None else renumber_words(items, local, context.symbols),
+                     facts, part_timings) for items, local, facts, part_timings in parts], timings)
+
+
+def _joined(parts: List[Tuple[FileItems, Dict[str, InputFacts], Timings]],
+            timings: Timings) -> Tuple[FileItems, Dict[str, InputFacts]]:
+    """The workers' (items, facts, timings) in order as one's: a repeated id keeps its first facts."""
     items: FileItems = []
     facts: Dict[str, InputFacts] = {}
-    for part_items, local, part_facts, part_timings in parts:
-        items += part_items if local is None else renumber_words(part_items, local, context.symbols)
+    for part_items, part_facts, part_timings in parts:
+        items += part_items
         for utt, utt_facts in part_facts.items():
             facts.setdefault(utt, utt_facts)
         timings.add(part_timings)
@@ -133,14 +140,7 @@ def prune_parallel(items: FileItems, context: RescoreContext, config: RescoreCon
             parts = [unpack(blob) for blob in pool.map(_prune_share, shares)]
     finally:
         _PRUNE_STATE = None
-    pruned: FileItems = []
-    facts: Dict[str, InputFacts] = {}
-    for part_items, part_facts, part_timings in parts:
-        pruned += part_items
-        for utt, utt_facts in part_facts.items():
-            facts.setdefault(utt, utt_facts)
-        timings.add(part_timings)
-    return pruned, facts
+    return _joined(parts, timings)
 
 
 def _rescore_unit(unit: Tuple[int, int]) -> bytes:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Dict, Iterable, Iterator, List, Optional, Tupl
 import torch
 from torch import Tensor
 
-from rescorer.algorithms.oracle import oracle_errors
+from rescorer.algorithms.oracle import oracle_counts
 from rescorer.algorithms.prune import prune_by_beam
 from rescorer.algorithms.topsort import LevelSchedule
 from rescorer.errors import Failure
@@ -115,15 +115,9 @@ def input_facts(batch: LatticeBatch, context: "RescoreContext", symbols: SymbolT
         _, arpa_oov = word_counts(batch, context.ngram_tokenizer(symbols))
     oracles: Dict[int, Tuple[int, int]] = {}
     if context.references is not None and schedule is not None:
-        chosen = [index for index, utt in enumerate(batch.utt_ids) if utt in context.references]
-        if chosen:
-            references = [reference_word_ids(context.references[batch.utt_ids[index]], symbols)
-                          for index in chosen]
-            sub = schedule if len(chosen) == batch.num_utts else \
-                LevelSchedule.of(batch.select(chosen))
-            errors, _ = oracle_errors(sub, references)
-            oracles = {index: (int(count), len(reference))
-                       for index, count, reference in zip(chosen, errors.tolist(), references)}
+        references = {index: reference_word_ids(context.references[utt], symbols)
+                      for index, utt in enumerate(batch.utt_ids) if utt in context.references}
+        oracles = oracle_counts(schedule, references, range(batch.num_utts))
     arcs = (batch.arc_splits[1:] - batch.arc_splits[:-1]).tolist()
     return [InputFacts(arcs[index], int(words[index]), int(oov[index]), int(arpa_oov[index]),
                        oracles.get(index)) for index in range(batch.num_utts)]

@@ -12,7 +12,7 @@ tokens (``BatchTokens``): beam pruning drops most of a first-pass lattice's arcs
 """
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -21,6 +21,9 @@ from rescorer.algorithms.ragged import select_rows
 from rescorer.data.vocab import Vocabulary
 from rescorer.lattice.fsavec import Lattice, splits_from_counts
 from rescorer.lattice.symbols import SymbolTable
+
+if TYPE_CHECKING:
+    from rescorer.lattice.batch import LatticeBatch
 
 
 @dataclass(frozen=True)
@@ -232,3 +235,18 @@ class BatchTokens:
 
 
 TokenSource = Union[ArcTokens, BatchTokens]  # both answer ``of(arcs)``
+
+
+def token_source(batch: "LatticeBatch", symbols: Sequence[SymbolTable],
+                 tokenizer_of: Callable[[SymbolTable], ArcTokenizer]) -> TokenSource:
+    """The tokens of ``batch``'s arcs (lattice u's words in ``symbols[u]``), by arc id.
+
+    Encoded on demand (``BatchTokens``) when the lattices share a table (the
+    usual case); lattice by lattice, at once, otherwise. ``tokenizer_of`` gives
+    a table's tokenizer (the neural LM's or the ARPA's).
+    """
+    if all(table is symbols[0] for table in symbols):
+        return BatchTokens(tokenizer_of(symbols[0]), batch.word_splits, batch.word_ids, batch.device)
+    cpu = batch.to(torch.device("cpu"))
+    return concat_tokens([tokenizer_of(table).encode(cpu.lattice(index))
+                          for index, table in enumerate(symbols)], batch.device)
