@@ -3,7 +3,8 @@
 Both work on every lattice of the batch at once and return a new batch plus
 the input arc id of each kept arc, so per-arc data held elsewhere (extra score
 columns, LM tokens) can follow with ``index_select``, and the result's
-``LevelSchedule``.
+``LevelSchedule``. ``beam_survivors`` gives just the kept arc ids, for a
+caller that needs no schedule of the result.
 """
 from typing import Tuple, Union
 
@@ -50,10 +51,30 @@ def prune_by_beam(
 ) -> Tuple[LevelSchedule, Tensor]:
     """Keep the arcs whose best complete path is within the beam of the best path.
 
-    Kaldi ``lattice-prune`` semantics: arc a of lattice u survives iff
-    ``alpha[src[a]] + w[a] + beta[dst[a]] >= best[u] - beam[u]`` (tropical
-    scores, higher is better). The survivors always form a connected lattice,
-    because every arc on the best path through a survivor survives too.
+    Kaldi ``lattice-prune`` semantics (``beam_survivors``). The survivors always
+    form a connected lattice, because every arc on the best path through a
+    survivor survives too.
+
+    Args:
+      schedule, arc_scores, beam:
+        As ``beam_survivors``.
+
+    Returns:
+      ``(pruned, kept_arc_ids)``: the pruned batch's schedule and a 1-D int64
+      tensor of shape (A',), the input arc id of each of its arcs, increasing.
+
+    Raises:
+      ConfigError: a negative or NaN beam.
+    """
+    return _keep(schedule, beam_survivors(schedule, arc_scores, beam))
+
+
+def beam_survivors(schedule: LevelSchedule, arc_scores: Tensor, beam: Union[float, Tensor]) -> Tensor:
+    """The arcs that ``prune_by_beam`` keeps, without the pruned batch's schedule.
+
+    Arc a of lattice u survives iff ``alpha[src[a]] + w[a] + beta[dst[a]] >=
+    best[u] - beam[u]`` (tropical scores, higher is better; never an arc on no
+    complete path).
 
     Args:
       schedule:
@@ -66,8 +87,7 @@ def prune_by_beam(
         (``inf`` keeps every useful arc).
 
     Returns:
-      ``(pruned, kept_arc_ids)``: the pruned batch's schedule and a 1-D int64
-      tensor of shape (A',), the input arc id of each of its arcs, increasing.
+      1-D int64 tensor of shape (A',), the ids of the surviving arcs, increasing.
 
     Raises:
       ConfigError: a negative or NaN beam.
@@ -82,7 +102,10 @@ def prune_by_beam(
     alpha = forward_scores(batch, scores, schedule=schedule)
     beta = backward_scores(batch, scores, schedule=schedule)
     best = alpha[batch.final_states]  # (U,)
-    through = alpha[batch.src] + scores + beta[batch.dst]  # (A,) best path via arc
+    through = alpha.index_select(0, batch.src)  # (A,) best path via each arc, summed in place
+    through += scores
+    through += beta.index_select(0, batch.dst)
     threshold = best - beams - _RELATIVE_SLACK * (1.0 + best.abs())  # (U,)
-    kept = (through >= threshold[batch.arc_utt]) & (through > float("-inf"))
-    return _keep(schedule, kept.nonzero().squeeze(1))
+    # The lowest finite float in place of -inf (an infinite beam) keeps -inf arcs out.
+    threshold.clamp_(min=torch.finfo(torch.float64).min)
+    return (through >= threshold.index_select(0, batch.arc_utt)).nonzero().squeeze(1)

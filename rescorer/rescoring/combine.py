@@ -89,8 +89,15 @@ class Scales:
 
 
 def combine(scales: Scales, am: Value, ngram: Value, nnlm: Value, num_words: Value) -> Value:
-    """The score formula (module docstring), for floats or float64 tensors alike."""
-    return scales.am * am + scales.ngram * ngram + scales.lm * nnlm + scales.word_penalty * num_words
+    """The score formula (module docstring), for floats or float64 tensors alike.
+
+    The terms are added left to right; a tensor total is added to in place
+    (the same sums, without a new (A,) tensor per term).
+    """
+    total = scales.am * am
+    for term in (scales.ngram * ngram, scales.lm * nnlm, scales.word_penalty * num_words):
+        total = total.add_(term) if isinstance(total, Tensor) else total + term
+    return total
 
 
 def first_pass_scores(am: Tensor, ngram: Tensor, num_words: Tensor, scales: Scales,

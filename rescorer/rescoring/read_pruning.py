@@ -27,8 +27,8 @@ import torch
 from torch import Tensor
 
 from rescorer.algorithms.oracle import oracle_counts
-from rescorer.algorithms.prune import prune_by_beam
-from rescorer.algorithms.topsort import LevelSchedule
+from rescorer.algorithms.prune import beam_survivors
+from rescorer.algorithms.topsort import LevelSchedule, select_arcs
 from rescorer.errors import Failure
 from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.fsavec import Lattice, splits_from_counts
@@ -220,7 +220,7 @@ def _prune_group(group: List[Tuple[Path, Lattice]], context: "RescoreContext",
     with stage("prune"):
         first_pass = first_pass_scores(batch.am_scores, batch.ngram_scores, batch.words_per_arc,
                                        config.scales, arpa_source=config.ngram_source == "arpa")
-        pruned, _ = prune_by_beam(schedule, first_pass, config.beam)
-    for index, lattice in zip(good, pruned.batch.to_lattices()):
+        pruned, _ = select_arcs(batch, beam_survivors(schedule, first_pass, config.beam))
+    for index, lattice in zip(good, pruned.to_lattices()):
         out[index] = (out[index][0], lattice)
     return out
