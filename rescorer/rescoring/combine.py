@@ -56,6 +56,7 @@ ngram`` (unit n-gram weight, no word penalty: the decoder's weights and
 penalty are already in the lattice's ``ngram``), otherwise as above.
 """
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Dict, Optional, Union
 
 import torch
@@ -180,10 +181,17 @@ class ArcComponents:
           ``--ngram-lm``.
         """
         names = _PARTS if self.arpa is None else _PARTS + ("arpa",)
-        return {
-            name: float(getattr(self, name).index_select(0, arc_ids).to(torch.float64).sum())
-            for name in names
-        }
+        return dict(zip(names, self._path_columns.index_select(1, arc_ids).sum(dim=1).tolist()))
+
+    @cached_property
+    def _path_columns(self) -> Tensor:
+        """2-D float64 tensor of shape (P, A): the components ``path_sums`` adds, one per row.
+
+        One gather and one row sum per path instead of one per component (the
+        same float64 sums, row by row).
+        """
+        names = _PARTS if self.arpa is None else _PARTS + ("arpa",)
+        return torch.stack([getattr(self, name).to(torch.float64) for name in names])
 
 
 _PARTS = ("am", "ngram", "nnlm", "num_words")  # combine's argument order
