@@ -87,43 +87,48 @@ static Py_ssize_t table_index(word_table *t, const char *s, Py_ssize_t n) {
     return t->count - 1;
 }
 
-static int parse_int(const char *s, Py_ssize_t n, int64_t *out) {
-    if (n < 1 || n > MAX_DIGITS) return 0;
+/* An int value at p: 1-18 ASCII digits up to the first byte <= ' ' (or end).
+ * Returns where it ends, or NULL for anything else. */
+static const char *scan_int(const char *p, const char *end, int64_t *out) {
+    const char *start = p;
     int64_t value = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned digit = (unsigned char)s[i] - '0';
-        if (digit > 9) return 0;
+    for (; p < end; p++) {
+        unsigned digit = (unsigned char)*p - '0';
+        if (digit > 9) break;
+        if (p - start == MAX_DIGITS) return NULL;
         value = value * 10 + digit;
     }
+    if (p == start || (p < end && (unsigned char)*p > ' ')) return NULL;
     *out = value;
-    return 1;
+    return p;
 }
 
 static const double POW10[MAX_DIGITS + 1] = {
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
     1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18};
 
-static int parse_float(const char *s, Py_ssize_t n, double *out) {
-    Py_ssize_t i = 0;
+/* A float value at p: [+-]digits[.digits] with 1-18 digits (mantissa < 2**53) up to
+ * the first byte <= ' ' (or end), as m / 10**f. Returns where it ends, or NULL. */
+static const char *scan_float(const char *p, const char *end, double *out) {
     int negative = 0, digits = 0, fraction = 0, dot = 0;
-    if (n >= 1 && (s[0] == '-' || s[0] == '+')) negative = s[i++] == '-';
+    if (p < end && (*p == '-' || *p == '+')) negative = *p++ == '-';
     int64_t mantissa = 0;
-    for (; i < n; i++) {
-        unsigned digit = (unsigned char)s[i] - '0';
+    for (; p < end; p++) {
+        unsigned digit = (unsigned char)*p - '0';
         if (digit <= 9) {
-            if (++digits > MAX_DIGITS) return 0;
+            if (++digits > MAX_DIGITS) return NULL;
             mantissa = mantissa * 10 + digit;
             fraction += dot;
-        } else if (s[i] == '.' && !dot) {
+        } else if (*p == '.' && !dot) {
             dot = 1;
         } else {
-            return 0;
+            break;
         }
     }
-    if (digits < 1 || mantissa >= (1LL << 53)) return 0;
+    if ((p < end && (unsigned char)*p > ' ') || digits < 1 || mantissa >= (1LL << 53)) return NULL;
     double value = (double)mantissa / POW10[fraction];
     *out = negative ? -value : value;
-    return 1;
+    return p;
 }
 
 /* Role of each layout key from the caller's key tuples. */
@@ -236,21 +241,20 @@ static PyObject *block_values(PyObject *self, PyObject *args) {
             span key = lay.keys[k];
             if (end - p < key.length || memcmp(p, key.start, key.length) != 0) goto refuse;
             p += key.length;
-            const char *value = p;
-            int ascii = 1;
-            while (p < end && (unsigned char)*p > ' ') {
-                if (*p == '"') goto refuse;
-                ascii &= (unsigned char)*p < 0x80;
-                p++;
-            }
-            Py_ssize_t size = p - value;
+            /* Each value is read in the one pass that finds its end. */
             enum role role = lay.roles[k];
-            if (!ascii && role != WORD_VALUE) goto refuse;
             if (role == INT_VALUE) {
-                if (!parse_int(value, size, (int64_t *)outputs[k] + line)) goto refuse;
+                if (!(p = scan_int(p, end, (int64_t *)outputs[k] + line))) goto refuse;
             } else if (role == FLOAT_VALUE) {
-                if (!parse_float(value, size, (double *)outputs[k] + line)) goto refuse;
-            } else if (role == WORD_VALUE) {
+                if (!(p = scan_float(p, end, (double *)outputs[k] + line))) goto refuse;
+            } else if (role == SKIP) {
+                for (; p < end && (unsigned char)*p > ' '; p++)
+                    if (*p == '"' || (unsigned char)*p >= 0x80) goto refuse;
+            } else {
+                const char *value = p;
+                for (; p < end && (unsigned char)*p > ' '; p++)
+                    if (*p == '"') goto refuse;
+                Py_ssize_t size = p - value;
                 if (size < 1 || size > MAX_WORD_BYTES) goto refuse;
                 Py_ssize_t index = table_index(&table, value, size);
                 if (index < 0) {
