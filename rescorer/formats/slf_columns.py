@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from rescorer.formats.slf_graph import MAX_NODE_ID, NodeBlock, SlfGraph
+from rescorer.formats.slf_graph import MAX_NODE_ID, LinkBlock, NodeBlock, SlfGraph, line_words
 from rescorer.formats.text_fields import (has_control_bytes, parse_floats, parse_ints,
                                           token_bounds, token_matrix)
 
@@ -165,8 +165,7 @@ class BlockValues:
         """The word of each line (None for all without the word key)."""
         if self.words is None:
             return [None] * self.num_lines
-        distinct, codes = self.words
-        return np.array(distinct, dtype=object)[codes].tolist()
+        return line_words(*self.words)
 
 
 def block_values(text: str, lead: str, int_keys: Tuple[str, ...], float_keys: Tuple[str, ...],
@@ -267,12 +266,11 @@ def fast_links(graph: SlfGraph, text: str, bounds: Tuple[int, int]) -> bool:
     top = graph.num_nodes if graph.num_nodes is not None else MAX_NODE_ID
     if min(int(src.min()), int(dst.min())) < 0 or max(int(src.max()), int(dst.max())) >= top:
         return False
+    if graph.num_link_lines():
+        return False  # (the link block comes last: no link line is there yet)
     zeros = np.zeros(num_links)
-    graph.link_src.frombytes(src.tobytes())
-    graph.link_dst.frombytes(dst.tobytes())
-    graph.link_am.frombytes(values.numbers.get("a", (zeros,))[0].tobytes())
-    graph.link_lm.frombytes(values.numbers.get("l", (zeros,))[0].tobytes())
-    graph.link_words.extend(values.word_list())
+    graph.link_block = LinkBlock(src, dst, values.numbers.get("a", (zeros,))[0],
+                                 values.numbers.get("l", (zeros,))[0], values.words)
     graph.links_word = True
     return True
 

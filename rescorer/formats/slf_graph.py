@@ -41,6 +41,27 @@ class NodeBlock:
     first_line: int
 
 
+@dataclass(frozen=True)
+class LinkBlock:
+    """The link lines of one uniform block, as ``slf_columns.fast_links`` read them.
+
+    Attributes:
+      src, dst:
+        1-D int64 arrays of shape (L,), the S= and E= of each line.
+      am, lm:
+        1-D float64 arrays of shape (L,), the raw a= and l= (0 where the layout has none).
+      words:
+        ``(distinct, codes)``: the distinct W= values and, 1-D int64 array of
+        shape (L,), each line's index into them; None when the layout has no W=.
+    """
+
+    src: np.ndarray
+    dst: np.ndarray
+    am: np.ndarray
+    lm: np.ndarray
+    words: Optional[Tuple[List[str], np.ndarray]]
+
+
 @dataclass
 class SlfGraph:
     """Nodes, links and header values of one SLF lattice, as read."""
@@ -60,10 +81,13 @@ class SlfGraph:
     _node_words: Dict[int, Optional[str]] = field(default_factory=dict)
     _node_lines: Dict[int, int] = field(default_factory=dict)
     _node_times: Dict[int, float] = field(default_factory=dict)  # t= (seconds), where it parses
-    # Link columns: S= and E= (int64), raw a= and l= (float64), W= (None if absent).
+    # Link lines read in bulk (slf_columns.fast_links), kept as they came, or else the
+    # columns the line parser appends to: S= and E= (int64), raw a= and l= (float64),
+    # W= (None if absent).
+    link_block: Optional[LinkBlock] = None
     link_src: array.array = field(default_factory=lambda: array.array("q"))
     link_dst: array.array = field(default_factory=lambda: array.array("q"))
-    link_words: List[Optional[str]] = field(default_factory=list)
+    _link_words: List[Optional[str]] = field(default_factory=list)
     link_am: array.array = field(default_factory=lambda: array.array("d"))
     link_lm: array.array = field(default_factory=lambda: array.array("d"))
     links_word: Optional[bool] = None  # set once a link line is seen
@@ -108,7 +132,7 @@ class SlfGraph:
         block, self.node_block = self.node_block, None
         if block is not None:
             nodes = block.nodes.tolist()
-            words = np.array(block.distinct, dtype=object)[block.codes].tolist()
+            words = line_words(block.distinct, block.codes)
             self._node_words.update(zip(nodes, words))
             first = block.first_line
             self._node_lines.update(zip(nodes, range(first, first + len(nodes))))
@@ -142,12 +166,35 @@ class SlfGraph:
                 raise InputFormatError(f"link node {node} out of range (expected "
                                        f"0..{self._top()})", path=path, utt_id=self.utt_id,
                                        where=f"line {line_number}")
+        assert self.link_block is None, "the link block is the file's last"
         self.links_word = True
         self.link_src.append(src)
         self.link_dst.append(dst)
-        self.link_words.append(word)
+        self._link_words.append(word)
         self.link_am.append(am)
         self.link_lm.append(lm)
+
+    def num_link_lines(self) -> int:
+        """How many link lines there are."""
+        return self.link_block.src.size if self.link_block is not None else len(self.link_src)
+
+    def links_have_words(self) -> Optional[bool]:
+        """True if every link line has a W=, False if none has, None for a mix."""
+        block = self.link_block
+        if block is not None:
+            return block.words is not None
+        missing = self._link_words.count(None)
+        return False if missing == len(self._link_words) else True if missing == 0 else None
+
+    @property
+    def link_words(self) -> List[Optional[str]]:
+        """The W= of each link line (None where it has none)."""
+        block = self.link_block
+        if block is None:
+            return self._link_words
+        if block.words is None:
+            return [None] * block.src.size
+        return line_words(*block.words)
 
     def node_word_codes(self) -> Tuple[np.ndarray, np.ndarray, List[Optional[str]]]:
         """``(nodes, codes, distinct)``: the nodes with an ``I=`` line (V,) int64, each one's
@@ -161,6 +208,9 @@ class SlfGraph:
 
     def link_columns(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(src, dst) 1-D int64 and (a, l) 1-D float64 arrays of shape (L,), views of the columns."""
+        block = self.link_block
+        if block is not None:
+            return block.src, block.dst, block.am, block.lm
         return (_view(self.link_src, np.int64), _view(self.link_dst, np.int64),
                 _view(self.link_am, np.float64), _view(self.link_lm, np.float64))
 
@@ -179,18 +229,19 @@ class SlfGraph:
         if self.num_nodes is not None and self.num_node_lines() not in (0, self.num_nodes):
             raise InputFormatError(f"N={self.num_nodes} but {self.num_node_lines()} node lines",
                                    path=path, utt_id=self.utt_id, where=where)
-        if self.num_links is not None and len(self.link_src) != self.num_links:
-            raise InputFormatError(f"L={self.num_links} but {len(self.link_src)} link lines",
+        num_links = self.num_link_lines()
+        if self.num_links is not None and num_links != self.num_links:
+            raise InputFormatError(f"L={self.num_links} but {num_links} link lines",
                                    path=path, utt_id=self.utt_id, where=where)
-        if not self.link_src:
+        if not num_links:
             raise InputFormatError("the lattice has no links", path=path, utt_id=self.utt_id)
         if self.num_nodes is not None and not self.num_node_lines() and \
-                self.num_nodes > 2 * len(self.link_src):
-            raise InputFormatError(f"N={self.num_nodes} nodes but only {len(self.link_src)} "
+                self.num_nodes > 2 * num_links:
+            raise InputFormatError(f"N={self.num_nodes} nodes but only {num_links} "
                                    "links and no node lines (expected N <= 2 x links)",
                                    path=path, utt_id=self.utt_id, where=where)
         limit = self.num_nodes if self.num_nodes is not None else \
-            self.num_node_lines() + 2 * len(self.link_src)
+            self.num_node_lines() + 2 * num_links
         src, dst, _, _ = self.link_columns()
         highest = max(int(src.max()), int(dst.max()), self.highest_node_line())
         if highest >= limit:
@@ -230,6 +281,11 @@ class SlfGraph:
 
 # Node ids beyond this are refused while parsing (they cannot fit an int64 column).
 MAX_NODE_ID = 2**62
+
+
+def line_words(distinct: List[Optional[str]], codes: np.ndarray) -> List[Optional[str]]:
+    """The word of each line of a block: ``distinct[code]`` for each of ``codes`` (L,)."""
+    return np.array(distinct, dtype=object)[codes].tolist()
 
 
 def _view(values: array.array, dtype: type) -> np.ndarray:

@@ -170,9 +170,10 @@ def _link_word_ids(graph: SlfGraph, dst: np.ndarray, num_nodes: int, symbols: Sy
     links, so a growing table numbers new words as a link-by-link walk would.
     With words on nodes only, that is done per node, not per link.
     """
-    if graph.link_words.count(None) == len(graph.link_words):
+    have_words = graph.links_have_words()
+    if have_words is False:
         return _node_word_ids(graph, dst, num_nodes, symbols, is_filler, path)[dst]
-    if None in graph.link_words:  # a mix: the rare layout of hand-written files
+    if have_words is None:  # a mix: the rare layout of hand-written files
         words = [word if word is not None else graph.node_words.get(end_node)
                  for word, end_node in zip(graph.link_words, dst.tolist())]
     else:
