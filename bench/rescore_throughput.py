@@ -224,7 +224,7 @@ def print_tables(runs: List[Dict], seconds: float) -> None:
         cells = ["-" if stages[name] is None else f"{stages[name]:.2f} ({100 * stages[name] / timed:.0f}%)"
                  for name in STAGES]
         lm = stages.get("score") or 0.0
-        ratio = f"{(timed - lm) / lm:.1f}x" if lm else "-"
+        ratio = f"{(timed - lm) / lm:.2f}x" if lm else "-"
         print(f"| {run['name']} | " + " | ".join(cells) + f" | {ratio} |")
     if any(run["wer"] for run in runs):
         print("\n| run | row | WER % | errors / ref words | best lm_scale |")
