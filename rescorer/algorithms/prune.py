@@ -108,4 +108,5 @@ def beam_survivors(schedule: LevelSchedule, arc_scores: Tensor, beam: Union[floa
     threshold = best - beams - _RELATIVE_SLACK * (1.0 + best.abs())  # (U,)
     # The lowest finite float in place of -inf (an infinite beam) keeps -inf arcs out.
     threshold.clamp_(min=torch.finfo(torch.float64).min)
-    return (through >= threshold.index_select(0, batch.arc_utt)).nonzero().squeeze(1)
+    at_state = threshold.index_select(0, batch.state_utt)  # (S,) each state's lattice's
+    return (through >= at_state.index_select(0, batch.src)).nonzero().squeeze(1)

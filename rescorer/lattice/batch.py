@@ -157,16 +157,17 @@ class LatticeBatch:
         num_words = torch.tensor([lat.word_ids.numel() for lat in lattices], dtype=torch.int64)
         state_splits = splits_from_counts(num_states).to(device)
         arc_splits = splits_from_counts(num_arcs).to(device)
-        arc_utt = _row_ids(arc_splits)  # (A,)
-        state_offset = state_splits.index_select(0, arc_utt)  # (A,)
-        word_offset = splits_from_counts(num_words).to(device).index_select(0, arc_utt)  # (A,)
-        word_splits = torch.cat([lat.word_splits[:-1] for lat in lattices]
-                                + [num_words.sum().reshape(1)]) if lattices else \
-            torch.zeros(1, dtype=torch.int64)
-        word_splits[:-1] += word_offset
+        # Ids are shifted lattice by lattice: no (A,) column of offsets is made.
+        state_offsets = state_splits[:-1].tolist()
+        word_offsets = splits_from_counts(num_words)[:-1].tolist()
+        word_splits = torch.cat([lat.word_splits[:-1].to(torch.int64) + offset
+                                 for lat, offset in zip(lattices, word_offsets)]
+                                + [num_words.sum().reshape(1).to(device)])
 
-        def cat(name: str, dtype: torch.dtype) -> Tensor:
+        def cat(name: str, dtype: torch.dtype, offsets: Optional[List[int]] = None) -> Tensor:
             parts = [getattr(lat, name).to(dtype) for lat in lattices]
+            if offsets is not None:
+                parts = [part + offset for part, offset in zip(parts, offsets)]
             return torch.cat(parts) if parts else torch.zeros(0, dtype=dtype, device=device)
 
         extras = {name: torch.cat(list(values)) for name, values in (arc_extras or {}).items()}
@@ -178,10 +179,10 @@ class LatticeBatch:
             utt_ids=[lat.utt_id for lat in lattices],
             state_splits=state_splits,
             arc_splits=arc_splits,
-            src=cat("src", torch.int64).add_(state_offset),
-            dst=cat("dst", torch.int64).add_(state_offset),
+            src=cat("src", torch.int64, state_offsets),
+            dst=cat("dst", torch.int64, state_offsets),
             labels=cat("labels", torch.int64),
-            word_splits=word_splits.to(torch.int64),
+            word_splits=word_splits,
             word_ids=cat("word_ids", torch.int64),
             am_scores=cat("am_scores", torch.float32),
             ngram_scores=cat("ngram_scores", torch.float32),
