@@ -100,28 +100,46 @@ def nbest_distinct(
     """
     batch = schedule.batch
     scores = arc_scores.to(torch.float64)
-    heuristic = backward_scores(batch, scores, schedule=schedule).cpu()
-    cpu = batch.to(torch.device("cpu"))
-    scores = scores.cpu()
+    heuristic = backward_scores(batch, scores, schedule=schedule)
+    columns = _Columns.of(batch, scores, heuristic)
     ranked: List[List[RankedPath]] = []
     failures: Dict[int, LatticeError] = {}
     for utt in range(batch.num_utts):
         try:
-            ranked.append(_search(cpu, utt, scores, heuristic, n, max_pops))
+            ranked.append(_search(columns, utt, batch.utt_ids[utt], n, max_pops))
         except LatticeError as error:
             failures[utt] = error
             ranked.append([])
     return ranked, failures
 
 
-def _search(batch: LatticeBatch, utt: int, scores: Tensor, heuristic: Tensor, n: int,
-            max_pops: int) -> List[RankedPath]:
-    """A* over lattice ``utt`` of a CPU batch."""
-    first_state, end_state = int(batch.state_splits[utt]), int(batch.state_splits[utt + 1])
-    first_arc, end_arc = int(batch.arc_splits[utt]), int(batch.arc_splits[utt + 1])
-    h = heuristic[first_state:end_state].tolist()  # local states
-    out_arcs, dst, score_list, arc_words = _arc_tables(batch, first_arc, end_arc, first_state,
-                                                        end_state - first_state, scores)
+@dataclass(frozen=True)
+class _Columns:
+    """A batch's columns as Python lists, made once for the searches of all its lattices."""
+
+    state_splits: List[int]
+    arc_splits: List[int]
+    src: List[int]
+    dst: List[int]
+    scores: List[float]  # float64 arc scores
+    heuristic: List[float]  # float64 backward Viterbi score of each state
+    word_splits: List[int]
+    word_ids: List[int]
+
+    @classmethod
+    def of(cls, batch: LatticeBatch, scores: Tensor, heuristic: Tensor) -> "_Columns":
+        return cls(*(column.tolist() for column in (
+            batch.state_splits, batch.arc_splits, batch.src, batch.dst, scores, heuristic,
+            batch.word_splits, batch.word_ids)))
+
+
+def _search(columns: _Columns, utt: int, utt_id: str, n: int, max_pops: int) -> List[RankedPath]:
+    """A* over lattice ``utt`` (utterance ``utt_id``, named in errors)."""
+    first_state, end_state = columns.state_splits[utt], columns.state_splits[utt + 1]
+    first_arc, end_arc = columns.arc_splits[utt], columns.arc_splits[utt + 1]
+    h = columns.heuristic[first_state:end_state]  # local states
+    out_arcs, dst, score_list, arc_words = _arc_tables(columns, first_arc, end_arc, first_state,
+                                                        end_state - first_state)
     final = end_state - first_state - 1
     prefixes = _Prefixes()
     back: List[Tuple[int, int]] = [(-1, -1)]  # search node -> (parent node, local arc)
@@ -136,8 +154,7 @@ def _search(batch: LatticeBatch, utt: int, scores: Tensor, heuristic: Tensor, n:
         if len(done) > max_pops:
             raise LatticeError(
                 f"n-best search took more than {max_pops} search items after finding "
-                f"{len(results)} of {n} sequences; prune the lattice first",
-                utt_id=batch.utt_ids[utt])
+                f"{len(results)} of {n} sequences; prune the lattice first", utt_id=utt_id)
         if state == final:
             arcs = _arcs_of(back, node) + first_arc
             results.append(RankedPath(score, arcs, prefixes.words(prefix)))
@@ -156,19 +173,16 @@ def _search(batch: LatticeBatch, utt: int, scores: Tensor, heuristic: Tensor, n:
     return results
 
 
-def _arc_tables(batch: LatticeBatch, first_arc: int, end_arc: int, first_state: int,
-                num_states: int, scores: Tensor):
-    """Python lists for one lattice's search: out-arcs per state, dst, score, words per arc."""
-    src = (batch.src[first_arc:end_arc] - first_state).tolist()
+def _arc_tables(columns: _Columns, first_arc: int, end_arc: int, first_state: int,
+                num_states: int):
+    """One lattice's search tables: out-arcs per state, dst, score, words per (local) arc."""
     out_arcs: List[List[int]] = [[] for _ in range(num_states)]
-    for arc, state in enumerate(src):
-        out_arcs[state].append(arc)
-    word_splits = batch.word_splits[first_arc:end_arc + 1]
-    words = batch.word_ids[int(word_splits[0]):int(word_splits[-1])].tolist()
-    bounds = (word_splits - word_splits[0]).tolist()
-    arc_words = [tuple(words[bounds[a]:bounds[a + 1]]) for a in range(end_arc - first_arc)]
-    return (out_arcs, (batch.dst[first_arc:end_arc] - first_state).tolist(),
-            scores[first_arc:end_arc].tolist(), arc_words)
+    for arc, state in enumerate(columns.src[first_arc:end_arc]):
+        out_arcs[state - first_state].append(arc)
+    words, bounds = columns.word_ids, columns.word_splits
+    arc_words = [tuple(words[bounds[arc]:bounds[arc + 1]]) for arc in range(first_arc, end_arc)]
+    dst = [state - first_state for state in columns.dst[first_arc:end_arc]]
+    return out_arcs, dst, columns.scores[first_arc:end_arc], arc_words
 
 
 def _arcs_of(back: List[Tuple[int, int]], node: int) -> Tensor:
