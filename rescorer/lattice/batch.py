@@ -342,7 +342,8 @@ def _row_ids(splits: Tensor) -> Tensor:
     where ``repeat_interleave`` costs four times as much on CPU.
     """
     starts = torch.zeros(int(splits[-1]) + 1, dtype=torch.int64, device=splits.device)
-    starts.index_add_(0, splits[1:-1], torch.ones_like(splits[1:-1]))  # empty rows add up
+    ones = torch.ones_like(splits[1:-1], dtype=torch.int64)
+    starts.index_add_(0, splits[1:-1], ones)  # empty rows add up
     return torch.cumsum(starts[:-1], dim=0)
 
 

@@ -92,13 +92,17 @@ class Scales:
 def combine(scales: Scales, am: Value, ngram: Value, nnlm: Value, num_words: Value) -> Value:
     """The score formula (module docstring), for floats or float64 tensors alike.
 
-    The terms are added left to right; a tensor total is added to in place and
-    each term is dropped once added (the same sums, with one (A,) temporary at a time).
+    The terms are added left to right; a tensor total takes a float or a term of
+    its own dtype and shape in place, and each term is dropped once added (the
+    same sums, with one (A,) temporary at a time).
     """
     total = scales.am * am
-    for scale, value in ((scales.ngram, ngram), (scales.lm, nnlm), (scales.word_penalty, num_words)):
+    for scale, value in ((scales.ngram, ngram), (scales.lm, nnlm),
+                         (scales.word_penalty, num_words)):
         term = scale * value
-        total = total.add_(term) if isinstance(total, Tensor) else total + term
+        in_place = isinstance(total, Tensor) and (not isinstance(term, Tensor) or (
+            term.dtype == total.dtype and term.shape == total.shape))
+        total = total.add_(term) if in_place else total + term
         del term
     return total
 

@@ -29,7 +29,7 @@ from torch import Tensor
 from rescorer.algorithms.oracle import oracle_counts
 from rescorer.algorithms.prune import beam_survivors
 from rescorer.algorithms.topsort import LevelSchedule, select_arcs
-from rescorer.errors import Failure
+from rescorer.errors import Failure, LatticeError
 from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.fsavec import Lattice, splits_from_counts
 from rescorer.lattice.symbols import SymbolTable
@@ -221,6 +221,11 @@ def _prune_group(group: List[Tuple[Path, Lattice]], context: "RescoreContext",
         first_pass = first_pass_scores(batch.am_scores, batch.ngram_scores, batch.words_per_arc,
                                        config.scales, arpa_source=config.ngram_source == "arpa")
         pruned, _ = select_arcs(batch, beam_survivors(schedule, first_pass, config.beam))
-    for index, lattice in zip(good, pruned.to_lattices()):
-        out[index] = (out[index][0], lattice)
+    kept = (pruned.arc_splits[1:] - pruned.arc_splits[:-1]).tolist()
+    for index, lattice, arcs in zip(good, pruned.to_lattices(), kept):
+        path = out[index][0]
+        # A finite best path always survives: no arc left means no finite first-pass path.
+        out[index] = (path, lattice) if arcs else (path, Failure(path, lattice.utt_id, LatticeError(
+            "no path has a finite first-pass score (do the --am/--ngram scales overflow?)",
+            path=path, utt_id=lattice.utt_id)))
     return out

@@ -285,3 +285,15 @@ def test_an_infinite_beam_keeps_every_arc_as_no_beam_does(tmp_path):
         sizes[beam] = [(stats.arcs, stats.pruned_arcs, stats.expanded_arcs)
                        for stats in report.results.values()]
     assert sizes[None] == sizes[float("inf")] and sizes[None][0][:2] == (3, 3)
+
+
+def test_a_lattice_without_a_finite_first_pass_path_fails_alone(tmp_path):
+    """Scores that overflow float64 under the scales: that lattice fails, the run goes on."""
+    overflowing = tiny_lattice("bad", arcs=[(0, 1, "a", -3e38, 0.0), (1, 2, "b", -3e38, 0.0),
+                                            (2, 3, -1, 0.0, 0.0)])
+    files = setup(tmp_path, lattices=[overflowing, tiny_lattice("other")])
+    report = run_rescore(config(tmp_path, *files[:3], beam=8.0,
+                                scales=Scales(am=1e300, ngram=0.5, lm=0.7)))
+    assert list(report.results) == ["other"]
+    assert [(failure.utt_id, "finite first-pass" in failure.message)
+            for failure in report.failures] == [("bad", True)]
