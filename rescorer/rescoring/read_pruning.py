@@ -226,6 +226,6 @@ def _prune_group(group: List[Tuple[Path, Lattice]], context: "RescoreContext",
         path = out[index][0]
         # A finite best path always survives: no arc left means no finite first-pass path.
         out[index] = (path, lattice) if arcs else (path, Failure(path, lattice.utt_id, LatticeError(
-            "no path has a finite first-pass score (do the --am/--ngram scales overflow?)",
+            "no path has a finite first-pass score (do --am-scale or --ngram-scale overflow?)",
             path=path, utt_id=lattice.utt_id)))
     return out
