@@ -183,6 +183,8 @@ def _check_limit(
     num_levels: int, errors: Dict[int, ExpansionLimitError],
 ) -> None:
     """Mark the lattices whose arc count just passed ``max_arcs`` (in ``over`` and ``errors``)."""
+    if not errors and not bool((used > max_arcs).any()):
+        return  # the usual level: no lattice over, none before
     newly = ((used > max_arcs) & ~over).nonzero().squeeze(1).tolist()
     for utt in newly:
         errors[utt] = ExpansionLimitError(

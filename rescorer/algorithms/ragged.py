@@ -4,6 +4,7 @@ Everything here is a vectorised building block over flat tensors plus row splits
 (k2's ``RaggedTensor`` layout without k2): expanding ``[row][item]`` ranges,
 selecting rows of a ragged array, per-segment max / log-sum-exp, distinct rows.
 """
+import math
 from typing import Tuple
 
 import torch
@@ -93,8 +94,9 @@ def unique_rows(rows: Tensor) -> Tuple[Tensor, Tensor]:
     """The distinct rows of an integer matrix, sorted lexicographically.
 
     Same result as ``torch.unique(rows, dim=0, return_inverse=True)``, several
-    times faster on CPU: columns are packed into one int64 key per row (re-ranked
-    by a 1-D unique whenever the next column would overflow 62 bits).
+    times faster on CPU: columns are packed into one int64 key per row (one
+    weighted sum when all the columns' spans fit 62 bits, else column by column,
+    re-ranked by a 1-D unique whenever the next column would overflow).
 
     Args:
       rows:
@@ -109,14 +111,18 @@ def unique_rows(rows: Tensor) -> Tuple[Tensor, Tensor]:
         return rows, torch.zeros(0, dtype=torch.int64, device=rows.device)
     low = rows.min(dim=0).values  # (C,)
     spans = (rows.max(dim=0).values - low + 1).tolist()
-    key = torch.zeros(num_rows, dtype=torch.int64, device=rows.device)
-    key_span = 1
-    for column in range(num_columns):
-        if key_span * spans[column] >= 1 << 62:
-            distinct_keys, key = torch.unique(key, return_inverse=True)  # re-rank
-            key_span = distinct_keys.numel()
-        key = key * spans[column] + (rows[:, column] - low[column])
-        key_span *= spans[column]
+    if math.prod(spans) < 1 << 62:  # the usual case: one weighted sum packs every column
+        weights = [math.prod(spans[column + 1:]) for column in range(num_columns)]
+        key = ((rows - low) * torch.tensor(weights, device=rows.device)).sum(dim=1)
+    else:
+        key = torch.zeros(num_rows, dtype=torch.int64, device=rows.device)
+        key_span = 1
+        for column in range(num_columns):
+            if key_span * spans[column] >= 1 << 62:
+                distinct_keys, key = torch.unique(key, return_inverse=True)  # re-rank
+                key_span = distinct_keys.numel()
+            key = key * spans[column] + (rows[:, column] - low[column])
+            key_span *= spans[column]
     distinct_keys, inverse = torch.unique(key, return_inverse=True)
     first = torch.full((distinct_keys.numel(),), num_rows, dtype=torch.int64, device=rows.device)
     first = first.scatter_reduce(0, inverse, torch.arange(num_rows, device=rows.device), "amin",

@@ -80,7 +80,6 @@ def _kahn(batch: LatticeBatch) -> Tuple[Tensor, _Reach, List[Tensor], List[Tenso
     position = torch.full((num_states,), -1, dtype=torch.int64, device=device)  # dedupe scratch
     level_states, level_arcs, level_dst = [], [], []
     while frontier.numel() > 0:
-        levels.index_fill_(0, frontier, len(level_states))
         picked = ranges.index_select(0, frontier)  # (F, 2) first out-arc, count
         counts = picked[:, 1]
         ends = torch.cumsum(counts, dim=0)
@@ -101,6 +100,11 @@ def _kahn(batch: LatticeBatch) -> Tuple[Tensor, _Reach, List[Tensor], List[Tenso
         ranks = steps[: ready.numel()]
         position.index_copy_(0, ready, ranks)  # one surviving rank per state
         frontier = ready.masked_select(position.index_select(0, ready) == ranks)
+    if level_states:  # each state's level at once, not one fill per level
+        sizes = torch.tensor([states.numel() for states in level_states], device=device)
+        ordered = torch.cat(level_states)
+        levels[ordered] = torch.repeat_interleave(torch.arange(len(level_states), device=device),
+                                                  sizes, output_size=ordered.numel())
     return levels, _Reach(reached, into_start), level_states, level_arcs, level_dst
 
 
