@@ -173,10 +173,10 @@ def _best_incoming_arcs(schedule: LevelSchedule, values: List[Tensor], alpha: Te
       1-D int64 tensor of shape (S,).
     """
     best = torch.full((schedule.batch.num_states,), _NONE, dtype=torch.int64, device=alpha.device)
-    none = torch.tensor(_NONE, device=alpha.device)
     for level_values, arcs, dst in zip(values, schedule.arcs, schedule.dst):
-        best_here = level_values == alpha.index_select(0, dst)  # the same float64 sums
-        best.scatter_reduce_(0, dst, torch.where(best_here, arcs, none), "amin", include_self=True)
+        best_here = (level_values == alpha.index_select(0, dst)).nonzero().squeeze(1)  # same sums
+        best.scatter_reduce_(0, dst.index_select(0, best_here), arcs.index_select(0, best_here),
+                             "amin", include_self=True)
     return torch.where(best == _NONE, torch.full_like(best, -1), best)
 
 

@@ -59,9 +59,15 @@ def invalid_utterances(batch: LatticeBatch, symbols: Optional[SymbolTable] = Non
     final = torch.repeat_interleave(splits[1:] - 1, num_arcs)  # (A,) the final state
     src, dst, labels = batch.src, batch.dst, batch.labels
     into_final = dst == final  # (A,)
-    arc_bad = ((src < first) | (src > final) | (dst < first) | (dst > final) | (src == final)
-               | (into_final != (labels == -1)) | (labels < -1)
-               | ~torch.isfinite(batch.am_scores) | ~torch.isfinite(batch.ngram_scores))
+    # first <= src < final and first <= dst <= final, in two passes of (A,) temporaries
+    arc_bad = torch.minimum(src, dst) < first
+    arc_bad |= torch.maximum(src, dst - 1) >= final  # no overflow: dst - 1 wraps only below first
+    arc_bad |= into_final != (labels == -1)
+    if labels.numel() and int(labels.min()) < -1:
+        arc_bad |= labels < -1
+    for scores in (batch.am_scores, batch.ngram_scores):
+        if not bool(torch.isfinite(scores.sum())):  # a sum is finite only if every term is
+            arc_bad |= ~torch.isfinite(scores)
     bad |= _counts_per_utt(arc_bad, arc_splits) > 0
     word_bad = batch.word_ids <= 0  # (W,)
     if symbols is not None and batch.word_ids.numel():

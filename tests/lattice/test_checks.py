@@ -42,6 +42,11 @@ def _broken(lattice, kind: str):
         src = lattice.src.clone()
         src[-1] = -1
         return replace(lattice, src=src)
+    if kind in ("src int64 max", "dst int64 max"):  # src + 1 or dst + 1 would wrap around
+        column = "src" if kind == "src int64 max" else "dst"
+        values = getattr(lattice, column).clone()
+        values[0] = torch.iinfo(torch.int64).max
+        return replace(lattice, **{column: values})
     if kind == "label -1 inside":  # or a word label into the final state
         labels = lattice.labels.clone()
         labels[0] = 7 if int(lattice.dst[0]) == final else -1
@@ -57,7 +62,7 @@ def _broken(lattice, kind: str):
 
 
 KINDS = ["ok", "word 0", "nan am", "inf ngram", "dst past final", "src negative",
-         "label -1 inside", "label -2", "nothing into final"]
+         "src int64 max", "dst int64 max", "label -1 inside", "label -2", "nothing into final"]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -102,3 +107,5 @@ def test_validate_accepts_finite_scores_whose_sum_overflows():
     assert math.isinf(float((big + big)[0]))
     replace(_chain(), am_scores=big, ngram_scores=big).validate("f.slf")
     _chain().validate("f.slf")
+    overflowing = LatticeBatch.from_lattices([replace(_chain(), am_scores=big, ngram_scores=big)])
+    assert invalid_utterances(overflowing).tolist() == [False]
