@@ -50,6 +50,18 @@ def audio_seconds(data: Path, limit: int) -> float:
     return sum(float(row.split("\t")[4]) for row in rows[:limit])
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS in MB: ``VmHWM``, not ``ru_maxrss``, which Linux carries
+    over ``exec`` from the forked parent (so a worker started by a parent that
+    converted asr-dev first would report the parent's 750 MB)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def worker(settings: Dict) -> Dict:
     """One configuration in this process; returns its measurements."""
     import torch
@@ -86,7 +98,7 @@ def worker(settings: Dict) -> Dict:
         "ok": len(report.results), "failed": len(report.failures), **totals,
         "unique_histories": report.unique_histories,
         "tightened_utts": sum(1 for s in report.results.values() if s.tightened),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "peak_rss_mb": peak_rss_mb(),
         "peak_rss_workers_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0,
         "threads": torch.get_num_threads(),
         "wer": [(label, stats.errors, stats.ref_words, stats.wer) for label, stats in report.wer_rows],
