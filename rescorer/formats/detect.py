@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 from rescorer.errors import Failure, InputFormatError, RescorerError, SymbolError
-from rescorer.formats.k2_pt import read_k2_batch
+from rescorer.formats.k2_pt import read_k2_chunks
 from rescorer.formats.kaldi_archive import is_binary_archive, starts_binary_archive
 from rescorer.formats.kaldi_specifier import is_specifier
 from rescorer.formats.kaldi_text import iter_kaldi_text
@@ -71,9 +71,9 @@ def lattice_files(paths: Sequence[PathLike]) -> List[Path]:
     return files
 
 
-# What one file gives: valid lattices already in a batch (k2), lattices still to be
-# validated (SLF, Kaldi text), and failures.
-FileContent = Tuple[Optional[LatticeBatch], List[Lattice], List[Failure]]
+# What one file gives: valid lattices already in batches (k2, in file order), lattices
+# still to be validated (SLF, Kaldi text), and failures.
+FileContent = Tuple[List[LatticeBatch], List[Lattice], List[Failure]]
 
 
 def read_file(path: Path, symbols: SymbolTable) -> FileContent:
@@ -87,33 +87,33 @@ def read_file(path: Path, symbols: SymbolTable) -> FileContent:
         k2 and Kaldi input carry word ids and need a frozen table.
 
     Returns:
-      ``(batch, lattices, failures)``: a k2 file's valid lattices as a batch (else
-      None); SLF and Kaldi lattices not yet checked by ``Lattice.validate``; one
-      failure per bad lattice, or one for the whole file.
+      ``(batches, lattices, failures)``: a k2 file's valid lattices as consecutive
+      batches (``read_k2_chunks``; else none); SLF and Kaldi lattices not yet checked
+      by ``Lattice.validate``; one failure per bad lattice, or one for the whole file.
     """
     lattices: List[Lattice] = []
     try:
         text = None if is_specifier(str(path)) else clean_slf_text(path, starts_binary_archive)
         if text is not None:  # most SLF files: read once, not once to detect and once to parse
-            return None, [slf_lattice(text, path, symbols)], []
+            return [], [slf_lattice(text, path, symbols)], []
         kind = KALDI if is_specifier(str(path)) else detect_format(path)
         if kind == SLF:
-            return None, [parse_slf_file(path, symbols)], []
+            return [], [parse_slf_file(path, symbols)], []
         if not symbols.frozen:
             raise SymbolError(f"this is a {'k2' if kind == K2 else 'Kaldi text'} lattice "
                               "with word ids: --words words.txt is required", path=path)
         if kind == K2:
-            batch, failures = read_k2_batch(path, symbols)
-            return batch, [], failures
+            batches, failures = read_k2_chunks(path, symbols)
+            return batches, [], failures
         failures = []
         # iter_kaldi_text reads every Kaldi form: text or binary, files or specifiers.
         for item in iter_kaldi_text(path, symbols):
             (failures if isinstance(item, Failure) else lattices).append(item)
-        return None, lattices, failures
+        return [], lattices, failures
     except RescorerError as error:
-        return None, lattices, [Failure(path, error.utt_id, error)]
+        return [], lattices, [Failure(path, error.utt_id, error)]
     except READ_ERRORS as error:  # raised while a reader streams a damaged file
-        return None, lattices, [Failure(path, None, unreadable(path, error))]
+        return [], lattices, [Failure(path, None, unreadable(path, error))]
 
 
 def iter_lattices(paths: Sequence[PathLike], symbols: Optional[SymbolTable]
@@ -135,9 +135,9 @@ def iter_lattices(paths: Sequence[PathLike], symbols: Optional[SymbolTable]
     """
     table = SymbolTable() if symbols is None else symbols
     for path in lattice_files(paths):
-        batch, lattices, failures = read_file(path, table)
-        if batch is not None:
-            yield from batch.to_lattices()
+        batches, lattices, failures = read_file(path, table)
+        for batch in batches:
+            yield from (batch.lattice(index) for index in range(batch.num_utts))
         for lattice in lattices:
             failure = lattice_failure(lattice, path)
             yield lattice if failure is None else failure

@@ -21,6 +21,7 @@ Layout of the dict (checked against k2 1.23.4, see tests/interop/):
 Mapping: words = aux_labels if present else labels (0 and -1 never words);
 am = scores - lm_scores (or scores); ngram = lm_scores (or 0).
 """
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -35,6 +36,11 @@ from rescorer.lattice.fsavec import Lattice, splits_from_counts, words_from_labe
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.atomic import atomic_save
 from rescorer.paths import PathLike
+
+
+# Lattices are batched and checked at most this many arcs at a time (at least one
+# lattice): the columns and checks of one chunk are allocated at once, and reused.
+CHUNK_ARCS = 1_000_000
 
 
 def read_k2_batch(path: PathLike, symbols: Optional[SymbolTable] = None
@@ -59,6 +65,27 @@ def read_k2_batch(path: PathLike, symbols: Optional[SymbolTable] = None
     return k2_batch(load_torch_dict(path), Path(path), symbols)
 
 
+def read_k2_chunks(path: PathLike, symbols: Optional[SymbolTable] = None,
+                   max_arcs: int = CHUNK_ARCS) -> Tuple[List[LatticeBatch], List[Failure]]:
+    """``read_k2_batch`` in consecutive batches of at most ``max_arcs`` arcs each.
+
+    A lattice of more arcs is a chunk of its own. The lattices, in order, and
+    the failures are those of ``read_k2_batch``; each chunk's columns and checks
+    are built and freed before the next, so the peak is the file plus the batches.
+
+    Raises:
+      InputFormatError: as ``read_k2_batch``.
+    """
+    parts = _K2Parts.of(load_torch_dict(path), Path(path))
+    batches: List[LatticeBatch] = []
+    failures: List[Failure] = []
+    for first, last in _chunks(parts.arc_splits, max_arcs):
+        batch, chunk_failures = parts.batch(first, last, symbols)
+        batches.append(batch)
+        failures.extend(chunk_failures)
+    return batches, failures
+
+
 def iter_k2(path: PathLike, symbols: Optional[SymbolTable] = None
             ) -> Iterator[Union[Lattice, Failure]]:
     """Each good lattice of a k2 file, then a ``Failure`` per bad one.
@@ -66,8 +93,9 @@ def iter_k2(path: PathLike, symbols: Optional[SymbolTable] = None
     Raises:
       InputFormatError: the file as a whole cannot be read (see ``read_k2_batch``).
     """
-    batch, failures = read_k2_batch(path, symbols)
-    yield from batch.to_lattices()
+    batches, failures = read_k2_chunks(path, symbols)
+    for batch in batches:
+        yield from (batch.lattice(index) for index in range(batch.num_utts))
     yield from failures
 
 
@@ -78,22 +106,113 @@ def k2_batch(content: dict, path: Optional[Path], symbols: Optional[SymbolTable]
     Lattices claiming more states than their arcs can touch are refused before
     anything is allocated per state (see ``lattice.checks.split_invalid``).
     """
-    where = path if path is not None else Path("<k2 dict>")
-    state_splits, arc_splits, arc_rows = _fsas(content, where)
-    utt_ids = _utt_ids(content, state_splits.numel() - 1, where)
-    columns = _arc_columns(content, arc_rows, where)
-    arc_counts = arc_splits[1:] - arc_splits[:-1]  # (U,)
-    offsets = torch.repeat_interleave(state_splits[:-1], arc_counts)  # (A,)
-    extras = {name: value.to(torch.float32) for name, value in content.items()
-              if name not in ("scores", "lm_scores") and isinstance(value, Tensor)
-              and value.is_floating_point() and tuple(value.shape) == (arc_rows.shape[0],)}
-    batch = LatticeBatch(
-        utt_ids=utt_ids, state_splits=state_splits, arc_splits=arc_splits,
-        src=columns["src"] + offsets, dst=columns["dst"] + offsets, labels=columns["labels"],
-        word_splits=columns["word_splits"], word_ids=columns["word_ids"],
-        am_scores=columns["am_scores"], ngram_scores=columns["ngram_scores"], arc_extras=extras)
-    batch, failures, _ = split_invalid(batch, [where] * batch.num_utts, symbols)
-    return batch, failures
+    parts = _K2Parts.of(content, path if path is not None else Path("<k2 dict>"))
+    return parts.batch(0, len(parts.utt_ids), symbols)
+
+
+def _chunks(arc_splits: Tensor, max_arcs: int) -> Iterator[Tuple[int, int]]:
+    """Consecutive ``[first, last)`` lattice ranges of at most ``max_arcs`` arcs (>= 1 lattice)."""
+    ends = arc_splits[1:].tolist()
+    first, base = 0, 0
+    for index, end in enumerate(ends):
+        if index > first and end - base > max_arcs:
+            yield first, index
+            first, base = index, ends[index - 1]
+    if first < len(ends) or not ends:
+        yield first, len(ends)
+
+
+@dataclass(frozen=True)
+class _K2Parts:
+    """A k2 dict's parts, each checked once for the whole file (views, no copies).
+
+    Attributes:
+      path:
+        The file (for messages).
+      state_splits, arc_splits:
+        1-D int64 (U+1,) row splits.
+      arc_rows:
+        int32 (A, 4): src, dst, label, score bits (states local to each FSA).
+      utt_ids:
+        U utterance ids.
+      scores, lm_scores:
+        float32 (A,), the total and (or None) the n-gram part.
+      aux_labels:
+        None (words = labels), an int (A,) tensor, or ragged ``(row_splits (A+1,),
+        values)`` int64.
+      extras:
+        The other per-arc float entries, float32 (A,) each.
+    """
+
+    path: Path
+    state_splits: Tensor
+    arc_splits: Tensor
+    arc_rows: Tensor
+    utt_ids: List[str]
+    scores: Tensor
+    lm_scores: Optional[Tensor]
+    aux_labels: Union[None, Tensor, Tuple[Tensor, Tensor]]
+    extras: Dict[str, Tensor]
+
+    @classmethod
+    def of(cls, content: dict, path: Path) -> "_K2Parts":
+        """The parts of ``content``; raises ``InputFormatError`` for a malformed file."""
+        state_splits, arc_splits, arc_rows = _fsas(content, path)
+        utt_ids = _utt_ids(content, state_splits.numel() - 1, path)
+        num_arcs = arc_rows.shape[0]
+        scores = _float_attribute(content, "scores", num_arcs, path)
+        if scores is None:
+            scores = arc_rows[:, 3].contiguous().view(torch.float32)
+        lm_scores = _float_attribute(content, "lm_scores", num_arcs, path)
+        aux_labels = _aux_labels_of(content.get("aux_labels"), num_arcs, path)
+        extras = {name: value.to(torch.float32) for name, value in content.items()
+                  if name not in ("scores", "lm_scores") and isinstance(value, Tensor)
+                  and value.is_floating_point() and tuple(value.shape) == (num_arcs,)}
+        return cls(path, state_splits, arc_splits, arc_rows, utt_ids, scores, lm_scores,
+                   aux_labels, extras)
+
+    def batch(self, first: int, last: int, symbols: Optional[SymbolTable]
+              ) -> Tuple[LatticeBatch, List[Failure]]:
+        """The checked batch of lattices ``[first, last)`` and a failure per bad one."""
+        state_splits = self.state_splits[first:last + 1] - self.state_splits[first]
+        first_arc, last_arc = int(self.arc_splits[first]), int(self.arc_splits[last])
+        arc_splits = self.arc_splits[first:last + 1] - first_arc
+        arcs = slice(first_arc, last_arc)
+        rows = self.arc_rows[arcs]
+        offsets = torch.repeat_interleave(state_splits[:-1], arc_splits[1:] - arc_splits[:-1])
+        src = rows[:, 0].to(torch.int64)
+        src += offsets
+        dst = rows[:, 1].to(torch.int64)
+        dst += offsets
+        del offsets
+        labels = rows[:, 2].to(torch.int64)
+        word_splits, word_ids = self._words(labels, first_arc, last_arc)
+        scores = self.scores[arcs]
+        lm_scores = None if self.lm_scores is None else self.lm_scores[arcs]
+        batch = LatticeBatch(
+            utt_ids=self.utt_ids[first:last], state_splits=state_splits, arc_splits=arc_splits,
+            src=src, dst=dst, labels=labels, word_splits=word_splits, word_ids=word_ids,
+            am_scores=scores if lm_scores is None else scores - lm_scores,
+            ngram_scores=torch.zeros_like(scores) if lm_scores is None else lm_scores,
+            arc_extras={name: value[arcs] for name, value in self.extras.items()})
+        batch, failures, _ = split_invalid(batch, [self.path] * batch.num_utts, symbols)
+        return batch, failures
+
+    def _words(self, labels: Tensor, first_arc: int, last_arc: int) -> Tuple[Tensor, Tensor]:
+        """Ragged ``[arc][word]`` (splits, ids) of arcs ``[first_arc, last_arc)``."""
+        if self.aux_labels is None:
+            return words_from_labels(labels)
+        if isinstance(self.aux_labels, Tensor):
+            return words_from_labels(self.aux_labels[first_arc:last_arc])
+        row_splits, values = self.aux_labels
+        row_splits = row_splits[first_arc:last_arc + 1]
+        values = values[int(row_splits[0]):int(row_splits[-1])]
+        counts = row_splits[1:] - row_splits[:-1]
+        arc_of_value = torch.repeat_interleave(torch.arange(counts.numel()), counts)
+        is_word = values > 0  # drop epsilon 0 and the final -1
+        words_per_arc = torch.zeros(counts.numel(), dtype=torch.int64).index_add_(
+            0, arc_of_value, is_word.to(torch.int64))
+        return splits_from_counts(words_per_arc), values[is_word]
 
 
 def _fsas(content: dict, path: PathLike) -> Tuple[Tensor, Tensor, Tensor]:
@@ -167,45 +286,19 @@ def _float_attribute(content: dict, name: str, num_arcs: int, path: PathLike) ->
     return value.to(torch.float32)
 
 
-def _arc_columns(content: dict, arc_rows: Tensor, path: PathLike) -> Dict[str, Tensor]:
-    """Per-arc columns of the whole file (all FSAs): src, dst, labels, word splits/ids, scores."""
-    num_arcs = arc_rows.shape[0]
-    scores = _float_attribute(content, "scores", num_arcs, path)
-    if scores is None:
-        scores = arc_rows[:, 3].contiguous().view(torch.float32)
-    lm_scores = _float_attribute(content, "lm_scores", num_arcs, path)
-    labels = arc_rows[:, 2].to(torch.int64)
-    word_splits, word_ids = _words(content.get("aux_labels"), labels, path)
-    return {
-        "src": arc_rows[:, 0].to(torch.int64),
-        "dst": arc_rows[:, 1].to(torch.int64),
-        "labels": labels,
-        "word_splits": word_splits,
-        "word_ids": word_ids,
-        "am_scores": scores if lm_scores is None else scores - lm_scores,
-        "ngram_scores": torch.zeros_like(scores) if lm_scores is None else lm_scores,
-    }
-
-
-def _words(aux_labels: object, labels: Tensor, path: PathLike) -> Tuple[Tensor, Tensor]:
-    """Ragged ``[arc][word]`` (splits, ids) from aux_labels (tensor or ragged) or labels."""
-    num_arcs = labels.numel()
+def _aux_labels_of(aux_labels: object, num_arcs: int, path: PathLike
+                   ) -> Union[None, Tensor, Tuple[Tensor, Tensor]]:
+    """The ``aux_labels`` entry checked: None, an int (A,) tensor, or ragged (row_splits, values)."""
     if aux_labels is None:
-        return words_from_labels(labels)
+        return None
     if isinstance(aux_labels, Tensor):
         if aux_labels.dtype not in (torch.int32, torch.int64) or \
                 tuple(aux_labels.shape) != (num_arcs,):
             raise InputFormatError(f"'aux_labels' is a {aux_labels.dtype} tensor of shape "
                                    f"{tuple(aux_labels.shape)} (expected int32 ({num_arcs},))",
                                    path=path)
-        return words_from_labels(aux_labels)
-    row_splits, values = _ragged_parts(aux_labels, num_arcs, path)
-    arc_of_value = torch.repeat_interleave(
-        torch.arange(num_arcs), row_splits[1:] - row_splits[:-1])
-    is_word = values > 0  # drop epsilon 0 and the final -1
-    counts = torch.zeros(num_arcs, dtype=torch.int64).index_add_(
-        0, arc_of_value, is_word.to(torch.int64))
-    return splits_from_counts(counts), values[is_word]
+        return aux_labels
+    return _ragged_parts(aux_labels, num_arcs, path)
 
 
 def _ragged_parts(aux_labels: object, num_arcs: int, path: PathLike) -> Tuple[Tensor, Tensor]:

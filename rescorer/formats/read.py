@@ -96,11 +96,11 @@ def read_batch(paths: Sequence[PathLike], words: Words = None) -> ReadResult:
             pending_paths.clear()
 
     for path in lattice_files(paths):
-        batch, lattices, file_failures = read_file(path, symbols)
-        if batch is not None:
+        batches, lattices, file_failures = read_file(path, symbols)
+        if batches:
             flush()
-            pieces.append(batch)
-            piece_paths.extend([path] * batch.num_utts)
+            pieces.extend(batches)
+            piece_paths.extend([path] * sum(batch.num_utts for batch in batches))
         pending.extend(lattices)
         pending_paths.extend([path] * len(lattices))
         failures.extend(file_failures)

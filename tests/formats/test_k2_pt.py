@@ -1,17 +1,25 @@
 """k2 as_dict files without k2: hand-built layouts, round trips, ragged aux_labels, bad input."""
+import itertools
 import os
 import pickletools
+import random
 import sys
 import types
 import zipfile
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 
 from rescorer.errors import Failure, InputFormatError, SymbolError
-from rescorer.formats.k2_pt import iter_k2, lattices_to_k2_dict, read_k2_batch, write_k2
-from rescorer.formats.torch_pickle import RaggedStandIn
+from rescorer.formats.k2_pt import (_chunks, iter_k2, lattices_to_k2_dict, read_k2_batch,
+                                    read_k2_chunks, write_k2)
+from rescorer.formats.torch_pickle import RaggedStandIn, save_torch_dict
 from rescorer.lattice.symbols import SymbolTable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "algorithms"))
+from lattice_builders import random_lattice  # noqa: E402
 
 
 def read_k2(path, symbols=None):
@@ -293,3 +301,51 @@ def test_no_extra_scores_and_non_arc_entries_are_skipped(tmp_path):
     content["tokens"] = torch.arange(5, dtype=torch.int32)  # not float
     content["per_fsa"] = torch.zeros(2)  # not one per arc
     assert read_k2_extra_scores(save(tmp_path, content)) == [{}, {}]
+
+
+def test_reading_in_chunks_gives_the_lattices_and_failures_of_one_batch(tmp_path):
+    rng = random.Random(4)
+    lattices = []
+    for index in range(30):
+        lattice, _ = random_lattice(rng, max_states=9)  # 0-2 words per arc: ragged aux_labels
+        lattices.append(replace(lattice, utt_id=f"u{index}"))
+    extras = {"nnlm_scores": [torch.rand(lattice.num_arcs) for lattice in lattices]}
+    content = lattices_to_k2_dict(lattices, extras)
+    assert isinstance(content["aux_labels"], RaggedStandIn)
+    header = 2 + 2 * (len(lattices) + 1)
+    for arc in (0, 57, 58, 140):  # break a few lattices: a label that is not -1 into the final
+        content["arcs"][header + 4 * arc + 2] = -7
+    path = tmp_path / "lats.pt"
+    with open(path, "wb") as handle:
+        save_torch_dict(content, handle)  # the ragged aux_labels as k2's class
+    batch, failures = read_k2_batch(path)
+    assert failures and batch.num_utts == len(lattices) - len(failures)
+    whole = [(lattice, batch.arc_extras_of(index)) for index, lattice in enumerate(batch.to_lattices())]
+    for max_arcs in (1, 17, 60, 10**9):
+        chunks, chunk_failures = read_k2_chunks(path, max_arcs=max_arcs)
+        assert (len(chunks) == 1) == (max_arcs == 10**9)
+        parts = [(lattice, chunk.arc_extras_of(index)) for chunk in chunks
+                 for index, lattice in enumerate(chunk.to_lattices())]
+        assert [str(f.error) for f in chunk_failures] == [str(f.error) for f in failures]
+        assert len(parts) == len(whole)
+        for (mine, my_extras), (theirs, their_extras) in zip(parts, whole):
+            assert mine.utt_id == theirs.utt_id and mine.num_states == theirs.num_states
+            for name in ("src", "dst", "labels", "word_splits", "word_ids", "am_scores",
+                         "ngram_scores"):
+                assert torch.equal(getattr(mine, name), getattr(theirs, name)), name
+            assert torch.equal(my_extras["nnlm_scores"], their_extras["nnlm_scores"])
+    assert [item.utt_id for item in iter_k2(path)] == (
+        [lattice.utt_id for lattice, _ in whole] + [failure.utt_id for failure in failures])
+
+
+@pytest.mark.parametrize("max_arcs", [1, 4, 5, 9, 100])
+def test_chunks_are_greedy_consecutive_and_within_the_limit(max_arcs):
+    arc_counts = [3, 2, 4, 0, 5, 1, 1]
+    arc_splits = torch.tensor([0] + list(itertools.accumulate(arc_counts)))
+    ranges = list(_chunks(arc_splits, max_arcs))
+    assert [first for first, _ in ranges] == [0] + [last for _, last in ranges[:-1]]
+    assert ranges[-1][1] == len(arc_counts)
+    for first, last in ranges:
+        size = sum(arc_counts[first:last])
+        assert last > first and (size <= max_arcs or last - first == 1)
+        assert last == len(arc_counts) or size + arc_counts[last] > max_arcs  # as full as it can be
