@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 from rescorer.errors import Failure, InputFormatError, RescorerError, SymbolError
-from rescorer.formats.k2_pt import read_k2_chunks
+from rescorer.formats.k2_read import read_k2_chunks
 from rescorer.formats.kaldi_archive import is_binary_archive, starts_binary_archive
 from rescorer.formats.kaldi_specifier import is_specifier
 from rescorer.formats.kaldi_text import iter_kaldi_text

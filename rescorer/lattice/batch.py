@@ -289,7 +289,7 @@ class LatticeBatch:
         Per-arc float entries other than ``scores``/``lm_scores`` (e.g.
         ``nnlm_scores``) become ``arc_extras``. Raises ``InputFormatError``.
         """
-        from rescorer.formats.k2_pt import batch_from_k2_dict  # formats build on lattice
+        from rescorer.formats.k2_read import batch_from_k2_dict  # formats build on lattice
 
         return batch_from_k2_dict(content, path)
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from rescorer.errors import Failure, InputFormatError, SymbolError
-from rescorer.formats.k2_pt import (_chunks, iter_k2, lattices_to_k2_dict, read_k2_batch,
-                                    read_k2_chunks, write_k2)
+from rescorer.formats.k2_pt import lattices_to_k2_dict, write_k2
+from rescorer.formats.k2_read import _chunks, iter_k2, read_k2_batch, read_k2_chunks
 from rescorer.formats.torch_pickle import RaggedStandIn, save_torch_dict
 from rescorer.lattice.symbols import SymbolTable
 

@@ -7,7 +7,8 @@ import torch
 
 k2 = pytest.importorskip("k2")
 
-from rescorer.formats.k2_pt import read_k2_batch, write_k2  # noqa: E402
+from rescorer.formats.k2_pt import write_k2  # noqa: E402
+from rescorer.formats.k2_read import read_k2_batch  # noqa: E402
 from rescorer.formats.slf import read_slf  # noqa: E402
 from rescorer.lattice.symbols import SymbolTable  # noqa: E402
 

@@ -10,7 +10,8 @@ from rescorer.algorithms.best_path import shortest_paths
 from rescorer.lattice.batch import LatticeBatch
 from rescorer.data.vocab import SentencePieceVocabulary, WordVocabulary
 from rescorer.errors import ConfigError, ExpansionLimitError
-from rescorer.formats.k2_pt import read_k2_batch, write_k2
+from rescorer.formats.k2_pt import write_k2
+from rescorer.formats.k2_read import read_k2_batch
 from rescorer.outputs.plots import plotting_available
 from rescorer.rescoring.combine import Scales
 from rescorer.rescoring.config import RescoreConfig
