@@ -42,12 +42,12 @@ echo "== 2. stage shares, --jobs 1, beam 8"
   --out "$OUT/scratch" --json "$OUT/beam8.json"
 echo "== 2. stage shares, --jobs 1, K=4, beam 16"
 "$PY" bench/rescore_throughput.py --model "4=$MODELS/ptb-k4/model.pt" --jobs 1 --both-inputs \
-  --beam 16 --out "$OUT/scratch" --json "$OUT/beam16.json"
+  --k2-folder "$OUT/scratch/k2" --beam 16 --out "$OUT/scratch" --json "$OUT/beam16.json"
 
-echo "== 3. K=4 beam 8 non-LM/LM, $RUNS more runs per input"
+echo "== 3. K=4 beam 8 non-LM/LM, $RUNS more runs per input (the k2 file converted above)"
 for run in $(seq "$RUNS"); do
   "$PY" bench/rescore_throughput.py --model "4=$MODELS/ptb-k4/model.pt" --jobs 1 --both-inputs \
-    --beam 8 --out "$OUT/scratch" --json "$OUT/ratio$run.json" > /dev/null
+    --k2-folder "$OUT/scratch/k2" --beam 8 --out "$OUT/scratch" --json "$OUT/ratio$run.json" > /dev/null
 done
 "$PY" - "$OUT" "$RUNS" <<'PY'
 import json, statistics, sys

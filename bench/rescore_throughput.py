@@ -160,6 +160,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--out", default="/tmp/rescore-bench", help="scratch output folder")
     parser.add_argument("--k2-shards", type=int, default=0, metavar="N",
                         help="convert the SLF lattices to N k2 files first (timed apart) and rescore those")
+    parser.add_argument("--k2-folder", default=None, metavar="DIR",
+                        help="rescore the k2 files of an earlier conversion (DIR/shard*.pt, "
+                             "DIR/words.txt, e.g. OUT/k2) instead of converting again")
     parser.add_argument("--both-inputs", action="store_true",
                         help="run every model from SLF and from one k2 file (converted first, timed apart)")
     parser.add_argument("--wall-jobs", type=int, default=None, metavar="J",
@@ -183,14 +186,15 @@ def main() -> None:
             "lm_scale": arguments.lm_scale, "grid": grid, "refs": bool(grid) or arguments.refs}
     models = dict(item.split("=", 1) for item in arguments.model)
     inputs = {"SLF": None}
-    if arguments.k2_shards or arguments.both_inputs:
-        import torch
+    if arguments.k2_folder or arguments.k2_shards or arguments.both_inputs:
+        folder = Path(arguments.k2_folder or Path(arguments.out) / "k2")
+        if not arguments.k2_folder:
+            import torch
 
-        torch.set_num_threads(1)
-        shards = arguments.k2_shards or 1
-        folder = Path(arguments.out) / "k2"
-        seconds = convert_to_k2(Path(arguments.data), arguments.limit, shards, folder)
-        print(f"converted to {shards} k2 file(s) in {seconds:.1f} s (not counted below)")
+            torch.set_num_threads(1)
+            shards = arguments.k2_shards or 1
+            seconds = convert_to_k2(Path(arguments.data), arguments.limit, shards, folder)
+            print(f"converted to {shards} k2 file(s) in {seconds:.1f} s (not counted below)")
         inputs = {"SLF": None, "k2": str(folder)} if arguments.both_inputs else {"k2": str(folder)}
     runs: List[Dict] = []
     for window, model in sorted(models.items(), key=lambda item: int(item[0])):
