@@ -16,7 +16,7 @@ from rescorer.paths import PathLike
 
 
 # Lattices are batched and checked at most this many arcs at a time (at least one
-# lattice): the columns and checks of one chunk are allocated at once, and reused.
+# lattice): only one chunk's columns and check temporaries are allocated at once.
 CHUNK_ARCS = 1_000_000
 
 
@@ -101,7 +101,7 @@ def _chunks(arc_splits: Tensor, max_arcs: int) -> Iterator[Tuple[int, int]]:
 
 @dataclass(frozen=True)
 class _K2Parts:
-    """A k2 dict's parts, each checked once for the whole file (views, no copies).
+    """A k2 dict's parts, each checked once for the whole file (views where the dtypes allow).
 
     Attributes:
       path:

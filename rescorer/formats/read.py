@@ -178,7 +178,8 @@ def concat_batches(batches: Sequence[LatticeBatch]) -> LatticeBatch:
         return torch.cat([getattr(b, name) + (bases[i] if bases else 0)
                           for i, b in enumerate(batches)])
 
-    names = set.intersection(*(set(b.arc_extras) for b in batches))
+    names = [name for name in batches[0].arc_extras  # the first batch's order
+             if all(name in b.arc_extras for b in batches)]
     with_ids = all(b.transition_splits is not None for b in batches)
     id_base = [0] + [int(b.transition_splits[-1]) if with_ids else 0 for b in batches]
     for index in range(1, len(id_base)):
@@ -190,7 +191,7 @@ def concat_batches(batches: Sequence[LatticeBatch]) -> LatticeBatch:
         src=cat("src", state_base), dst=cat("dst", state_base), labels=cat("labels"),
         word_splits=splits("word_splits", word_base), word_ids=cat("word_ids"),
         am_scores=cat("am_scores"), ngram_scores=cat("ngram_scores"),
-        arc_extras={name: torch.cat([b.arc_extras[name] for b in batches]) for name in sorted(names)},
+        arc_extras={name: torch.cat([b.arc_extras[name] for b in batches]) for name in names},
         transition_splits=splits("transition_splits", id_base) if with_ids else None,
         transition_ids=cat("transition_ids") if with_ids else None,
         state_times=cat("state_times") if all(b.state_times is not None for b in batches) else None,

@@ -109,21 +109,23 @@ def split_invalid(batch: LatticeBatch, paths: Sequence[Path],
         If given, every word id must be in it.
 
     Returns:
-      ``(valid lattices in order, failures, indices of the valid ones in
-      batch)``; each failure carries the message that ``Lattice.validate`` or
-      ``SymbolTable.check_ids`` gives.
+      ``(valid lattices in order, failures in batch order, indices of the valid
+      ones in batch)``; each failure carries the message that ``Lattice.validate``
+      or ``SymbolTable.check_ids`` gives. Failures in batch order make a batch
+      split in consecutive parts fail as the whole would (``k2_read.read_k2_chunks``).
     """
     oversized = oversized_utterances(batch.state_splits, batch.arc_splits)
-    failures = [_oversized(batch, index, paths[index])
-                for index in oversized.nonzero().flatten().tolist()]
+    failed = {index: _oversized(batch, index, paths[index])
+              for index in oversized.nonzero().flatten().tolist()}
     checked = list(range(batch.num_utts))
-    if failures:
+    if failed:
         checked = (~oversized).nonzero().flatten().tolist()
         batch = batch.select(checked)
     bad = invalid_utterances(batch, symbols).nonzero().flatten().tolist()
     for index in bad:
-        failures.append(Failure(Path(paths[checked[index]]), batch.utt_ids[index],
-                                       _problem(batch, index, paths[checked[index]], symbols)))
+        failed[checked[index]] = Failure(Path(paths[checked[index]]), batch.utt_ids[index],
+                                         _problem(batch, index, paths[checked[index]], symbols))
+    failures = [failed[index] for index in sorted(failed)]
     if not bad:
         return batch, failures, checked
     drop = set(bad)

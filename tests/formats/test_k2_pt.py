@@ -15,6 +15,7 @@ import torch
 from rescorer.errors import Failure, InputFormatError, SymbolError
 from rescorer.formats.k2_pt import lattices_to_k2_dict, write_k2
 from rescorer.formats.k2_read import _chunks, iter_k2, read_k2_batch, read_k2_chunks
+from rescorer.formats.read import concat_batches
 from rescorer.formats.torch_pickle import RaggedStandIn, save_torch_dict
 from rescorer.lattice.symbols import SymbolTable
 
@@ -309,17 +310,22 @@ def test_reading_in_chunks_gives_the_lattices_and_failures_of_one_batch(tmp_path
     for index in range(30):
         lattice, _ = random_lattice(rng, max_states=9)  # 0-2 words per arc: ragged aux_labels
         lattices.append(replace(lattice, utt_id=f"u{index}"))
-    extras = {"nnlm_scores": [torch.rand(lattice.num_arcs) for lattice in lattices]}
+    extras = {name: [torch.rand(lattice.num_arcs) for lattice in lattices]
+              for name in ("nnlm_scores", "cold_scores")}  # not in sorted order
     content = lattices_to_k2_dict(lattices, extras)
     assert isinstance(content["aux_labels"], RaggedStandIn)
     header = 2 + 2 * (len(lattices) + 1)
     for arc in (0, 57, 58, 140):  # break a few lattices: a label that is not -1 into the final
         content["arcs"][header + 4 * arc + 2] = -7
+    content["arcs"][2 + 25:3 + len(lattices)] += 1000  # lattice 24 claims 1000 more states
     path = tmp_path / "lats.pt"
     with open(path, "wb") as handle:
         save_torch_dict(content, handle)  # the ragged aux_labels as k2's class
     batch, failures = read_k2_batch(path)
-    assert failures and batch.num_utts == len(lattices) - len(failures)
+    assert batch.num_utts == len(lattices) - len(failures)
+    failed = [int(failure.utt_id[1:]) for failure in failures]
+    assert failed == sorted(failed) and len(failed) >= 3  # in file order, oversized ones too
+    assert "claims 1" in str(failures[failed.index(24)].error)
     whole = [(lattice, batch.arc_extras_of(index)) for index, lattice in enumerate(batch.to_lattices())]
     for max_arcs in (1, 17, 60, 10**9):
         chunks, chunk_failures = read_k2_chunks(path, max_arcs=max_arcs)
@@ -333,7 +339,9 @@ def test_reading_in_chunks_gives_the_lattices_and_failures_of_one_batch(tmp_path
             for name in ("src", "dst", "labels", "word_splits", "word_ids", "am_scores",
                          "ngram_scores"):
                 assert torch.equal(getattr(mine, name), getattr(theirs, name)), name
-            assert torch.equal(my_extras["nnlm_scores"], their_extras["nnlm_scores"])
+            assert list(my_extras) == ["nnlm_scores", "cold_scores"]
+            assert all(torch.equal(my_extras[name], their_extras[name]) for name in my_extras)
+        assert list(concat_batches(chunks).arc_extras) == ["nnlm_scores", "cold_scores"]
     assert [item.utt_id for item in iter_k2(path)] == (
         [lattice.utt_id for lattice, _ in whole] + [failure.utt_id for failure in failures])
 

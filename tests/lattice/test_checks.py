@@ -42,10 +42,10 @@ def _broken(lattice, kind: str):
         src = lattice.src.clone()
         src[-1] = -1
         return replace(lattice, src=src)
-    if kind in ("src int64 max", "dst int64 max"):  # src + 1 or dst + 1 would wrap around
-        column = "src" if kind == "src int64 max" else "dst"
+    if kind in ("src int64 max", "dst int64 max", "dst int64 min"):  # where +-1 would wrap
+        column, end = kind.split()[0], kind.split()[-1]
         values = getattr(lattice, column).clone()
-        values[0] = torch.iinfo(torch.int64).max
+        values[0] = getattr(torch.iinfo(torch.int64), end)
         return replace(lattice, **{column: values})
     if kind == "label -1 inside":  # or a word label into the final state
         labels = lattice.labels.clone()
@@ -62,7 +62,7 @@ def _broken(lattice, kind: str):
 
 
 KINDS = ["ok", "word 0", "nan am", "inf ngram", "dst past final", "src negative",
-         "src int64 max", "dst int64 max", "label -1 inside", "label -2", "nothing into final"]
+         "src int64 max", "dst int64 max", "dst int64 min", "label -1 inside", "label -2", "nothing into final"]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
