@@ -39,15 +39,17 @@ MODEL_ARGS=(--model "2=$MODELS/ptb-k2/model.pt" --model "4=$MODELS/ptb-k4/model.
             --model "8=$MODELS/ptb-k8/model.pt")
 echo "== 2. stage shares, --jobs 1, beam 8"
 "$PY" bench/rescore_throughput.py "${MODEL_ARGS[@]}" --jobs 1 --both-inputs --beam 8 \
-  --out "$OUT/scratch" --json "$OUT/beam8.json"
+  --data "$SHARED/asr-dev" --k2-folder exp/bench/k2 --out "$OUT/scratch" --json "$OUT/beam8.json"
 echo "== 2. stage shares, --jobs 1, K=4, beam 16"
 "$PY" bench/rescore_throughput.py --model "4=$MODELS/ptb-k4/model.pt" --jobs 1 --both-inputs \
-  --k2-folder "$OUT/scratch/k2" --beam 16 --out "$OUT/scratch" --json "$OUT/beam16.json"
+  --data "$SHARED/asr-dev" --k2-folder exp/bench/k2 --beam 16 --out "$OUT/scratch" \
+  --json "$OUT/beam16.json"
 
-echo "== 3. K=4 beam 8 non-LM/LM, $RUNS more runs per input (the k2 file converted above)"
+echo "== 3. K=4 beam 8 non-LM/LM, $RUNS more runs per input"
 for run in $(seq "$RUNS"); do
   "$PY" bench/rescore_throughput.py --model "4=$MODELS/ptb-k4/model.pt" --jobs 1 --both-inputs \
-    --k2-folder "$OUT/scratch/k2" --beam 8 --out "$OUT/scratch" --json "$OUT/ratio$run.json" > /dev/null
+    --data "$SHARED/asr-dev" --k2-folder exp/bench/k2 --beam 8 --out "$OUT/scratch" \
+    --json "$OUT/ratio$run.json" > /dev/null
 done
 "$PY" - "$OUT" "$RUNS" <<'PY'
 import json, statistics, sys
@@ -65,6 +67,6 @@ PY
 
 echo "== 4. wall, --jobs 2 --beam 16, K=4"
 "$PY" bench/rescore_wall.py --runs "$RUNS" --model "$MODELS/ptb-k4/model.pt" \
-  --input "$SHARED/asr-dev/lat" --words '' | tail -1
+  --data "$SHARED/asr-dev" --input "$SHARED/asr-dev/lat" --words '' | tail -1
 "$PY" bench/rescore_wall.py --runs "$RUNS" --model "$MODELS/ptb-k4/model.pt" \
-  --input "$K2_FILE" --words exp/bench/k2/words.txt | tail -1
+  --data "$SHARED/asr-dev" --input "$K2_FILE" --words exp/bench/k2/words.txt | tail -1

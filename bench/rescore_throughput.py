@@ -73,8 +73,8 @@ def worker(settings: Dict) -> Dict:
     data = Path(settings["data"])
     files = sorted((data / "lat").iterdir())[: settings["limit"]]
     words = None
-    if settings.get("k2_folder"):  # pre-converted shards instead of the SLF files
-        files = sorted(Path(settings["k2_folder"]).glob("shard*.pt"))
+    if settings.get("k2_folder"):  # pre-converted k2 files instead of the SLF files
+        files = sorted(Path(settings["k2_folder"]).glob("*.pt"))
         words = Path(settings["k2_folder"]) / "words.txt"
     config = RescoreConfig(
         lattices=files, model=Path(settings["model"]), out=settings["out"], words=words,
@@ -161,8 +161,8 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--k2-shards", type=int, default=0, metavar="N",
                         help="convert the SLF lattices to N k2 files first (timed apart) and rescore those")
     parser.add_argument("--k2-folder", default=None, metavar="DIR",
-                        help="rescore the k2 files of an earlier conversion (DIR/shard*.pt, "
-                             "DIR/words.txt, e.g. OUT/k2) instead of converting again")
+                        help="rescore the k2 files of an earlier conversion (DIR/*.pt and "
+                             "DIR/words.txt, e.g. OUT/k2 or exp/bench/k2) instead of converting")
     parser.add_argument("--both-inputs", action="store_true",
                         help="run every model from SLF and from one k2 file (converted first, timed apart)")
     parser.add_argument("--wall-jobs", type=int, default=None, metavar="J",
@@ -188,6 +188,8 @@ def main() -> None:
     inputs = {"SLF": None}
     if arguments.k2_folder or arguments.k2_shards or arguments.both_inputs:
         folder = Path(arguments.k2_folder or Path(arguments.out) / "k2")
+        if arguments.k2_folder and not (any(folder.glob("*.pt")) and (folder / "words.txt").exists()):
+            raise SystemExit(f"--k2-folder {folder}: expected *.pt files and words.txt there")
         if not arguments.k2_folder:
             import torch
 
