@@ -157,18 +157,26 @@ class LatticeBatch:
         num_words = torch.tensor([lat.word_ids.numel() for lat in lattices], dtype=torch.int64)
         state_splits = splits_from_counts(num_states).to(device)
         arc_splits = splits_from_counts(num_arcs).to(device)
-        # Ids are shifted lattice by lattice: no (A,) column of offsets is made.
+        # Ids are shifted lattice by lattice, straight into the output: no (A,) column of
+        # offsets and no shifted copy per lattice is made.
         state_offsets = state_splits[:-1].tolist()
+        arc_bounds = arc_splits.tolist()
         word_offsets = splits_from_counts(num_words)[:-1].tolist()
-        word_splits = torch.cat([lat.word_splits[:-1].to(torch.int64) + offset
-                                 for lat, offset in zip(lattices, word_offsets)]
-                                + [num_words.sum().reshape(1).to(device)])
 
         def cat(name: str, dtype: torch.dtype, offsets: Optional[List[int]] = None) -> Tensor:
-            parts = [getattr(lat, name).to(dtype) for lat in lattices]
-            if offsets is not None:
-                parts = [part + offset for part, offset in zip(parts, offsets)]
-            return torch.cat(parts) if parts else torch.zeros(0, dtype=dtype, device=device)
+            parts = [getattr(lat, name) for lat in lattices]
+            if offsets is None:
+                return torch.cat([part.to(dtype) for part in parts]) if parts else \
+                    torch.zeros(0, dtype=dtype, device=device)
+            out = torch.empty(arc_bounds[-1], dtype=dtype, device=device)
+            for part, offset, first, last in zip(parts, offsets, arc_bounds, arc_bounds[1:]):
+                torch.add(part.to(dtype), offset, out=out[first:last])
+            return out
+
+        word_splits = torch.empty(arc_bounds[-1] + 1, dtype=torch.int64, device=device)
+        for lat, offset, first, last in zip(lattices, word_offsets, arc_bounds, arc_bounds[1:]):
+            torch.add(lat.word_splits[:-1].to(torch.int64), offset, out=word_splits[first:last])
+        word_splits[-1] = int(num_words.sum())
 
         extras = {name: torch.cat(list(values)) for name, values in (arc_extras or {}).items()}
         transitions = _concat_transitions(lattices)
