@@ -137,7 +137,7 @@ def iter_lattices(paths: Sequence[PathLike], symbols: Optional[SymbolTable]
     for path in lattice_files(paths):
         batches, lattices, failures = read_file(path, table)
         for batch in batches:
-            yield from (batch.lattice(index) for index in range(batch.num_utts))
+            yield from batch.to_lattices()
         for lattice in lattices:
             failure = lattice_failure(lattice, path)
             yield lattice if failure is None else failure

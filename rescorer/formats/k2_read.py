@@ -72,7 +72,7 @@ def iter_k2(path: PathLike, symbols: Optional[SymbolTable] = None
     """
     batches, failures = read_k2_chunks(path, symbols)
     for batch in batches:
-        yield from (batch.lattice(index) for index in range(batch.num_utts))
+        yield from batch.to_lattices()
     yield from failures
 
 

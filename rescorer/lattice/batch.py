@@ -163,19 +163,20 @@ class LatticeBatch:
         arc_bounds = arc_splits.tolist()
         word_offsets = splits_from_counts(num_words)[:-1].tolist()
 
-        def cat(name: str, dtype: torch.dtype, offsets: Optional[List[int]] = None) -> Tensor:
-            parts = [getattr(lat, name) for lat in lattices]
-            if offsets is None:
-                return torch.cat([part.to(dtype) for part in parts]) if parts else \
-                    torch.zeros(0, dtype=dtype, device=device)
-            out = torch.empty(arc_bounds[-1], dtype=dtype, device=device)
+        def cat(name: str, dtype: torch.dtype) -> Tensor:
+            parts = [getattr(lat, name).to(dtype) for lat in lattices]
+            return torch.cat(parts) if parts else torch.zeros(0, dtype=dtype, device=device)
+
+        def shifted(parts: List[Tensor], offsets: List[int], size: int) -> Tensor:
+            """int64 (size,): each lattice's part plus its offset, at its arcs' place."""
+            out = torch.empty(size, dtype=torch.int64, device=device)
             for part, offset, first, last in zip(parts, offsets, arc_bounds, arc_bounds[1:]):
-                torch.add(part.to(dtype), offset, out=out[first:last])
+                torch.add(part.to(torch.int64), offset, out=out[first:last])
             return out
 
-        word_splits = torch.empty(arc_bounds[-1] + 1, dtype=torch.int64, device=device)
-        for lat, offset, first, last in zip(lattices, word_offsets, arc_bounds, arc_bounds[1:]):
-            torch.add(lat.word_splits[:-1].to(torch.int64), offset, out=word_splits[first:last])
+        num_arcs_total = arc_bounds[-1]
+        word_splits = shifted([lat.word_splits[:-1] for lat in lattices], word_offsets,
+                              num_arcs_total + 1)
         word_splits[-1] = int(num_words.sum())
 
         extras = {name: torch.cat(list(values)) for name, values in (arc_extras or {}).items()}
@@ -187,8 +188,8 @@ class LatticeBatch:
             utt_ids=[lat.utt_id for lat in lattices],
             state_splits=state_splits,
             arc_splits=arc_splits,
-            src=cat("src", torch.int64, state_offsets),
-            dst=cat("dst", torch.int64, state_offsets),
+            src=shifted([lat.src for lat in lattices], state_offsets, num_arcs_total),
+            dst=shifted([lat.dst for lat in lattices], state_offsets, num_arcs_total),
             labels=cat("labels", torch.int64),
             word_splits=word_splits,
             word_ids=cat("word_ids", torch.int64),
