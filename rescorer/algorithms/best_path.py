@@ -6,7 +6,7 @@ topological level of the *batch* at a time: the arcs into (forward) or out of
 scatter max (tropical) or a max-shifted log-sum-exp (log). The number of torch
 calls grows with the deepest lattice, not with the number of lattices.
 """
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -44,16 +44,19 @@ def _sweep(schedule: LevelSchedule, scores: Tensor, backward: bool, log_semiring
 
 
 def _push_max(schedule: LevelSchedule, scores: Tensor, state_scores: Tensor,
-              kept: Optional[List[Tensor]] = None) -> Tensor:
+              kept: Optional[Tensor] = None) -> Tensor:
     """Tropical forward: each level's out-arcs raise their destinations' maxima.
 
-    ``kept``, when given, receives each level's arc values (source score + arc score).
+    ``scores`` (A,) may be float32: each sum is taken in ``state_scores``' float64.
+    ``kept``, when given, is a (A,) float64 buffer that receives the arc values
+    (source score + arc score) in ``schedule.order``.
     """
-    for arcs, src, dst in zip(schedule.arcs, schedule.src, schedule.dst):
-        values = state_scores.index_select(0, src) + scores.index_select(0, arcs)  # (level arcs,)
+    if kept is None:
+        kept = state_scores.new_empty(scores.numel())
+    kept.copy_(scores.index_select(0, schedule.order))  # (A,) arc scores in order
+    for values, src, dst in zip(schedule.per_level(kept), schedule.src, schedule.dst):
+        values.add_(state_scores.index_select(0, src))
         state_scores.scatter_reduce_(0, dst, values, "amax", include_self=True)
-        if kept is not None:
-            kept.append(values)
     return state_scores
 
 
@@ -158,14 +161,15 @@ def backward_scores(
     return _sweep(_schedule(batch, schedule), scores, backward=True, log_semiring=log_semiring)
 
 
-def _best_incoming_arcs(schedule: LevelSchedule, values: List[Tensor], alpha: Tensor) -> Tensor:
+def _best_incoming_arcs(schedule: LevelSchedule, values: Tensor, alpha: Tensor) -> Tensor:
     """The best arc into each reached state (ties: smallest arc id), else -1.
 
     Args:
       schedule:
         The batch's schedule.
       values:
-        Per level, 1-D float64 tensors: the arc values ``_push_max`` computed.
+        1-D float64 tensor of shape (A,), the arc values ``_push_max`` kept, in
+        ``schedule.order``.
       alpha:
         1-D float64 tensor of shape (S,), the tropical forward scores.
 
@@ -173,7 +177,8 @@ def _best_incoming_arcs(schedule: LevelSchedule, values: List[Tensor], alpha: Te
       1-D int64 tensor of shape (S,).
     """
     best = torch.full((schedule.batch.num_states,), _NONE, dtype=torch.int64, device=alpha.device)
-    for level_values, arcs, dst in zip(values, schedule.arcs, schedule.dst):
+    levels = zip(schedule.per_level(values), schedule.arcs, schedule.dst)
+    for level_values, arcs, dst in levels:  # level by level: small temporaries stay in cache
         best_here = (level_values == alpha.index_select(0, dst)).nonzero().squeeze(1)  # same sums
         best.scatter_reduce_(0, dst.index_select(0, best_here), arcs.index_select(0, best_here),
                              "amin", include_self=True)
@@ -241,11 +246,10 @@ def shortest_paths(
       LatticeError: ``schedule`` is None and some lattice is empty, cyclic or has no path.
     """
     schedule = _schedule(batch, schedule)
-    scores = arc_scores.to(torch.float64)
     alpha = torch.full((batch.num_states,), float("-inf"), dtype=torch.float64, device=batch.device)
     alpha[batch.start_states] = 0.0
-    values: List[Tensor] = []
-    alpha = _push_max(schedule, scores, alpha, values)
+    values = torch.empty(batch.num_arcs, dtype=torch.float64, device=batch.device)  # in order
+    alpha = _push_max(schedule, arc_scores, alpha, values)
     best_in = _best_incoming_arcs(schedule, values, alpha)
     splits, arc_ids = trace_back(batch, best_in, schedule.num_levels)
     return alpha[batch.final_states], splits, arc_ids

@@ -19,18 +19,23 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from rescorer.algorithms.ragged import select_rows
+from rescorer.algorithms.ragged import expand_ranges, select_rows
 from rescorer.errors import LatticeError
 from rescorer.lattice.batch import LatticeBatch
 from rescorer.lattice.fsavec import splits_from_counts
 
 
+def _out_splits(batch: LatticeBatch) -> Tensor:
+    """(S+1,) int64 row splits of each state's out-arcs, as if arcs were sorted by source."""
+    counts = torch.bincount(batch.src, minlength=batch.num_states)
+    splits = torch.zeros(batch.num_states + 1, dtype=torch.int64, device=batch.device)
+    torch.cumsum(counts, dim=0, out=splits[1:])
+    return splits
+
+
 def _out_arcs(batch: LatticeBatch) -> Tuple[Optional[Tensor], Tensor]:
     """CSR of out-arcs: (order or None when ``src`` is already sorted, (S+1,) splits)."""
-    src = batch.src
-    counts = torch.bincount(src, minlength=batch.num_states)
-    splits = torch.zeros(batch.num_states + 1, dtype=torch.int64, device=src.device)
-    torch.cumsum(counts, dim=0, out=splits[1:])
+    src, splits = batch.src, _out_splits(batch)
     if src.numel() < 2 or bool((src[1:] >= src[:-1]).all()):
         return None, splits  # k2 files and our own batches: arcs sorted by source
     return torch.sort(src, stable=True).indices, splits
@@ -53,13 +58,29 @@ class _Reach:
     into_start: Tensor
 
 
-def _kahn(batch: LatticeBatch) -> Tuple[Tensor, _Reach, List[Tensor], List[Tensor], List[Tensor]]:
-    """Kahn's algorithm over the whole batch, one frontier (= level) at a time.
+@dataclass(frozen=True)
+class _Levels:
+    """A level assignment and what it yields (``_kahn`` or ``_state_batches``).
 
-    Returns:
-      (levels (S,), the ``_Reach`` facts, the states of each level, the out-arcs
-      of each level's states, their destinations).
+    Attributes:
+      levels: (S,) int64 level of each state (-1 on or after a cycle).
+      reach: the ``_Reach`` facts.
+      states: L 1-D int64 tensors, the states of each level.
+      order: (A',) int64, the out-arcs of level 0's states, then level 1's, ...
+      order_dst: (A',) int64, their destination states.
+      arc_sizes: L ints, the number of arcs of each level in ``order``.
     """
+
+    levels: Tensor
+    reach: _Reach
+    states: List[Tensor]
+    order: Tensor
+    order_dst: Tensor
+    arc_sizes: List[int]
+
+
+def _kahn(batch: LatticeBatch) -> _Levels:
+    """Kahn's algorithm over the whole batch, one frontier (= level) at a time: longest-path levels."""
     device, num_states = batch.device, batch.num_states
     src, dst = batch.src, batch.dst
     remaining = torch.bincount(dst, minlength=num_states)  # (S,) unprocessed in-arcs
@@ -105,7 +126,73 @@ def _kahn(batch: LatticeBatch) -> Tuple[Tensor, _Reach, List[Tensor], List[Tenso
         ordered = torch.cat(level_states)
         levels[ordered] = torch.repeat_interleave(torch.arange(len(level_states), device=device),
                                                   sizes, output_size=ordered.numel())
-    return levels, _Reach(reached, into_start), level_states, level_arcs, level_dst
+    empty = torch.zeros(0, dtype=torch.int64, device=device)
+    return _Levels(levels, _Reach(reached, into_start), level_states,
+                   torch.cat(level_arcs) if level_arcs else empty,
+                   torch.cat(level_dst) if level_dst else empty,
+                   [arcs.numel() for arcs in level_arcs])
+
+
+def _state_batches(batch: LatticeBatch) -> Optional[_Levels]:
+    """k2's state batches: each level of a lattice is a run of consecutive states.
+
+    For the batches that readers, pruning and expansion make: arcs sorted by
+    source, each arc into a higher state id, every state but the starts entered.
+    A lattice's next level then begins at the smallest destination of the arcs
+    leaving its current level's first state or any later state (a suffix minimum),
+    so no state of a level enters another. Levels are found in one pass over the
+    arcs plus one gather per level on (U,) lattices, and each level's out-arcs
+    are U runs of consecutive arcs. Levels need not be longest-path levels.
+
+    Returns:
+      What ``_kahn`` returns, or None for any other batch (``_kahn`` then does it).
+    """
+    num_states, src, dst = batch.num_states, batch.src, batch.dst
+    if batch.num_arcs == 0 or not bool((src[1:] >= src[:-1]).all()):
+        return None
+    device = src.device
+    state_counts = batch.state_splits[1:] - batch.state_splits[:-1]  # (U,)
+    entered = torch.zeros(num_states, dtype=torch.bool, device=device).index_fill_(0, dst, True)
+    if num_states - int(entered.sum()) > int((state_counts > 0).sum()):
+        return None  # a state other than a start has no incoming arc: Kahn tracks reach
+    ends = torch.repeat_interleave(batch.state_splits[1:], state_counts,
+                                   output_size=num_states)  # (S,) one past the lattice
+    lowest = ends.scatter_reduce(0, src, dst, "amin", include_self=True)  # (S,) lowest out-dst
+    if not bool((lowest > torch.arange(num_states, device=device)).all()):
+        return None  # an arc into a lower state (or a cycle)
+    nexts = lowest.flip(0).cummin(0).values.flip(0)  # (S,) start of the level after a state's
+    done = torch.full((1,), num_states, dtype=torch.int64, device=device)
+    jump = torch.cat([torch.where(nexts == ends, done, nexts), done])  # (S+1,) S: lattice done
+    current = torch.where(state_counts > 0, batch.state_splits[:-1], done)  # (U,)
+    rows = []
+    while bool((current < num_states).any()):
+        rows.append(current)
+        current = jump.index_select(0, current)
+    table = torch.stack(rows)  # (L, U) first state of each level of each lattice
+    present = table < num_states
+    firsts = table[present]  # (R,) runs level by level, lattice by lattice
+    stops = nexts.index_select(0, firsts)  # (R,) one past each run's last state
+    runs_per_level = present.sum(dim=1)  # (L,)
+    out_splits = _out_splits(batch)  # (S+1,)
+    arc_starts = out_splits.index_select(0, firsts)
+    arc_counts = out_splits.index_select(0, stops) - arc_starts  # (R,)
+    state_sizes = _per_level(stops - firsts, runs_per_level)
+    arc_sizes = _per_level(arc_counts, runs_per_level)
+    arcs = expand_ranges(arc_starts, arc_counts)  # (A,) level by level
+    states = expand_ranges(firsts, stops - firsts)  # (S',) level by level
+    levels = torch.full((num_states,), -1, dtype=torch.int64, device=device)
+    levels[states] = torch.repeat_interleave(
+        torch.arange(len(rows), device=device), torch.tensor(state_sizes, device=device),
+        output_size=states.numel())
+    reach = _Reach(None, torch.zeros(batch.num_utts, dtype=torch.bool, device=device))
+    return _Levels(levels, reach, list(torch.split(states, state_sizes)), arcs,
+                   dst.index_select(0, arcs), arc_sizes)
+
+
+def _per_level(run_sizes: Tensor, runs_per_level: Tensor) -> List[int]:
+    """Sums of ``run_sizes`` (R,) over each level's ``runs_per_level`` (L,) runs."""
+    totals = torch.cumsum(run_sizes, dim=0).index_select(0, torch.cumsum(runs_per_level, 0) - 1)
+    return torch.diff(totals, prepend=totals.new_zeros(1)).tolist()
 
 
 def topological_levels(batch: LatticeBatch) -> Tuple[Tensor, Dict[int, LatticeError]]:
@@ -123,8 +210,8 @@ def topological_levels(batch: LatticeBatch) -> Tuple[Tensor, Dict[int, LatticeEr
       each lattice with a problem to its ``LatticeError`` (empty lattice, arc into
       the start state, cycle, no path from start to final).
     """
-    levels, reach, _, _, _ = _kahn(batch)
-    return levels, _problems(batch, levels, reach)
+    found = _kahn(batch)
+    return found.levels, _problems(batch, found.levels, found.reach)
 
 
 def _utt_of(batch: LatticeBatch, states: Tensor) -> Tensor:
@@ -169,9 +256,10 @@ def _problems(batch: LatticeBatch, levels: Tensor, reach: _Reach) -> Dict[int, L
 class LevelSchedule:
     """A problem-free batch with its levels and the states and out-arcs of each level.
 
-    Built once per batch (one run of Kahn's algorithm) and shared by every
-    sweep over it. Forward sweeps push along the out-arcs of level 0, 1, ...;
-    backward sweeps pull along them from the last level down.
+    Built once per batch and shared by every sweep over it. Forward sweeps
+    push along the out-arcs of level 0, 1, ...; backward sweeps pull along them
+    from the last level down. Each per-level tuple is a split (views) of a flat
+    tensor in level order, for work that needs no level at a time.
 
     Attributes:
       batch:
@@ -180,18 +268,22 @@ class LevelSchedule:
         1-D int64 tensor of shape (S,), ``levels[src[a]] < levels[dst[a]]``.
       states:
         L 1-D int64 tensors, the states of each level (no repeats).
-      arcs:
-        L 1-D int64 tensors, the arcs leaving each level's states, grouped by
-        source state (in ``states`` order), in arc order within a state.
-      dst:
-        L 1-D int64 tensors, the destination states of ``arcs``.
+      order:
+        1-D int64 tensor of shape (A,), the arcs leaving level 0's states, then
+        level 1's, ..., grouped by source state (in ``states`` order), in arc
+        order within a state.
+      order_dst:
+        1-D int64 tensor of shape (A,), the destination states of ``order``.
+      arc_sizes:
+        L ints, the number of arcs of each level in ``order``.
     """
 
     batch: LatticeBatch
     levels: Tensor
     states: Tuple[Tensor, ...]
-    arcs: Tuple[Tensor, ...]
-    dst: Tuple[Tensor, ...]
+    order: Tensor
+    order_dst: Tensor
+    arc_sizes: Tuple[int, ...]
 
     @classmethod
     def of(cls, batch: LatticeBatch) -> "LevelSchedule":
@@ -212,19 +304,43 @@ class LevelSchedule:
         The schedule is only valid for sweeps when ``problems`` is empty; else
         drop those lattices (``batch.select``) and build the schedule again.
         """
-        levels, reach, states, arcs, dst = _kahn(batch)
-        schedule = cls(batch, levels, tuple(states), tuple(arcs), tuple(dst))
-        return schedule, _problems(batch, levels, reach)
+        return cls._of_levels(batch, _state_batches(batch) or _kahn(batch))
+
+    @classmethod
+    def _of_levels(cls, batch: LatticeBatch,
+                   found: _Levels) -> Tuple["LevelSchedule", Dict[int, LatticeError]]:
+        schedule = cls(batch, found.levels, tuple(found.states), found.order, found.order_dst,
+                       tuple(found.arc_sizes))
+        return schedule, _problems(batch, found.levels, found.reach)
 
     @property
     def num_levels(self) -> int:
-        """L, the number of levels (the deepest lattice's longest path + 1)."""
+        """L, the number of levels (at least the deepest lattice's longest path + 1)."""
         return len(self.states)
+
+    @cached_property
+    def arcs(self) -> Tuple[Tensor, ...]:
+        """L 1-D int64 tensors, the arcs leaving each level's states (``order`` split)."""
+        return self.per_level(self.order)
+
+    @cached_property
+    def dst(self) -> Tuple[Tensor, ...]:
+        """L 1-D int64 tensors, the destination states of ``arcs``."""
+        return self.per_level(self.order_dst)
+
+    @cached_property
+    def order_src(self) -> Tensor:
+        """1-D int64 tensor of shape (A,), the source states of ``order``."""
+        return self.batch.src.index_select(0, self.order)
 
     @cached_property
     def src(self) -> Tuple[Tensor, ...]:
         """The source states of ``arcs``, per level."""
-        return tuple(self.batch.src.index_select(0, arcs) for arcs in self.arcs)
+        return self.per_level(self.order_src)
+
+    def per_level(self, values: Tensor) -> Tuple[Tensor, ...]:
+        """``values`` (A, ...) in ``order``, split into L views, one per level."""
+        return torch.split(values, self.arc_sizes)
 
     @cached_property
     def into(self) -> Tuple[Tuple[Tensor, ...], Tuple[Tensor, ...]]:

@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from rescorer.algorithms.ragged import expand_ranges
 from rescorer.errors import InputFormatError
 from rescorer.lattice.fsavec import Lattice, splits_from_counts
 from rescorer.paths import PathLike
@@ -251,16 +252,16 @@ class LatticeBatch:
         index = torch.as_tensor(indices, dtype=torch.int64, device=self.device)
         state_counts = (self.state_splits[1:] - self.state_splits[:-1])[index]  # (U',)
         arc_counts = (self.arc_splits[1:] - self.arc_splits[:-1])[index]  # (U',)
-        arcs = _ranges(self.arc_splits[:-1][index], arc_counts)  # (A',)
+        arcs = expand_ranges(self.arc_splits[:-1][index], arc_counts)  # (A',)
         new_state_splits = splits_from_counts(state_counts.cpu()).to(self.device)
         shift = torch.repeat_interleave(new_state_splits[:-1] - self.state_splits[:-1][index],
                                         arc_counts)  # (A',)
         counts = self.words_per_arc[arcs]
         word_splits = splits_from_counts(counts.cpu()).to(self.device)
-        words = _ranges(self.word_splits[:-1][arcs], counts)
+        words = expand_ranges(self.word_splits[:-1][arcs], counts)
         transitions = self.arc_transitions(arcs)
         times = None if self.state_times is None else \
-            self.state_times[_ranges(self.state_splits[:-1][index], state_counts)]
+            self.state_times[expand_ranges(self.state_splits[:-1][index], state_counts)]
         return LatticeBatch(
             utt_ids=[self.utt_ids[i] for i in index.tolist()],
             state_splits=new_state_splits,
@@ -289,7 +290,7 @@ class LatticeBatch:
             return None
         counts = (self.transition_splits[1:] - self.transition_splits[:-1])[arcs]
         splits = splits_from_counts(counts.cpu()).to(self.device)
-        return splits, self.transition_ids[_ranges(self.transition_splits[:-1][arcs], counts)]
+        return splits, self.transition_ids[expand_ranges(self.transition_splits[:-1][arcs], counts)]
 
     @classmethod
     def from_k2_dict(cls, content: dict, path: Optional[PathLike] = None) -> "LatticeBatch":
@@ -354,11 +355,3 @@ def _row_ids(splits: Tensor) -> Tensor:
     ones = torch.ones_like(splits[1:-1], dtype=torch.int64)
     starts.index_add_(0, splits[1:-1], ones)  # empty rows add up
     return torch.cumsum(starts[:-1], dim=0)
-
-
-def _ranges(starts: Tensor, counts: Tensor) -> Tensor:
-    """Concatenated ranges ``starts[i] .. starts[i]+counts[i]-1`` (on their device)."""
-    total = int(counts.sum())
-    ends = torch.cumsum(counts, dim=0)
-    offsets = torch.repeat_interleave(starts - (ends - counts), counts)
-    return offsets + torch.arange(total, dtype=torch.int64, device=starts.device)

@@ -44,11 +44,13 @@ def make_lattice(arcs: Sequence[ArcSpec], num_states: int = 0, utt_id: str = "ut
 
 
 def random_lattice(rng: random.Random, max_states: int = 7, vocab: int = 4,
-                   final_words: bool = False):
+                   final_words: bool = False, by_source: bool = False):
     """A random connected DAG lattice (every state on some start->final path).
 
     Arcs carry 0-2 words from 1..vocab; arcs into the final state carry none
-    unless ``final_words``. Scores are random floats in [-5, 0].
+    unless ``final_words``. Scores are random floats in [-5, 0]. States are
+    numbered topologically; arcs come in random order, or with ``by_source``
+    sorted by source state (random order within a state), as readers make them.
     """
     num_states = rng.randint(2, max_states)
     final = num_states - 1
@@ -67,6 +69,8 @@ def random_lattice(rng: random.Random, max_states: int = 7, vocab: int = 4,
             words = [rng.randint(1, vocab) for _ in range(count)]
             arcs.append((src, dst, words, round(rng.uniform(-5.0, 0.0), 3)))
     rng.shuffle(arcs)  # arc order must not matter
+    if by_source:
+        arcs.sort(key=lambda arc: arc[0])
     return make_lattice(arcs, num_states)
 
 

@@ -147,14 +147,15 @@ def test_random_dags_against_brute_force(device):
             assert kept.tolist() == sorted(expected)
 
 
+@pytest.mark.parametrize("by_source", [False, True], ids=["kahn", "state-batches"])
 @pytest.mark.parametrize("device", DEVICES)
-def test_batch_invariance(device):
+def test_batch_invariance(device, by_source):
     """A lattice alone and inside 64 mixed ones: same scores, same arcs, same pruning."""
     rng = random.Random(77)
     for _ in range(10):
-        lattice, _ = random_lattice(rng, max_states=9)
+        lattice, _ = random_lattice(rng, max_states=9, by_source=by_source)
         alone = batch_of(lattice, device=device)
-        mixed, index = mixed_batch(rng, lattice, max_states=12)
+        mixed, index = mixed_batch(rng, lattice, max_states=12, by_source=by_source)
         mixed = mixed.to(torch.device(device))
         own, offset = arc_range(mixed, index), int(mixed.arc_splits[index])
         state_offset = int(mixed.state_splits[index])
