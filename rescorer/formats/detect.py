@@ -118,6 +118,16 @@ def read_file(path: Path, symbols: SymbolTable) -> FileContent:
 
 def iter_lattices(paths: Sequence[PathLike], symbols: Optional[SymbolTable]
                   ) -> Iterator[Union[Lattice, Failure]]:
+    """``iter_inputs`` with each batch as its lattices, one by one."""
+    for item in iter_inputs(paths, symbols):
+        if isinstance(item, LatticeBatch):
+            yield from item.to_lattices()
+        else:
+            yield item
+
+
+def iter_inputs(paths: Sequence[PathLike], symbols: Optional[SymbolTable]
+                ) -> Iterator[Union[Lattice, LatticeBatch, Failure]]:
     """Read every lattice of every file; a bad utterance or file becomes a failure.
 
     Args:
@@ -132,12 +142,12 @@ def iter_lattices(paths: Sequence[PathLike], symbols: Optional[SymbolTable]
     Yields:
       Per file: its lattices in file order (a ``Failure(path, utt_id,
       error)`` in place of each invalid one), then the failures of its reading.
+      The lattices of a k2 file come as ``LatticeBatch`` chunks (``read_k2_chunks``).
     """
     table = SymbolTable() if symbols is None else symbols
     for path in lattice_files(paths):
         batches, lattices, failures = read_file(path, table)
-        for batch in batches:
-            yield from batch.to_lattices()
+        yield from batches
         for lattice in lattices:
             failure = lattice_failure(lattice, path)
             yield lattice if failure is None else failure

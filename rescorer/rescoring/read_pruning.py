@@ -35,7 +35,7 @@ from rescorer.lattice.fsavec import Lattice, splits_from_counts
 from rescorer.lattice.symbols import SymbolTable
 from rescorer.rescoring.combine import first_pass_scores
 from rescorer.rescoring.config import RescoreConfig
-from rescorer.formats.detect import iter_lattices
+from rescorer.formats.detect import iter_inputs, iter_lattices
 from rescorer.rescoring.inputs import FileItems, shard_of
 from rescorer.rescoring.search import reference_word_ids
 from rescorer.rescoring.timing import stage
@@ -123,10 +123,20 @@ def input_facts(batch: LatticeBatch, context: "RescoreContext", symbols: SymbolT
                        oracles.get(index)) for index in range(batch.num_utts)]
 
 
+Item = Union[Lattice, LatticeBatch, Failure]
+
+
 def read_items(files: List[Path], symbols: SymbolTable) -> Iterator[Tuple[Path, Union[Lattice, Failure]]]:
     """(file, lattice or failure) of ``files`` in order, as ``iter_lattices`` reads them."""
     for path in files:
         for item in iter_lattices([path], symbols):
+            yield path, item
+
+
+def _read_batched(files: List[Path], symbols: SymbolTable) -> Iterator[Tuple[Path, Item]]:
+    """``read_items``, with a k2 file's lattices in ``LatticeBatch`` chunks (``iter_inputs``)."""
+    for path in files:
+        for item in iter_inputs([path], symbols):
             yield path, item
 
 
@@ -138,10 +148,10 @@ def read_inputs(files: List[Path], symbols: SymbolTable, context: "RescoreContex
     ``symbols`` is the frozen ``--words`` table, or a growing table (SLF words are added).
     """
     with stage("read"):
-        return prune_items(read_items(files, symbols), context, config, symbols)
+        return prune_items(_read_batched(files, symbols), context, config, symbols)
 
 
-def prune_items(items: Iterable[Tuple[Path, Union[Lattice, Failure]]], context: "RescoreContext",
+def prune_items(items: Iterable[Tuple[Path, Item]], context: "RescoreContext",
                 config: RescoreConfig, symbols: SymbolTable
                 ) -> Tuple[FileItems, Dict[str, InputFacts]]:
     """Keep the ``InputFacts`` of each lattice of ``items``; prune it if the run does.
@@ -155,6 +165,8 @@ def prune_items(items: Iterable[Tuple[Path, Union[Lattice, Failure]]], context: 
       items:
         (file, lattice or failure) in reading order (any iterable: a reader's
         lattices are pruned while the next ones are read); word ids in ``symbols``.
+        A ``LatticeBatch`` item stands for its lattices in order; without
+        ``--shard`` it is pruned as one group, as it is.
       context, config:
         The run's model context (tokenizers, references) and settings.
       symbols:
@@ -172,13 +184,21 @@ def prune_items(items: Iterable[Tuple[Path, Union[Lattice, Failure]]], context: 
     group_arcs = 0
 
     def flush() -> None:
-        done = _prune_group([(path, lattice) for _, path, lattice in group], context, config,
-                            symbols, facts)
+        with stage("prune"):
+            batch = LatticeBatch.from_lattices([lattice for _, _, lattice in group])
+        done = _prune_group([path for _, path, _ in group], batch, context, config, symbols, facts,
+                            [lattice for _, _, lattice in group])
         for (place, _, _), item in zip(group, done):
             out[place] = item
         group.clear()
 
-    for path, item in items:
+    for path, item in _unbatched_under_shard(items, config):
+        if isinstance(item, LatticeBatch):  # a reader's chunk: pruned as it is
+            if group:
+                flush()
+                group_arcs = 0
+            out.extend(_prune_group([path] * item.num_utts, item, context, config, symbols, facts))
+            continue
         if not isinstance(item, Lattice) or (
                 config.shard is not None and shard_of(item.utt_id, config.shard[1]) != config.shard[0]):
             out.append((path, item))
@@ -194,21 +214,38 @@ def prune_items(items: Iterable[Tuple[Path, Union[Lattice, Failure]]], context: 
     return out, facts  # every place is filled
 
 
-def _prune_group(group: List[Tuple[Path, Lattice]], context: "RescoreContext",
-                 config: RescoreConfig, symbols: SymbolTable,
-                 facts: Dict[str, InputFacts]) -> FileItems:
-    """The items of one group of lattices, pruned; adds their facts to ``facts``."""
+def _unbatched_under_shard(items: Iterable[Tuple[Path, Item]], config: RescoreConfig
+                           ) -> Iterator[Tuple[Path, Item]]:
+    """``items``, with each batch as its lattices under ``--shard`` (a shard takes some)."""
+    for path, item in items:
+        if isinstance(item, LatticeBatch) and config.shard is not None:
+            for lattice in item.to_lattices():
+                yield path, lattice
+        else:
+            yield path, item
+
+
+def _prune_group(paths: List[Path], batch: LatticeBatch, context: "RescoreContext",
+                 config: RescoreConfig, symbols: SymbolTable, facts: Dict[str, InputFacts],
+                 lattices: Optional[List[Lattice]] = None) -> FileItems:
+    """The items of the lattices of ``batch`` (lattice u read from ``paths[u]``), pruned.
+
+    Adds their facts to ``facts``. ``lattices``: the batch's lattices, when the
+    caller has them (else they are cut from the batch if the run does not prune).
+    """
     with stage("prune"):
-        batch = LatticeBatch.from_lattices([lattice for _, lattice in group])
         schedule, problems = LevelSchedule.checked(batch)
-        good = [index for index in range(len(group)) if index not in problems]
+        good = [index for index in range(batch.num_utts) if index not in problems]
         if problems and good:
             schedule = LevelSchedule.of(batch.select(good))
-    out: FileItems = [(path, lattice) for path, lattice in group]
+    if lattices is None and not prunes_as_read(config):
+        lattices = batch.to_lattices()
+    # Each place gets a failure or its pruned lattice below, or keeps its lattice as read.
+    out: list = [(path, None) for path in paths] if lattices is None else list(zip(paths, lattices))
     for index, error in problems.items():
-        path, lattice = group[index]
+        path = paths[index]
         error.path = error.path or str(path)
-        out[index] = (path, Failure(path, lattice.utt_id, error))
+        out[index] = (path, Failure(path, batch.utt_ids[index], error))
     if not good:
         return out
     batch = schedule.batch

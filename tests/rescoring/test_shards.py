@@ -216,3 +216,51 @@ def test_a_shard_prunes_only_its_own_lattices(inputs, tmp_path):
             assert kept.num_arcs < item.num_arcs and facts[item.utt_id] == all_facts[item.utt_id]
         else:
             assert kept is item
+
+
+@pytest.mark.parametrize("mode", ["lattice", "nbest"])
+def test_a_k2_file_prunes_chunk_by_chunk_as_lattice_by_lattice(tmp_path, monkeypatch, mode):
+    """k2 chunks go to pruning as they are read: the items and facts of one lattice at a time,
+    with a lattice that has no path (its failure keeps its place) and chunks of a few lattices."""
+    from functools import partial
+
+    import torch
+
+    from rescorer.formats import detect
+    from rescorer.formats.detect import iter_lattices
+    from rescorer.formats.k2_pt import write_k2
+    from rescorer.lattice.fsavec import Lattice
+    from rescorer.lattice.symbols import SymbolTable
+    from rescorer.rescoring.read_pruning import prune_items, read_inputs, read_items
+    from rescorer.rescoring.session import load_context
+
+    symbols = SymbolTable()
+    lattices = list(iter_lattices(sorted((ASR_DEV / "lat").iterdir())[:6], symbols))
+    word = lattices[0].word_ids[:1]
+    no_path = Lattice(utt_id="no-path", num_states=4, src=torch.tensor([0, 2]),
+                      dst=torch.tensor([1, 3]), labels=torch.cat([word, torch.tensor([-1])]),
+                      word_splits=torch.tensor([0, 1, 1]), word_ids=word,
+                      am_scores=torch.tensor([-1.0, -1.0]), ngram_scores=torch.zeros(2))
+    path = tmp_path / "all.pt"
+    write_k2(path, lattices[:3] + [no_path] + lattices[3:])
+    symbols.write(tmp_path / "words.txt")
+    chunk = 2 * max(lattice.num_arcs for lattice in lattices)
+    monkeypatch.setattr(detect, "read_k2_chunks", partial(detect.read_k2_chunks, max_arcs=chunk))
+    config = RescoreConfig(lattices=[path], words=tmp_path / "words.txt", model=MODEL,
+                           out=str(tmp_path / "out"), refs=ASR_DEV / "text", beam=8.0,
+                           device="cpu", mode=mode)
+    context = load_context(config)
+    batched, facts = read_inputs([path], context.symbols, context, config)
+    single, single_facts = prune_items(read_items([path], context.symbols), context, config,
+                                       context.symbols)
+    assert facts == single_facts and len(facts) == 6
+    assert [item.utt_id for _, item in batched] == [item.utt_id for _, item in single]
+    assert "no path" in str(batched[3][1].error)
+    for (_, mine), (_, other) in zip(batched, single):
+        if isinstance(mine, Lattice):
+            for name in ("src", "dst", "labels", "word_splits", "word_ids", "am_scores",
+                         "ngram_scores"):
+                assert torch.equal(getattr(mine, name), getattr(other, name)), name
+            assert (mine.num_arcs < facts[mine.utt_id].arcs) == (mode == "lattice")
+        else:
+            assert str(mine.error) == str(other.error)
