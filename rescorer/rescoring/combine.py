@@ -90,20 +90,27 @@ class Scales:
 
 
 def combine(scales: Scales, am: Value, ngram: Value, nnlm: Value, num_words: Value) -> Value:
-    """The score formula (module docstring), for floats or float64 tensors alike.
+    """The score formula (module docstring), for floats or tensors alike.
 
-    The terms are added left to right; a tensor total takes a float or a term of
-    its own dtype and shape in place, and each term is dropped once added (the
-    same sums, with one (A,) temporary at a time).
+    The terms are added left to right. A tensor term is first taken to float64
+    (exactly) and scaled there, in one scratch tensor reused by every term of
+    the total's shape: the sums of float64 inputs, with two (A,) tensors made.
     """
-    total = scales.am * am
-    for scale, value in ((scales.ngram, ngram), (scales.lm, nnlm),
-                         (scales.word_penalty, num_words)):
-        term = scale * value
-        in_place = isinstance(total, Tensor) and (not isinstance(term, Tensor) or (
-            term.dtype == total.dtype and term.shape == total.shape))
-        total = total.add_(term) if in_place else total + term
-        del term
+    total: Value = 0.0
+    scratch: Optional[Tensor] = None
+    for index, (scale, value) in enumerate(((scales.am, am), (scales.ngram, ngram),
+                                            (scales.lm, nnlm), (scales.word_penalty, num_words))):
+        if index == 0 and isinstance(value, Tensor):
+            total = value.to(torch.float64, copy=True).mul_(scale)
+        elif index == 0:
+            total = scale * value
+        elif isinstance(value, Tensor) and isinstance(total, Tensor) and value.shape == total.shape:
+            scratch = torch.empty_like(total) if scratch is None else scratch
+            total.add_(scratch.copy_(value).mul_(scale))
+        elif isinstance(value, Tensor):
+            total = total + scale * value.to(torch.float64)
+        else:
+            total = total.add_(scale * value) if isinstance(total, Tensor) else total + scale * value
     return total
 
 
@@ -121,8 +128,7 @@ def first_pass_scores(am: Tensor, ngram: Tensor, num_words: Tensor, scales: Scal
       arpa_source:
         ``--ngram-source arpa``: the lattice's own score (``Scales.first_pass``).
     """
-    return combine(scales.first_pass(arpa_source), am.to(torch.float64), ngram.to(torch.float64), 0.0,
-                   num_words.to(torch.float64))
+    return combine(scales.first_pass(arpa_source), am, ngram, 0.0, num_words)
 
 
 @dataclass(frozen=True)
