@@ -161,6 +161,26 @@ def backward_scores(
     return _sweep(_schedule(batch, schedule), scores, backward=True, log_semiring=log_semiring)
 
 
+def forward_arc_values(schedule: LevelSchedule, arc_scores: Tensor) -> Tuple[Tensor, Tensor]:
+    """Tropical forward scores and the value each arc offers its destination.
+
+    Args:
+      schedule:
+        The batch's ``LevelSchedule`` (no bad lattices).
+      arc_scores:
+        1-D float tensor of shape (A,), the score of each arc.
+
+    Returns:
+      ``(alpha, values)``: 1-D float64 (S,) forward scores, and 1-D float64
+      (A,) ``alpha[src[a]] + w[a]`` of arc ``schedule.order[i]`` at position i.
+    """
+    batch = schedule.batch
+    alpha = torch.full((batch.num_states,), float("-inf"), dtype=torch.float64, device=batch.device)
+    alpha[batch.start_states] = 0.0
+    values = torch.empty(batch.num_arcs, dtype=torch.float64, device=batch.device)
+    return _push_max(schedule, arc_scores, alpha, values), values
+
+
 def _best_incoming_arcs(schedule: LevelSchedule, values: Tensor, alpha: Tensor) -> Tensor:
     """The best arc into each reached state (ties: smallest arc id), else -1.
 
@@ -246,10 +266,7 @@ def shortest_paths(
       LatticeError: ``schedule`` is None and some lattice is empty, cyclic or has no path.
     """
     schedule = _schedule(batch, schedule)
-    alpha = torch.full((batch.num_states,), float("-inf"), dtype=torch.float64, device=batch.device)
-    alpha[batch.start_states] = 0.0
-    values = torch.empty(batch.num_arcs, dtype=torch.float64, device=batch.device)  # in order
-    alpha = _push_max(schedule, arc_scores, alpha, values)
+    alpha, values = forward_arc_values(schedule, arc_scores)
     best_in = _best_incoming_arcs(schedule, values, alpha)
     splits, arc_ids = trace_back(batch, best_in, schedule.num_levels)
     return alpha[batch.final_states], splits, arc_ids

@@ -11,7 +11,7 @@ from typing import Tuple, Union
 import torch
 from torch import Tensor
 
-from rescorer.algorithms.best_path import backward_scores, forward_scores
+from rescorer.algorithms.best_path import backward_scores, forward_arc_values, forward_scores
 from rescorer.algorithms.topsort import LevelSchedule, select_arcs
 from rescorer.errors import ConfigError
 
@@ -99,14 +99,13 @@ def beam_survivors(schedule: LevelSchedule, arc_scores: Tensor, beam: Union[floa
         raise ConfigError(f"pruning beam must be >= 0 (got {float(beams[bad])})",
                           utt_id=batch.utt_ids[bad])
     scores = arc_scores.to(torch.float64)
-    alpha = forward_scores(batch, scores, schedule=schedule)
+    alpha, through = forward_arc_values(schedule, scores)  # (A,) alpha[src] + w, in order
     beta = backward_scores(batch, scores, schedule=schedule)
     best = alpha[batch.final_states]  # (U,)
-    through = alpha.index_select(0, batch.src)  # (A,) best path via each arc, summed in place
-    through += scores
-    through += beta.index_select(0, batch.dst)
+    through += beta.index_select(0, schedule.order_dst)  # best path via each arc, in order
     threshold = best - beams - _RELATIVE_SLACK * (1.0 + best.abs())  # (U,)
     # The lowest finite float in place of -inf (an infinite beam) keeps -inf arcs out.
     threshold.clamp_(min=torch.finfo(torch.float64).min)
     at_state = threshold.index_select(0, batch.state_utt)  # (S,) each state's lattice's
-    return (through >= at_state.index_select(0, batch.src)).nonzero().squeeze(1)
+    passed = (through >= at_state.index_select(0, schedule.order_src)).nonzero().squeeze(1)
+    return torch.sort(schedule.order.index_select(0, passed)).values
