@@ -138,8 +138,11 @@ class IndexedVocabulary(Vocabulary):
                 for word, token_id in zip(words, map(self.index.get, words))]
 
     def oov_all(self, words: Sequence[str]) -> List[bool]:
-        """``is_oov`` of each word; a known word is one dictionary look-up."""
-        return [word not in self.index and self.encode_with_oov(word)[1] for word in words]
+        """``is_oov`` of each word; a known word is one dictionary look-up, and so is an
+        unknown one without an apostrophe (every clitic suffix has one: nothing to split)."""
+        index = self.index
+        return [False if word in index else word != UNK if "'" not in word
+                else self.encode_with_oov(word)[1] for word in words]
 
 
 class WordVocabulary(IndexedVocabulary):
