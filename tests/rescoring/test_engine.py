@@ -178,3 +178,24 @@ def test_only_lattices_over_the_arc_limit_are_retried_with_a_tighter_beam():
     parts, failures = prepare_batch(schedule, tokens, first_pass, tight)
     assert sorted(failures) == [0, 1]
     assert "still too big after 1 beam tightenings (last beam 16)" in failures[1].message
+
+
+def test_combine_sums_float64_terms_left_to_right_whatever_the_input_dtypes():
+    """Tensor terms of any dtype: the float64 formula, term by term, bit for bit; floats too."""
+    from rescorer.rescoring.combine import combine
+
+    generator = torch.Generator().manual_seed(3)
+    am, ngram = torch.randn(1000, generator=generator) * 50, torch.randn(1000, generator=generator) * 9
+    nnlm = torch.randn(1000, generator=generator, dtype=torch.float64) * 7
+    words = torch.randint(0, 4, (1000,), generator=generator)
+    scales = Scales(am=0.0833, ngram=9.5, lm=1.7, word_penalty=-0.63)
+    expected = scales.am * am.double()
+    for scale, value in ((scales.ngram, ngram), (scales.lm, nnlm), (scales.word_penalty, words)):
+        expected = expected + scale * value.double()
+    total = combine(scales, am, ngram, nnlm, words)
+    assert total.dtype == torch.float64 and torch.equal(total, expected)
+    assert torch.equal(combine(scales, am, ngram, 0.0, words),
+                       scales.am * am.double() + scales.ngram * ngram.double() + 0.0
+                       + scales.word_penalty * words.double())
+    assert am.dtype == torch.float32 and ngram.dtype == torch.float32  # inputs untouched
+    assert combine(scales, 2.0, 3.0, 4.0, 5.0) == ((0.0833 * 2.0 + 9.5 * 3.0) + 1.7 * 4.0) - 0.63 * 5.0
