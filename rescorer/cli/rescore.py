@@ -140,9 +140,9 @@ def rescore_command(
                              "LM-scored together); memory grows with it.",
         rich_help_panel=COMPUTE)] = DEFAULT_BATCH_SIZE,
     chunk_rows: Annotated[int, typer.Option(
-        "--chunk-rows", help="Unique histories per model call (memory: rows x vocabulary floats). "
-                              "Every call gets exactly this many rows (padded), so scores do not "
-                              "depend on --batch-size, --jobs or --shard.",
+        "--chunk-rows", help="Rows per LM matrix product (memory: rows x vocabulary floats). "
+                              "Every product gets exactly this many rows (padded), so scores do "
+                              "not depend on --batch-size, --jobs or --shard.",
         rich_help_panel=COMPUTE)] = 256,
     device: Annotated[str, typer.Option(
         "--device", help="auto (CUDA when available), cpu or cuda.", rich_help_panel=COMPUTE)] = "auto",

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from rescorer.model.cells import make_cell
 from rescorer.model.config import ModelConfig
+from rescorer.model.prefix_trie import in_blocks, left_windows, window_states
 from rescorer.solvers.jacobi import jacobi_solve
 from rescorer.solvers.protocol import State
 from rescorer.solvers.sequential import sequential_solve
@@ -156,7 +157,7 @@ class FixedPointLM(nn.Module):
         return self.output(hidden), new_state  # (B, T, V)
 
     @torch.no_grad()
-    def next_token_log_probs(self, histories: Tensor, lengths: Tensor, chunk_rows: int = 2048) -> Tensor:
+    def next_token_log_probs(self, histories: Tensor, lengths: Tensor, chunk_rows: int = 256) -> Tensor:
         """THE SCORING API: log P(next token | history) for many histories.
 
         Args:
@@ -169,7 +170,7 @@ class FixedPointLM(nn.Module):
           lengths:
             1-D int64 tensor of shape (N,), 1 <= lengths[n] <= W.
           chunk_rows:
-            Rows scored per batch, bounding memory.
+            Rows per matrix product (memory: chunk_rows x V floats at a time).
 
         Returns:
           2-D float32 tensor of shape (N, V) on the model's device: the
@@ -177,13 +178,63 @@ class FixedPointLM(nn.Module):
           history's last token (no dropout, whatever the module's mode).
 
         Caution:
-          The last ``min(lengths[n], window)`` tokens of each row are
-          right-aligned with a reset at the first of them and run through the
-          recurrence from the initial state. For the Jacobi solver that window is
-          K and the result is by construction the fixed point that K iterations
-          reach (equal to ``forward`` up to float rounding), at K cell steps per
-          layer instead of the K * K of running the iterations themselves.
+          The last ``min(lengths[n], window)`` tokens of each row are run
+          through the recurrence from the initial state (``prefix_trie``). For
+          the Jacobi solver that window is K and the result is by construction
+          the fixed point that K iterations reach (equal to ``forward`` up to
+          float rounding), at K cell steps per layer instead of the K * K of
+          running the iterations themselves. A row's scores are the same bits
+          whatever other rows share the call.
         """
+        hidden = self._window_states(histories, lengths, chunk_rows)  # (N, H)
+        if hidden.shape[0] == 0:
+            return hidden.new_empty(0, self.config.vocab_size)
+        log_probs, = in_blocks(lambda block: (self._log_softmax(block),), [hidden], chunk_rows)
+        return log_probs
+
+    @torch.no_grad()
+    def query_log_probs(self, histories: Tensor, lengths: Tensor, query_rows: Tensor,
+                        query_tokens: Tensor, chunk_rows: int = 256) -> Tensor:
+        """``next_token_log_probs(histories, lengths)[query_rows, query_tokens]``, bit for bit,
+        without holding the (N, V) matrix.
+
+        Args:
+          histories, lengths:
+            As for ``next_token_log_probs``: (N, W) and (N,) int64.
+          query_rows:
+            1-D int64 tensor of shape (Q,), a row of ``histories`` per query.
+          query_tokens:
+            1-D int64 tensor of shape (Q,), the next token of each query.
+          chunk_rows:
+            Rows per matrix product.
+
+        Returns:
+          1-D float32 tensor of shape (Q,) on the model's device.
+        """
+        hidden = self._window_states(histories, lengths, chunk_rows)  # (N, H)
+        device = hidden.device
+        query_rows, query_tokens = query_rows.to(device), query_tokens.to(device)
+        order = torch.argsort(query_rows)  # queries grouped by row
+        bounds = torch.searchsorted(query_rows[order], torch.arange(
+            0, hidden.shape[0] + chunk_rows, chunk_rows, device=device)).tolist()
+        scores = torch.empty(query_rows.shape[0], device=device)
+        for block, start in enumerate(range(0, hidden.shape[0], chunk_rows)):
+            picked = order[bounds[block]:bounds[block + 1]]
+            if picked.numel() == 0:
+                continue
+            rows = hidden[start:start + chunk_rows]
+            if rows.shape[0] < chunk_rows:  # the same product shape as every other block
+                rows = torch.cat([rows, rows[:1].expand(chunk_rows - rows.shape[0], -1)])
+            log_probs = self._log_softmax(rows)  # (chunk_rows, V)
+            scores[picked] = log_probs[query_rows[picked] - start, query_tokens[picked]]
+        return scores
+
+    def _log_softmax(self, hidden: Tensor) -> Tensor:
+        """(n, H) top-layer states -> (n, V) float32 next-token log-probabilities."""
+        return F.log_softmax(self.output(hidden).float(), dim=-1)
+
+    def _window_states(self, histories: Tensor, lengths: Tensor, chunk_rows: int) -> Tensor:
+        """Checked inputs -> (N, H) top-layer state after each row's window (``prefix_trie``)."""
         if histories.dim() != 2 or lengths.shape != histories.shape[:1]:
             raise ValueError(
                 "expected histories (N, W) and lengths (N,), "
@@ -191,38 +242,12 @@ class FixedPointLM(nn.Module):
             )
         device = self.output.weight.device
         histories, lengths = histories.to(device), lengths.to(device)
-        result = torch.empty(histories.shape[0], self.config.vocab_size, device=device)
         if histories.shape[0] == 0:
-            return result
+            return torch.empty(0, self.config.hidden_dim, device=device)
         if int(lengths.min()) < 1 or int(lengths.max()) > histories.shape[1]:
             raise ValueError(
                 f"lengths must lie in [1, {histories.shape[1]}] "
                 f"(got min {int(lengths.min())}, max {int(lengths.max())})"
             )
-        tokens, resets = self._right_align(histories, lengths)
-        for start in range(0, histories.shape[0], chunk_rows):
-            rows = slice(start, start + chunk_rows)
-            embedded = self.embedding(tokens[rows])  # (n, W', E)
-            hidden, _ = sequential_solve(self.cells, embedded, resets[rows])  # (n, W', H)
-            logits = self.output(hidden[:, -1])  # (n, V)
-            result[rows] = F.log_softmax(logits.float(), dim=-1)
-        return result
-
-    def _right_align(self, histories: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
-        """Last min(length, window) tokens of each row, right-aligned, with resets.
-
-        Returns:
-          tokens: (N, W') int64, padding (before the reset) set to 0;
-          resets: (N, W') bool, True at each row's first used token.
-        """
-        width = int(lengths.max())
-        if self.history_window is not None:
-            width = min(width, self.history_window)
-        used = lengths.clamp(max=width)  # (N,)
-        columns = torch.arange(width, device=histories.device)  # (W',)
-        source = lengths.unsqueeze(1) - width + columns  # (N, W') index into the row
-        first = width - used  # (N,) column of each row's first used token
-        padding = columns < first.unsqueeze(1)  # (N, W')
-        tokens = histories.gather(1, source.clamp(min=0)).masked_fill(padding, 0)
-        resets = columns == first.unsqueeze(1)  # (N, W')
-        return tokens, resets
+        tokens, used = left_windows(histories, lengths, self.history_window)
+        return window_states(self.embedding, self.cells, tokens, used, chunk_rows)

@@ -44,10 +44,10 @@ class RescoreConfig:
         Lattices rescored together: pruned, expanded and searched level by
         level as one batch, their LM queries scored in one pass.
       chunk_rows:
-        Unique histories per model call (memory bound: chunk_rows x V floats).
-        Every call gets exactly this many rows (padded) so that scores do not
-        depend on batching; 256 keeps the padding small on asr-dev's units of
-        600-1,500 histories (1,024 cost 1.4x the LM rows there).
+        Rows per LM matrix product (memory bound: chunk_rows x V floats).
+        Every product gets exactly this many rows (padded) so that scores do
+        not depend on batching; 256 keeps the padding small on asr-dev's trie
+        levels of a unit.
       device:
         "auto" (CUDA when available), "cpu" or "cuda".
       threads:

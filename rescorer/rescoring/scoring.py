@@ -2,13 +2,14 @@
 
 Every lattice of a batch brings its histories (rows of LM tokens) and its
 queries (a history index and a next token). The histories of the whole batch
-are deduplicated, run through ``model.next_token_log_probs`` in chunks of
-``chunk_rows`` unique histories (bounding memory at chunk_rows x V floats),
-and each query picks its log-probability from its history's row::
+are deduplicated and run through ``model.query_log_probs`` (their windows'
+prefix trie, products of ``chunk_rows`` rows, bounding memory at
+chunk_rows x V floats), and each query picks its log-probability from its
+history's row::
 
     lattice 0: histories h0 h1     queries (h0,a) (h1,b) (h1,</s>)
     lattice 1: histories h0' h1'   queries (h0',c) ...
-           \\___ unique rows u0 u1 u2 ... ___/  -> next_token_log_probs -> gather
+           \\___ unique rows u0 u1 u2 ... ___/  -> query_log_probs
 """
 from dataclasses import dataclass
 from typing import Dict, List, Sequence
@@ -95,7 +96,7 @@ def score_requests(
       requests:
         One ``ScoreRequest`` per lattice; requests without histories are allowed.
       chunk_rows:
-        Unique histories per ``next_token_log_probs`` call.
+        Rows per matrix product of the model.
 
     Returns:
       A list with one 1-D float32 CPU tensor of shape (Q,) per request, the
@@ -130,32 +131,13 @@ def _gather_scores(
     query_tokens: Tensor,
     chunk_rows: int,
 ) -> Tensor:
-    """Run unique histories through the model chunk by chunk and pick the queries.
+    """Run the unique histories through the model and pick the queries' scores.
 
     Returns:
       1-D float32 CPU tensor of shape (Q,).
     """
-    device = next(model.parameters()).device
-    order = torch.argsort(query_rows)  # queries grouped by history row
-    sorted_rows = query_rows[order]
-    scores = torch.empty(query_rows.numel(), dtype=torch.float32)
     with torch.inference_mode():
-        for start in range(0, int(rows.shape[0]), chunk_rows):
-            end = min(start + chunk_rows, int(rows.shape[0]))
-            # Every call gets exactly chunk_rows rows (the last chunk padded with copies of
-            # its first row): float32 GEMMs of other row counts round differently, and a
-            # history's scores must not depend on which other histories share its batch.
-            pad = chunk_rows - (end - start)
-            chunk = torch.cat([rows[start:end], rows[start:start + 1].expand(pad, -1)])
-            chunk_lengths = torch.cat([lengths[start:end], lengths[start:start + 1].expand(pad)])
-            log_probs = model.next_token_log_probs(
-                chunk.to(device), chunk_lengths.to(device)
-            )[:end - start]  # (n, V)
-            first, last = torch.searchsorted(sorted_rows, torch.tensor([start, end])).tolist()
-            picked = order[first:last]
-            local_rows = (query_rows[picked] - start).to(device)
-            scores[picked] = log_probs[local_rows, query_tokens[picked].to(device)].float().cpu()
-    return scores
+        return model.query_log_probs(rows, lengths, query_rows, query_tokens, chunk_rows).float().cpu()
 
 
 def nonfinite_failures(query_scores: Tensor, query_utt: Tensor, utt_ids: List[str],

@@ -108,14 +108,14 @@ def test_non_finite_lm_outputs_fail_only_their_utterance(mode):
     vocabulary = WordVocabulary(LM_WORDS)
     model = tiny_model(vocabulary.size)
     broken = vocabulary.encode_word("d")[0]
-    original = model.next_token_log_probs
+    original = model._log_softmax  # what every scoring path ends in
 
-    def nan_for_d(histories, lengths, *args, **kwargs):
-        log_probs = original(histories, lengths, *args, **kwargs).clone()
+    def nan_for_d(hidden):
+        log_probs = original(hidden).clone()
         log_probs[:, broken] = float("nan")  # as from corrupt weights, for one token
         return log_probs
 
-    model.next_token_log_probs = nan_for_d
+    model._log_softmax = nan_for_d
     plain = tiny_lattice("plain", arcs=[(0, 1, "a", -1.0, 0.0), (1, 2, "b", -1.0, 0.0),
                                         (2, 3, -1, 0.0, 0.0)])
     batch = LatticeBatch.from_lattices([tiny_lattice("with-d"), plain])
