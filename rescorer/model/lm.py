@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from rescorer.model.cells import make_cell
 from rescorer.model.config import ModelConfig
-from rescorer.model.prefix_trie import in_blocks, left_windows, window_states
+from rescorer.model.prefix_trie import in_blocks, left_windows, padded_block, window_states
 from rescorer.solvers.jacobi import jacobi_solve
 from rescorer.solvers.protocol import State
 from rescorer.solvers.sequential import sequential_solve
@@ -222,10 +222,7 @@ class FixedPointLM(nn.Module):
             picked = order[bounds[block]:bounds[block + 1]]
             if picked.numel() == 0:
                 continue
-            rows = hidden[start:start + chunk_rows]
-            if rows.shape[0] < chunk_rows:  # the same product shape as every other block
-                rows = torch.cat([rows, rows[:1].expand(chunk_rows - rows.shape[0], -1)])
-            log_probs = self._log_softmax(rows)  # (chunk_rows, V)
+            log_probs = self._log_softmax(padded_block(hidden[start:start + chunk_rows], chunk_rows))
             scores[picked] = log_probs[query_rows[picked] - start, query_tokens[picked]]
         return scores
 

@@ -56,6 +56,13 @@ def left_windows(histories: Tensor, lengths: Tensor, window: Optional[int]) -> T
     return tokens, used
 
 
+def padded_block(rows: Tensor, block_rows: int) -> Tensor:
+    """``rows`` (n <= block_rows, ...) padded to ``block_rows`` rows with copies of its first."""
+    if rows.shape[0] == block_rows:
+        return rows
+    return torch.cat([rows, rows[:1].expand(block_rows - rows.shape[0], *rows.shape[1:])])
+
+
 def in_blocks(function: Callable[..., Tuple[Tensor, ...]], inputs: Sequence[Tensor],
               block_rows: int) -> Tuple[Tensor, ...]:
     """``function(*inputs)`` applied to row blocks of exactly ``block_rows`` rows.
@@ -74,11 +81,8 @@ def in_blocks(function: Callable[..., Tuple[Tensor, ...]], inputs: Sequence[Tens
     outputs: List[Tensor] = []
     for start in range(0, count, block_rows):
         size = min(block_rows, count - start)
-        blocks = [tensor[start:start + size] for tensor in inputs]
-        if size < block_rows:
-            blocks = [torch.cat([block, block[:1].expand(block_rows - size, *block.shape[1:])])
-                      for block in blocks]
-        results = function(*blocks)
+        results = function(*(padded_block(tensor[start:start + size], block_rows)
+                             for tensor in inputs))
         if not outputs:
             outputs = [result.new_empty((count, *result.shape[1:])) for result in results]
         for output, result in zip(outputs, results):
