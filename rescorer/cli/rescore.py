@@ -140,7 +140,8 @@ def rescore_command(
                              "LM-scored together); memory grows with it.",
         rich_help_panel=COMPUTE)] = DEFAULT_BATCH_SIZE,
     chunk_rows: Annotated[int, typer.Option(
-        "--chunk-rows", help="Rows per LM matrix product (memory: rows x vocabulary floats). "
+        "--chunk-rows", help="Rows per LM matrix product (memory: rows x vocabulary floats, "
+                              "and the LM states of 16 times as many histories). "
                               "Every product gets exactly this many rows (padded), so scores do "
                               "not depend on --batch-size, --jobs or --shard.",
         rich_help_panel=COMPUTE)] = 256,

@@ -183,8 +183,8 @@ class FixedPointLM(nn.Module):
           the Jacobi solver that window is K and the result is by construction
           the fixed point that K iterations reach (equal to ``forward`` up to
           float rounding), at K cell steps per layer instead of the K * K of
-          running the iterations themselves. A row's scores are the same bits
-          whatever other rows share the call.
+          running the iterations themselves. At a given ``chunk_rows`` a row's
+          scores do not depend on the other rows of the call (``prefix_trie``).
         """
         hidden = self._window_states(histories, lengths, chunk_rows)  # (N, H)
         if hidden.shape[0] == 0:
@@ -210,14 +210,22 @@ class FixedPointLM(nn.Module):
 
         Returns:
           1-D float32 tensor of shape (Q,) on the model's device.
+
+        Raises:
+          ValueError: bad shapes, or a query row outside [0, N).
         """
+        if query_rows.shape != query_tokens.shape or query_rows.dim() != 1:
+            raise ValueError(f"expected query_rows and query_tokens of one shape (Q,), got "
+                             f"{tuple(query_rows.shape)} and {tuple(query_tokens.shape)}")
+        if query_rows.numel() and not 0 <= int(query_rows.min()) <= int(query_rows.max()) < histories.shape[0]:
+            raise ValueError(f"query_rows must lie in [0, {histories.shape[0]})")
         hidden = self._window_states(histories, lengths, chunk_rows)  # (N, H)
         device = hidden.device
         query_rows, query_tokens = query_rows.to(device), query_tokens.to(device)
         order = torch.argsort(query_rows)  # queries grouped by row
         bounds = torch.searchsorted(query_rows[order], torch.arange(
             0, hidden.shape[0] + chunk_rows, chunk_rows, device=device)).tolist()
-        scores = torch.empty(query_rows.shape[0], device=device)
+        scores = torch.empty(query_rows.shape[0], dtype=torch.float32, device=device)
         for block, start in enumerate(range(0, hidden.shape[0], chunk_rows)):
             picked = order[bounds[block]:bounds[block + 1]]
             if picked.numel() == 0:

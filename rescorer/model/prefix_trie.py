@@ -12,14 +12,17 @@ state advanced by one token::
                                            level 1: ab  ae
                                            level 2: abc abd
 
-Only one level's states are held at a time. The input-side gates of layer 0
-are computed once per distinct token.
+The states of two levels are held at a time, for a group of at most
+``GROUP_BLOCKS * block_rows`` windows. The input-side gates of layer 0 are
+computed once per distinct token.
 
 Every matrix product runs on exactly ``block_rows`` rows (the last block
 padded with copies of its first row): float32 products of other row counts
 round differently, and a history's scores must not depend on which other
-histories share its call. So the scores of a history are the same bits in any
-batch, chunking or shard.
+histories share its call. With the BLAS giving a row the same bits wherever
+it sits in a block, as MKL does at 256 rows on one thread (products of a few
+rows, or several threads, may not), a history's scores are the same bits in
+any batch or shard at a given ``block_rows``.
 """
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -27,6 +30,8 @@ import torch
 from torch import Tensor
 
 from rescorer.solvers.protocol import State, StepCell
+
+GROUP_BLOCKS = 16  # windows per trie: 16 blocks (4,096 at 256 rows per block)
 
 
 def left_windows(histories: Tensor, lengths: Tensor, window: Optional[int]) -> Tuple[Tensor, Tensor]:
@@ -94,6 +99,11 @@ def window_states(embedding: torch.nn.Embedding, cells: Sequence[StepCell], toke
                   used: Tensor, block_rows: int) -> Tensor:
     """Top-layer state after each window, run from the initial state.
 
+    Windows are taken in groups of at most ``GROUP_BLOCKS * block_rows``, each
+    group's trie run alone (memory grows with the group, not with N). With more
+    windows than that, they are grouped in lexicographic order, so that windows
+    with a common prefix fall in one group.
+
     Args:
       embedding:
         The input embedding (V rows).
@@ -108,35 +118,58 @@ def window_states(embedding: torch.nn.Embedding, cells: Sequence[StepCell], toke
       Float tensor of shape (N, H): row n's top-layer hidden state after
       ``tokens[n, :used[n]]``.
     """
+    group_rows = GROUP_BLOCKS * block_rows
+    if tokens.shape[0] <= group_rows:
+        return _trie_states(embedding, cells, tokens, used, block_rows)
+    order = torch.arange(tokens.shape[0], device=tokens.device)
+    for column in reversed(range(tokens.shape[1])):  # a stable sort per column: lexicographic
+        order = order[torch.sort(tokens[order, column], stable=True)[1]]
+    final: Optional[Tensor] = None
+    for start in range(0, order.numel(), group_rows):
+        rows = order[start:start + group_rows]
+        states = _trie_states(embedding, cells, tokens[rows], used[rows], block_rows)
+        if final is None:
+            final = states.new_empty(tokens.shape[0], states.shape[1])
+        final[rows] = states
+    assert final is not None
+    return final
+
+
+def _trie_states(embedding: torch.nn.Embedding, cells: Sequence[StepCell], tokens: Tensor,
+                 used: Tensor, block_rows: int) -> Tensor:
+    """``window_states`` of one group: its trie, level by level (see the module docstring)."""
     num_rows, width = tokens.shape
     distinct, token_code = torch.unique(tokens, return_inverse=True)  # (T,), (N, W')
+    num_tokens = distinct.numel()
     token_gates, = in_blocks(lambda block: (cells[0].project_input(embedding(block)),),
                              [distinct], block_rows)  # (T, G*H): layer 0's gates per token
     final: Optional[Tensor] = None
-    node_of_row = torch.zeros(num_rows, dtype=torch.int64, device=tokens.device)
+    node_of_row = torch.zeros(num_rows, dtype=torch.int64, device=tokens.device)  # last level's
     states: List[Optional[State]] = [None] * len(cells)  # each layer's states of the last level
     for level in range(width):
         rows = (used > level).nonzero().squeeze(1)  # (R,) windows at least level + 1 long
         codes = token_code[rows, level]  # (R,)
-        keys = codes if level == 0 else node_of_row[rows] * distinct.numel() + codes
-        nodes, node_of_row_here = torch.unique(keys, return_inverse=True)  # (P,), (R,)
-        parents = nodes // distinct.numel()  # (P,) index into the previous level's nodes
-        below = token_gates[nodes % distinct.numel()]  # (P, G*H)
-        for layer, cell in enumerate(cells):
-            if layer > 0:
-                below, = in_blocks(lambda block: (cell.project_input(block),), [below], block_rows)
+        keys = codes if level == 0 else node_of_row[rows] * num_tokens + codes
+        nodes, row_node = torch.unique(keys, return_inverse=True)  # (P,) this level's, (R,)
+        parents = nodes // num_tokens  # (P,) into the last level's nodes (0 at level 0)
+        layer_input = token_gates[nodes % num_tokens]  # (P, G*H)
+        for layer, cell in enumerate(cells):  # (the lambdas below run at once)
+            if layer > 0:  # the layer below's hidden states -> this layer's input gates
+                layer_input, = in_blocks(lambda block: (cell.project_input(block),),
+                                         [layer_input], block_rows)
             previous = states[layer]
             if previous is None:
-                states[layer] = in_blocks(lambda gates: cell(gates, None), [below], block_rows)
+                states[layer] = in_blocks(lambda gates: cell(gates, None),
+                                          [layer_input], block_rows)
             else:  # each node's parent's state
                 states[layer] = in_blocks(lambda gates, *state: cell(gates, state),
-                                          [below, *(part[parents] for part in previous)],
+                                          [layer_input, *(part[parents] for part in previous)],
                                           block_rows)
-            below = states[layer][0]  # (P, H)
+            layer_input = states[layer][0]  # (P, H)
         if final is None:
-            final = below.new_empty(num_rows, below.shape[1])
+            final = layer_input.new_empty(num_rows, layer_input.shape[1])
         ending = used[rows] == level + 1  # (R,)
-        final[rows[ending]] = below[node_of_row_here[ending]]
-        node_of_row[rows] = node_of_row_here
+        final[rows[ending]] = layer_input[row_node[ending]]
+        node_of_row[rows] = row_node
     assert final is not None, "windows are at least one token long"
     return final

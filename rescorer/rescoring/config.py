@@ -44,7 +44,8 @@ class RescoreConfig:
         Lattices rescored together: pruned, expanded and searched level by
         level as one batch, their LM queries scored in one pass.
       chunk_rows:
-        Rows per LM matrix product (memory bound: chunk_rows x V floats).
+        Rows per LM matrix product (memory bound: chunk_rows x V floats, and
+        the states of the prefix trie of 16 x chunk_rows histories).
         Every product gets exactly this many rows (padded) so that scores do
         not depend on batching; 256 keeps the padding small on asr-dev's trie
         levels of a unit.

@@ -4,10 +4,11 @@ import torch
 
 from rescorer.model.config import ModelConfig
 from rescorer.model.lm import FixedPointLM
+from rescorer.model import prefix_trie
 from rescorer.model.prefix_trie import left_windows, window_states
 from rescorer.solvers.sequential import sequential_solve
 
-VOCAB = 40  # with E = H = 32: products whose rows round alike at any position
+VOCAB = 40  # E = H = 32: one thread gives a row the same bits at any place in a block
 
 
 def _model(cell, layers=2, solver="jacobi", iterations=3, dtype=torch.float32):
@@ -82,3 +83,26 @@ def test_query_log_probs_pick_from_next_token_log_probs_bit_for_bit():
     assert torch.equal(picked, full[rows, tokens])
     empty = model.query_log_probs(histories[:0], lengths[:0], rows[:0], tokens[:0])
     assert empty.shape == (0,)
+
+
+def test_windows_in_groups_give_one_trie_s_bits(monkeypatch):
+    """Over GROUP_BLOCKS * block_rows windows, tries of lexicographic groups: the same bits."""
+    model = _model("lstm")
+    histories, lengths = _histories(700, 6, seed=6)
+    tokens, used = left_windows(histories, lengths, window=4)
+    with torch.no_grad():
+        grouped = window_states(model.embedding, model.cells, tokens, used, block_rows=4)
+        monkeypatch.setattr(prefix_trie, "GROUP_BLOCKS", 1_000)  # one trie of all 700
+        whole = window_states(model.embedding, model.cells, tokens, used, block_rows=4)
+    assert prefix_trie.GROUP_BLOCKS * 4 > 700 > 16 * 4
+    assert torch.equal(grouped, whole)
+
+
+@pytest.mark.parametrize("rows, tokens", [([3], [0, 1]), ([5], [0]), ([-1], [0]), ([[0]], [[0]])])
+def test_bad_queries_are_rejected(rows, tokens):
+    model = _model("gru")
+    histories, lengths = _histories(5, 3, seed=7)
+    with pytest.raises(ValueError):
+        model.query_log_probs(histories, lengths, torch.tensor(rows), torch.tensor(tokens))
+    with pytest.raises(ValueError):
+        model.query_log_probs(histories[:0], lengths[:0], torch.tensor([0]), torch.tensor([0]))
