@@ -86,7 +86,7 @@ def unique_histories(requests: Sequence[ScoreRequest]) -> "tuple[Tensor, Tensor,
 def score_requests(
     model: torch.nn.Module,
     requests: Sequence[ScoreRequest],
-    chunk_rows: int = 1024,
+    chunk_rows: int = 256,
 ) -> "tuple[List[Tensor], ScoreStats]":
     """Log-probabilities of the queries of every request, in one batched pass.
 
@@ -118,26 +118,10 @@ def score_requests(
         [inverse[start + request.query_history] for request, start in zip(requests, starts)]
     )  # (Q,) unique row of each query
     query_tokens = torch.cat([request.query_token for request in requests])  # (Q,)
-    scores = _gather_scores(model, rows, lengths, query_rows, query_tokens, chunk_rows)
+    with torch.inference_mode():
+        scores = model.query_log_probs(rows, lengths, query_rows, query_tokens, chunk_rows).cpu()
     stats = ScoreStats(sum(sizes), int(rows.shape[0]), int(query_tokens.numel()))
     return list(torch.split(scores, counts)), stats
-
-
-def _gather_scores(
-    model: torch.nn.Module,
-    rows: Tensor,
-    lengths: Tensor,
-    query_rows: Tensor,
-    query_tokens: Tensor,
-    chunk_rows: int,
-) -> Tensor:
-    """Run the unique histories through the model and pick the queries' scores.
-
-    Returns:
-      1-D float32 CPU tensor of shape (Q,).
-    """
-    with torch.inference_mode():
-        return model.query_log_probs(rows, lengths, query_rows, query_tokens, chunk_rows).float().cpu()
 
 
 def nonfinite_failures(query_scores: Tensor, query_utt: Tensor, utt_ids: List[str],
